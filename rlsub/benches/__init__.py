@@ -1,0 +1,53 @@
+"""Benchmarks run by `rlsub bench NAME`: each prints ratios measured in one run.
+
+Shared helpers: `timeit` (median of repeats) and `PeakRSS` (peak resident
+memory of this process over a block, Linux only).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall seconds of fn() over `repeat` calls after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _status_kib(key: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class PeakRSS:
+    """Peak resident memory added by a block (MiB), via /proc/self VmHWM; None elsewhere."""
+
+    def __enter__(self) -> PeakRSS:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+            self.ok = True
+        except OSError:
+            self.ok = False
+        self.start = _status_kib("VmRSS")
+        self.mib: float | None = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        peak = _status_kib("VmHWM")
+        if self.ok and peak is not None and self.start is not None:
+            self.mib = max(0, peak - self.start) / 1024

@@ -1,0 +1,155 @@
+"""`rlsub bench projection`: cost of z -> theta at the Pong ES network's D, and of a
+subspace training step against a direct one on the MNIST FC net (batch 128).
+
+For each kind and d: build time, the projection's own memory, peak extra
+resident memory of a forward+backward, and the median times of the forward
+(z -> theta) and of the backward (grad theta -> grad z).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import torch
+
+from rlsub.benches import PeakRSS, timeit
+from rlsub.cli import emit
+from rlsub.errors import RlsubError
+from rlsub.networks import build_network, count_parameters
+from rlsub.projections import Projection, make_projection
+from rlsub.subspace import Subspace
+
+
+def _measure(P: Projection, repeat: int) -> dict[str, Any]:
+    z = torch.randn(P.d, requires_grad=True)
+    g = torch.randn(P.D)
+    with PeakRSS() as mem:
+        P(z).backward(g)
+
+    def fwd() -> None:
+        with torch.no_grad():
+            P(z)
+
+    def fwd_bwd() -> None:
+        P(z).backward(g)
+
+    t_fwd = timeit(fwd, repeat=repeat)
+    t_both = timeit(fwd_bwd, repeat=repeat)
+    return {
+        "projection_mib": P.nbytes / 2**20,
+        "product_peak_mib": mem.mib,
+        "forward_ms": 1e3 * t_fwd,
+        "forward_backward_ms": 1e3 * t_both,
+        "backward_ms": 1e3 * (t_both - t_fwd),
+    }
+
+
+def projection_costs(D: int, ds: list[int], kinds: list[str], repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    for kind in kinds:
+        for d in ds:
+            row: dict[str, Any] = {"kind": kind, "D": D, "d": d}
+            try:
+                with PeakRSS() as build_mem:
+                    P = make_projection(kind, D, d, seed=0)
+            except RlsubError as exc:
+                row["refused"] = str(exc)
+                rows.append(row)
+                print(f"  {kind:8s} d={d:>6}: refused ({exc})", file=sys.stderr)
+                continue
+            row.update(_measure(P, repeat))
+            row["build_peak_mib"] = build_mem.mib
+            rows.append(row)
+            print(
+                f"  {kind:8s} d={d:>6}: P {row['projection_mib']:8.1f} MiB, "
+                f"fwd {row['forward_ms']:7.1f} ms, bwd {row['backward_ms']:7.1f} ms",
+                file=sys.stderr,
+            )
+    return rows
+
+
+def step_ratio(kinds: list[str], d: int, repeat: int) -> list[dict[str, Any]]:
+    """Subspace Adam step / direct Adam step, MNIST FC 784-200-200-10, batch 128."""
+    x = torch.randn(128, 784)
+    y = torch.randint(0, 10, (128,))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def make_step(model: torch.nn.Module) -> Any:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99))
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+        return step
+
+    direct = make_step(build_network("fc_mnist", seed=0))
+    rows = []
+    for kind in kinds:
+        sub = Subspace(build_network("fc_mnist", seed=0), d, kind, seed=0)
+        subspace_step = make_step(sub)
+        # interleave so that machine noise hits both alike
+        t_direct = timeit(direct, repeat=repeat, warmup=3)
+        t_sub = timeit(subspace_step, repeat=repeat, warmup=3)
+        t_direct = min(t_direct, timeit(direct, repeat=repeat, warmup=0))
+        rows.append(
+            {
+                "kind": kind,
+                "d": d,
+                "D": sub.D,
+                "direct_ms": 1e3 * t_direct,
+                "subspace_ms": 1e3 * t_sub,
+                "ratio": t_sub / t_direct,
+            }
+        )
+        print(f"  step ratio {kind:8s} d={d}: {t_sub / t_direct:.2f}", file=sys.stderr)
+    return rows
+
+
+def main(args: argparse.Namespace) -> None:
+    quick = getattr(args, "quick", False)
+    net = "lenet_mnist" if quick else "es_pong"
+    D = count_parameters(build_network(net))
+    ds = [100, 1000] if quick else [100, 1000, 6000, 20000]
+    kinds = ["dense", "sparse", "fastfood"]
+    repeat = 2 if quick else 5
+    print(f"projection costs at D={D:,} ({net})", file=sys.stderr)
+    rows = projection_costs(D, ds, kinds, repeat)
+    steps = step_ratio(kinds, 750 if not quick else 100, repeat=5 if quick else 30)
+    result = {"network": net, "D": D, "projections": rows, "mnist_fc_step": steps}
+
+    def human(r: dict[str, Any]) -> str:
+        lines = [
+            f"z -> theta at D = {r['D']:,} ({r['network']})",
+            "",
+            "| kind | d | P memory (MiB) | peak extra (MiB) | forward (ms) | backward (ms) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in r["projections"]:
+            if "refused" in row:
+                lines.append(
+                    f"| {row['kind']} | {row['d']:,} | refused: over the dense limit | | | |"
+                )
+                continue
+            peak = "n/a" if row["product_peak_mib"] is None else f"{row['product_peak_mib']:.1f}"
+            lines.append(
+                f"| {row['kind']} | {row['d']:,} | {row['projection_mib']:.1f} | {peak} | "
+                f"{row['forward_ms']:.1f} | {row['backward_ms']:.1f} |"
+            )
+        lines += [
+            "",
+            "MNIST FC (D = 199,210), Adam step at batch 128, subspace / direct:",
+            "",
+            "| kind | d | direct (ms) | subspace (ms) | ratio |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for s in r["mnist_fc_step"]:
+            lines.append(
+                f"| {s['kind']} | {s['d']} | {s['direct_ms']:.2f} | {s['subspace_ms']:.2f} | {s['ratio']:.2f} |"
+            )
+        return "\n".join(lines)
+
+    emit(args, result, human)

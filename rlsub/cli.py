@@ -1,0 +1,211 @@
+"""The `rlsub` command.
+
+Every command that reports results takes `--json` and then prints one JSON
+object on stdout; otherwise it prints human-readable text, with progress bars
+on stderr. A user mistake ends with one line `rlsub: error: ...` and exit 2.
+
+Commands delegate to the module named for their concept (train -> trial and
+the trainers, sweep -> sweep, dint -> estimate, report/demo -> report,
+bench -> rlsub.benches.NAME).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from rlsub.errors import RlsubError
+
+BENCHES = ("projection", "rollout", "pg", "pong", "sweep", "supervised")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _d_value(text: str) -> int | str:
+    if text == "direct":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--d must be a positive integer or 'direct', got {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--d must be a positive integer or 'direct', got {value}")
+    return value
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def emit(
+    args: argparse.Namespace, result: dict[str, Any], human: Callable[[dict[str, Any]], str]
+) -> None:
+    """Print `result` as one JSON object (--json) or as human text."""
+    if getattr(args, "json", False):
+        print(json.dumps(_jsonable(result), sort_keys=True))
+    else:
+        print(human(result))
+
+
+# ------------------------------------------------------------------ commands
+def cmd_info(args: argparse.Namespace) -> None:
+    from rlsub.networks import INFO_DEFAULTS, build_network, count_parameters
+    from rlsub.projections import make_projection
+
+    net = build_network(args.network, INFO_DEFAULTS.get(args.network))
+    D = count_parameters(net)
+    d = D if args.d == "direct" else args.d
+    kind = "identity" if args.d == "direct" else args.projection
+    P = make_projection(kind, D, d, seed=0, dense_limit_gib=args.dense_limit_gib)
+    result = {
+        "network": args.network,
+        "D": D,
+        "d": d,
+        "projection": kind,
+        "compression": D / d,
+        "projection_bytes": P.nbytes,
+        "theta_bytes": D * 4,
+    }
+
+    def human(r: dict[str, Any]) -> str:
+        return (
+            f"network     {r['network']}\n"
+            f"D           {r['D']:,}\n"
+            f"d           {r['d']:,}\n"
+            f"D/d         {r['compression']:,.1f}\n"
+            f"projection  {r['projection']}: {r['projection_bytes'] / 2**20:,.2f} MiB "
+            f"(theta itself: {r['theta_bytes'] / 2**20:,.2f} MiB)"
+        )
+
+    emit(args, result, human)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from rlsub.config import load_experiment
+    from rlsub.trial import run_trial
+
+    cfg = load_experiment(args.config)
+    rec = run_trial(
+        cfg, args.d, args.seed, policy_dir=args.out, progress=not args.json, catch=False
+    )
+    result = rec.to_dict()
+    result.pop("config")
+
+    def human(r: dict[str, Any]) -> str:
+        solved = "" if r["solved"] is None else f"  solved={r['solved']} (>= {r['solved_score']})"
+        return (
+            f"{r['name']}  d={'direct' if r['direct'] else r['d']}  D={r['D']:,}  seed={r['seed']}\n"
+            f"final eval {r['final_eval_mean']:.4g} +- {r['final_eval_std']:.3g}  "
+            f"best {r['best_eval_mean']:.4g}{solved}\n"
+            f"env steps {r['env_steps']:,}  wall {r['wall_s']:.1f} s  policy {r['policy_path']}"
+        )
+
+    emit(args, result, human)
+
+
+def _delegate(target: str) -> Callable[[argparse.Namespace], None]:
+    def run(args: argparse.Namespace) -> None:
+        module, func = target.split(":")
+        getattr(importlib.import_module(module), func)(args)
+
+    return run
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    importlib.import_module(f"rlsub.benches.{args.name}").main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rlsub", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("info", help="D, d, D/d and projection memory for a network")
+    s.add_argument("--network", required=True)
+    s.add_argument("--projection", default="fastfood")
+    s.add_argument("--d", type=_d_value, required=True)
+    s.add_argument("--dense-limit-gib", type=float, default=2.0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("train", help="train one trial: CONFIG at subspace dimension d, seed S")
+    s.add_argument("config")
+    s.add_argument("--d", type=_d_value, required=True, help="subspace dimension, or 'direct'")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="runs/policies", help="directory for the compact policy file")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("eval", help="replay a saved policy file")
+    s.add_argument("policy")
+    s.add_argument("--episodes", type=int, default=None)
+    s.add_argument("--seed", type=int, default=12345)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_delegate("rlsub.evaluate:cli_eval"))
+
+    s = sub.add_parser("sweep", help="sweep d x seeds into a results store")
+    s.add_argument("config")
+    s.add_argument("--store", default=None, help="SQLite file (default runs/NAME.sqlite)")
+    s.add_argument("--mode", choices=["grid", "adaptive"], default="grid")
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--backend", choices=["local", "ray"], default="local")
+    s.add_argument("--address", default=None, help="Ray cluster address")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_delegate("rlsub.sweep:cli_sweep"))
+
+    s = sub.add_parser("dint", help="estimate d_int90 / d_int100 with intervals from a store")
+    s.add_argument("store")
+    s.add_argument("--rule", choices=["bootstrap", "original"], default="bootstrap")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_delegate("rlsub.estimate:cli_dint"))
+
+    s = sub.add_parser("report", help="difficulty tables and plots from stores")
+    s.add_argument("stores", nargs="+")
+    s.add_argument("--out", default="plots")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_delegate("rlsub.report:cli_report"))
+
+    s = sub.add_parser("demo", help="the main job: small sweeps and the difficulty table")
+    s.add_argument("--out", default="runs/demo")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_delegate("rlsub.demo:cli_demo"))
+
+    s = sub.add_parser("bench", help="benchmarks that print measured ratios")
+    s.add_argument("name", choices=BENCHES)
+    s.add_argument("--quick", action="store_true", help="smaller sizes (for tests)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except RlsubError as exc:
+        sys.stderr.write(f"rlsub: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("rlsub: interrupted\n")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,294 @@
+"""Train any `torch.nn.Module` only inside a random affine subspace.
+
+    theta = theta0 + P z       theta0: (D,) the module's own init, frozen
+                               P: (D, d) random projection (rlsub.projections)
+                               z: (d,) the only trained vector, starts at 0
+
+`Subspace(module, d, ...)` takes a module after its own initialisation. The
+parameters chosen for the subspace (`include`, by name prefix; all by default)
+are turned into buffers holding theta0, so `Subspace.parameters()` yields
+exactly z plus the parameters left outside the subspace when `rest="direct"`
+(with `rest="frozen"` those become buffers too). The module's own code is not
+touched: the forward goes through `torch.func.functional_call` with theta
+split back into named tensors.
+
+A population of N vectors Z: (N, d) is evaluated in one call with
+`population_forward(Z, x)` for x: (N, B, ...) -> (N, B, ...): the module's own
+`batched_forward` when it has one (rlsub.networks.MLP: batched matmuls), else
+`torch.vmap` over `functional_call`.
+
+`save(path)` writes a compact file (network spec, projection kind and seed, d,
+theta0 seed, z, directly trained tensors and true buffers): kilobytes for a
+small d, not D weights. `Subspace.load(path)` rebuilds the exact network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from rlsub.errors import RlsubError
+from rlsub.networks import build_network
+from rlsub.projections import DEFAULT_DENSE_LIMIT_GIB, KINDS, make_projection
+
+FORMAT = "rlsub-subspace-v1"
+DIRECT = "direct"  # d value meaning: train all D parameters (identity projection)
+
+
+def _matches(name: str, prefixes: Sequence[str] | None) -> bool:
+    if prefixes is None:
+        return True
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _to_buffer(module: nn.Module, name: str, value: Tensor, persistent: bool) -> None:
+    owner_name, _, leaf = name.rpartition(".")
+    owner = module.get_submodule(owner_name) if owner_name else module
+    del owner._parameters[leaf]
+    owner.register_buffer(leaf, value, persistent=persistent)
+
+
+class Subspace(nn.Module):
+    """theta = theta0 + P z over the chosen parameters of `module`.
+
+    Args:
+        module: an initialised network (its current weights become theta0).
+        d: subspace dimension, or "direct" for P = I (the full-space baseline).
+        projection: "dense", "sparse" or "fastfood" ("identity" when d is "direct").
+        seed: the projection seed (its own torch.Generator).
+        include: parameter-name prefixes that go into the subspace (None: all).
+        rest: what happens to the other parameters: "frozen" (buffers) or "direct"
+            (left as ordinary trainable parameters).
+        spec: how to rebuild `module` ({"name", "kwargs", "seed"}), needed by save().
+        dense_limit_gib: memory limit for the dense projection.
+    """
+
+    theta0: Tensor
+    module: nn.Module
+
+    def __init__(
+        self,
+        module: nn.Module,
+        d: int | str,
+        projection: str = "sparse",
+        seed: int = 0,
+        include: Sequence[str] | None = None,
+        rest: str = "frozen",
+        spec: dict[str, Any] | None = None,
+        dense_limit_gib: float = DEFAULT_DENSE_LIMIT_GIB,
+    ) -> None:
+        super().__init__()
+        if rest not in ("frozen", "direct"):
+            raise RlsubError(f"subspace: rest must be 'frozen' or 'direct', got {rest!r}")
+        if projection not in KINDS:
+            raise RlsubError(f"unknown projection kind {projection!r}; allowed: {', '.join(KINDS)}")
+        named = list(module.named_parameters())
+        self.names = [n for n, _ in named if _matches(n, include)]
+        if not self.names:
+            known = ", ".join(n for n, _ in named)
+            raise RlsubError(
+                f"subspace: include={list(include or [])} matches no parameter; parameters: {known}"
+            )
+        if include is not None:
+            for p in include:
+                if not any(_matches(n, [p]) for n, _ in named):
+                    raise RlsubError(
+                        f"subspace: include entry {p!r} matches no parameter of the network"
+                    )
+        params = dict(named)
+        self.shapes = [tuple(params[n].shape) for n in self.names]
+        self.sizes = [params[n].numel() for n in self.names]
+        self.D = sum(self.sizes)
+        if d == DIRECT:
+            d, projection = self.D, "identity"
+        if not isinstance(d, int) or isinstance(d, bool):
+            raise RlsubError(f"subspace: d must be a positive integer or 'direct', got {d!r}")
+        if projection == "identity" and d != self.D:
+            raise RlsubError(f"subspace: identity projection needs d == D = {self.D}, got {d}")
+        self.d = d
+        self.projection_kind = projection
+        self.projection_seed = int(seed)
+        self.include = None if include is None else list(include)
+        self.rest = rest
+        self.spec = spec
+        self.P = make_projection(
+            projection, self.D, d, seed, layer_sizes=self.sizes, dense_limit_gib=dense_limit_gib
+        )
+
+        with torch.no_grad():
+            theta0 = torch.cat([params[n].detach().reshape(-1) for n in self.names]).clone()
+        self.register_buffer("theta0", theta0, persistent=False)
+        offset = 0
+        for n, shape, size in zip(self.names, self.shapes, self.sizes, strict=True):
+            _to_buffer(module, n, theta0[offset : offset + size].view(shape), persistent=False)
+            offset += size
+        self.direct_names = [n for n, _ in named if n not in self.names]
+        if rest == "frozen":
+            for n in self.direct_names:
+                _to_buffer(module, n, params[n].detach(), persistent=True)
+            self.direct_names = []
+        self.module = module
+        self.z = nn.Parameter(torch.zeros(d))
+
+    # ----------------------------------------------------------------- theta
+    def theta(self, z: Tensor | None = None) -> Tensor:
+        """theta0 + P z: (D,) for z: (d,), (N, D) for z: (N, d). Default z: self.z."""
+        z = self.z if z is None else z
+        return self.theta0 + self.P(z)
+
+    def split(self, theta: Tensor) -> dict[str, Tensor]:
+        """Flat theta (D,) or (N, D) -> {name: (shape) or (N, *shape)} views."""
+        lead = theta.shape[:-1]
+        out = {}
+        offset = 0
+        for n, shape, size in zip(self.names, self.shapes, self.sizes, strict=True):
+            out[n] = theta[..., offset : offset + size].reshape(*lead, *shape)
+            offset += size
+        return out
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.call(self.split(self.theta()), *args, **kwargs)
+
+    def call(self, params: dict[str, Tensor], *args: Any, **kwargs: Any) -> Any:
+        """Run the module with subspace tensors `params` (e.g. from a theta cached once per step)."""
+        return functional_call(self.module, params, args, kwargs)
+
+    # ------------------------------------------------------------ population
+    def population_forward(self, Z: Tensor, x: Tensor) -> Tensor:
+        """Z: (N, d), x: (N, B, ...) -> (N, B, ...), one batched call (no loop over N)."""
+        if Z.dim() != 2 or Z.shape[1] != self.d:
+            raise ValueError(f"population_forward: Z must be (N, {self.d}), got {tuple(Z.shape)}")
+        if x.shape[0] != Z.shape[0]:
+            raise ValueError(f"population_forward: x has {x.shape[0]} members, Z has {Z.shape[0]}")
+        return self.population_call(self.split(self.theta(Z)), x)
+
+    def population_call(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """params: name -> (N, *shape) for the subspace tensors; x: (N, B, ...)."""
+        N = x.shape[0]
+        batched = getattr(self.module, "batched_forward", None)
+        if batched is not None:
+            full: dict[str, Tensor] = dict(params)
+            for name, t in self.module.named_parameters():
+                full[name] = t.expand(N, *t.shape)
+            for name, b in self.module.named_buffers():
+                if name not in full:
+                    full[name] = b.expand(N, *b.shape)
+            return batched(full, x)
+
+        def one(p: dict[str, Tensor], xi: Tensor) -> Tensor:
+            return functional_call(self.module, p, (xi,))
+
+        return torch.vmap(one)(params, x)
+
+    # ------------------------------------------------------------------ I/O
+    def state(self) -> dict[str, Any]:
+        """What save() writes: everything needed to rebuild this exact network."""
+        if self.spec is None:
+            raise RlsubError(
+                "subspace: cannot save without a network spec (build it with from_spec)"
+            )
+        return {
+            "format": FORMAT,
+            "network": dict(self.spec),
+            "projection": self.projection_kind,
+            "projection_seed": self.projection_seed,
+            "d": self.d,
+            "include": self.include,
+            "rest": self.rest,
+            "z": self.z.detach().cpu().clone(),
+            # directly trained parameters and true buffers (e.g. BatchNorm statistics)
+            "module_state": {
+                k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()
+            },
+        }
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write the compact file; `extra` holds small trainer state (e.g. observation stats)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save({**self.state(), "extra": extra or {}}, tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_spec(
+        cls,
+        network: str,
+        kwargs: dict[str, Any] | None,
+        theta0_seed: int,
+        d: int | str,
+        projection: str = "sparse",
+        projection_seed: int = 0,
+        include: Sequence[str] | None = None,
+        rest: str = "frozen",
+        dense_limit_gib: float = DEFAULT_DENSE_LIMIT_GIB,
+    ) -> Subspace:
+        """Build network `network` (init from theta0_seed) and wrap it."""
+        module = build_network(network, kwargs, seed=theta0_seed)
+        spec = {"name": network, "kwargs": dict(kwargs or {}), "seed": int(theta0_seed)}
+        return cls(module, d, projection, projection_seed, include, rest, spec, dense_limit_gib)
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[Subspace, dict[str, Any]]:
+        """Rebuild a saved subspace network; returns (subspace, extra)."""
+        path = Path(path)
+        if not path.is_file():
+            raise RlsubError(f"{path}: no such policy file")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # corrupt or foreign file
+            raise RlsubError(f"{path}: not an rlsub policy file ({type(exc).__name__})") from None
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise RlsubError(f"{path}: not an rlsub policy file (expected format {FORMAT})")
+        net = state["network"]
+        d = state["d"] if state["projection"] != "identity" else DIRECT
+        sub = cls.from_spec(
+            net["name"],
+            net["kwargs"],
+            net["seed"],
+            d,
+            state["projection"],
+            state["projection_seed"],
+            state["include"],
+            state["rest"],
+            dense_limit_gib=float("inf"),
+        )
+        with torch.no_grad():
+            sub.z.copy_(state["z"])
+        sub.module.load_state_dict(state["module_state"])
+        return sub, state.get("extra", {})
+
+    # ---------------------------------------------------------------- misc
+    def _apply(self, fn: Any, recurse: bool = True) -> Subspace:
+        super()._apply(fn, recurse)
+        self.P.to(self.z.device)
+        # keep the module's subspace buffers as views of theta0 on the new device
+        offset = 0
+        for n, shape, size in zip(self.names, self.shapes, self.sizes, strict=True):
+            owner_name, _, leaf = n.rpartition(".")
+            owner = self.module.get_submodule(owner_name) if owner_name else self.module
+            owner._buffers[leaf] = self.theta0[offset : offset + size].view(shape)
+            offset += size
+        return self
+
+    @contextlib.contextmanager
+    def z_set_to(self, z: Tensor) -> Iterator[Subspace]:
+        """Temporarily set z (no grad), e.g. to evaluate one member of a population."""
+        old = self.z.detach().clone()
+        with torch.no_grad():
+            self.z.copy_(z)
+        try:
+            yield self
+        finally:
+            with torch.no_grad():
+                self.z.copy_(old)
+
+    def extra_repr(self) -> str:
+        return f"D={self.D}, d={self.d}, projection={self.projection_kind}, rest={self.rest}"

@@ -1,0 +1,130 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import hadamard
+
+from rlsub.errors import RlsubError
+from rlsub.projections import (
+    FastfoodProjection,
+    _factor_sizes,
+    _hadamard,
+    fwht,
+    make_projection,
+    materialize,
+)
+
+KINDS = ["dense", "sparse", "fastfood"]
+
+
+def test_fwht_matches_hadamard_matrix():
+    for L in (2, 8, 64, 1024, 4096):
+        x = torch.randn(3, L, dtype=torch.float64)
+        Hs = [_hadamard(n, torch.float64) for n in _factor_sizes(L)]
+        ref = x @ torch.tensor(hadamard(L), dtype=torch.float64)
+        torch.testing.assert_close(fwht(x, Hs), ref)
+
+
+def test_fastfood_equals_explicit_matrix():
+    D, d = 300, 20
+    P = FastfoodProjection(D, d, seed=3)
+    L = P.L
+    H = torch.tensor(hadamard(L), dtype=torch.float32)
+    Pi = torch.zeros(L, L)
+    Pi[torch.arange(L), P.Pi[0].long()] = 1.0  # (Pi x)_i = x[Pi[i]]
+    # y = H G Pi H B pad(z), first D rows, G already carries the 1/(sqrt(D)||G||) scale
+    M = (H @ torch.diag(P.G[0]) @ Pi @ H @ torch.diag(P.B[0]))[:D, :d]
+    torch.testing.assert_close(materialize(P), M, rtol=1e-4, atol=1e-5)
+    z = torch.randn(d)
+    torch.testing.assert_close(P(z), M @ z, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_column_norms_are_one(kind):
+    # D = 3000 is not a power of two, so fastfood truncates L = 4096 to D rows
+    P = make_projection(
+        kind, 3000, 40, seed=1, layer_sizes=[2000, 1000] if kind == "sparse" else None
+    )
+    norms = materialize(P).norm(dim=0)
+    assert torch.all((norms - 1).abs() < 0.05), norms
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batch_equals_single_and_is_differentiable(kind):
+    P = make_projection(kind, 500, 12, seed=2)
+    Z = torch.randn(4, 12)
+    out = P(Z)
+    assert out.shape == (4, 500)
+    for i in range(4):
+        torch.testing.assert_close(out[i], P(Z[i]), rtol=1e-5, atol=1e-6)
+    z = torch.randn(12, requires_grad=True)
+    g = torch.randn(500)
+    P(z).backward(g)
+    torch.testing.assert_close(z.grad, materialize(P).t() @ g, rtol=1e-4, atol=1e-5)
+
+
+def test_fastfood_stacks_blocks_when_d_exceeds_L():
+    P = FastfoodProjection(100, 300, seed=0)  # L = 128, so 3 blocks
+    assert P.n_blocks == 3
+    M = materialize(P)
+    assert M.shape == (100, 300)
+    assert torch.all((M.norm(dim=0) - 1).abs() < 0.35)  # D=100 of L=128 rows: norm about 1
+    assert abs(M.norm(dim=0).mean().item() - 1) < 0.05
+    assert torch.linalg.matrix_rank(M) == 100
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_P_in_fresh_process(kind):
+    code = (
+        "import torch; from rlsub.projections import make_projection, materialize;"
+        f"print(repr(materialize(make_projection('{kind}', 200, 7, seed=11)).sum(0).tolist()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    here = materialize(make_projection(kind, 200, 7, seed=11)).sum(0).tolist()
+    assert np.allclose(eval(out), here, rtol=0, atol=0)
+    other = materialize(make_projection(kind, 200, 7, seed=12)).sum(0).tolist()
+    assert not np.allclose(other, here)
+
+
+def test_projections_leave_global_rng_alone():
+    torch.manual_seed(0)
+    a = torch.rand(3)
+    torch.manual_seed(0)
+    for kind in KINDS:
+        make_projection(kind, 100, 5, seed=1)
+    assert torch.equal(torch.rand(3), a)
+
+
+def test_fastfood_memory_is_order_D():
+    D = 200_000
+    P = make_projection("fastfood", D, 5000, seed=0)
+    assert P.nbytes < 6 * 4 * 2**18  # a few L = 2^18 floats, never D x d
+
+
+@pytest.mark.parametrize(
+    "kind,D,d,match",
+    [
+        ("dense", 100, 0, "d must be > 0"),
+        ("sparse", 100, -3, "d must be > 0"),
+        ("dense", 100, 101, "exceeds D=100"),
+        ("sparse", 100, 101, "exceeds D=100"),
+        (
+            "gaussian",
+            100,
+            10,
+            "unknown projection kind 'gaussian'; allowed: dense, sparse, fastfood",
+        ),
+    ],
+)
+def test_bad_input_gives_clear_error(kind, D, d, match):
+    with pytest.raises(RlsubError, match=match):
+        make_projection(kind, D, d, seed=0)
+
+
+def test_dense_refuses_over_memory_limit_naming_alternatives():
+    with pytest.raises(RlsubError, match="sparse or fastfood"):
+        make_projection("dense", 1_000_000, 1000, seed=0, dense_limit_gib=1.0)

@@ -1,0 +1,200 @@
+"""Environment specs (envs/*.yaml) and vector-env factories.
+
+A spec names the gymnasium id and kwargs, the episode cap, the number of
+evaluation episodes, the solved score and the random-policy score (with the
+command that measured it), and how to vectorise:
+
+- ``native``: the env's own vector implementation (`gymnasium.make_vec`
+  with ``vector_entry_point``; CartPole steps all slots in numpy);
+- ``sync``: `gymnasium.vector.SyncVectorEnv` (one process, a Python loop);
+- ``async``: `gymnasium.vector.AsyncVectorEnv` (one process per slot);
+- ``ale``: ale-py's `AtariVectorEnv` (C++ threads, Atari preprocessing built in).
+
+All vector envs use gymnasium's next-step autoreset; rollouts here run each
+slot for exactly one episode and mask it once done, so no reward leaks across
+episodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import yaml
+
+from rlsub.config import check, doc, from_mapping
+from rlsub.errors import ConfigError, RlsubError
+
+ENV_DIR = Path(__file__).resolve().parent.parent / "envs"
+REQUIRES_HINT = {
+    "mujoco": "pip install 'gymnasium[mujoco]'",
+    "ale_py": "pip install 'rlsub[atari]' (ale-py ships the Atari ROMs)",
+}
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    name: str = doc("short name (the file's stem)")
+    id: str = doc("gymnasium id")
+    kwargs: dict[str, Any] = doc(
+        "keyword arguments for gymnasium.make / make_vec", default_factory=dict
+    )
+    max_episode_steps: int = doc("episode cap in agent steps", default=1000)
+    eval_episodes: int = doc("deterministic evaluation episodes", default=10)
+    solved_score: float = doc(
+        "mean evaluation return that counts as solved (d_int100)", default=0.0
+    )
+    random_score: float | None = doc("mean return of a uniformly random policy", default=None)
+    vector: Literal["native", "sync", "async", "ale"] = doc("vectorisation", default="sync")
+    requires: str | None = doc("python package the env needs (clear error if absent)", default=None)
+    variants: dict[str, Any] = doc("named overrides of the fields above", default_factory=dict)
+    variant: str | None = doc("the variant applied (set by the loader)", default=None)
+
+    def __post_init__(self) -> None:
+        check(
+            self.max_episode_steps > 0,
+            f"max_episode_steps must be > 0, got {self.max_episode_steps}",
+        )
+        check(self.eval_episodes > 0, f"eval_episodes must be > 0, got {self.eval_episodes}")
+
+
+def load_env_spec(name_or_path: str, variant: str | None = None) -> EnvSpec:
+    """envs/NAME.yaml (or a path to a spec) with an optional variant applied."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = ENV_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in ENV_DIR.glob("*.yaml")))
+        raise RlsubError(f"unknown env {name_or_path!r}: no spec at {path}; known: {known}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    spec = from_mapping(EnvSpec, data, str(path))
+    if variant is not None:
+        if variant not in spec.variants:
+            raise ConfigError(
+                f"{path}: unknown variant {variant!r}; known: {', '.join(spec.variants) or 'none'}"
+            )
+        over = dict(spec.variants[variant])
+        spec = from_mapping(
+            EnvSpec, {**data, **over, "variant": variant}, f"{path}: variants.{variant}"
+        )
+    _check_requires(spec)
+    return spec
+
+
+def _check_requires(spec: EnvSpec) -> None:
+    if spec.requires is None:
+        return
+    try:
+        importlib.import_module(spec.requires)
+    except ImportError:
+        hint = REQUIRES_HINT.get(spec.requires, f"pip install {spec.requires}")
+        raise RlsubError(f"env {spec.name!r} needs the {spec.requires} package: {hint}") from None
+
+
+def make_vec_env(spec: EnvSpec, num_envs: int) -> gym.vector.VectorEnv:
+    """A vector env of `num_envs` slots (seed it with reset(seed=...))."""
+    if num_envs <= 0:
+        raise RlsubError(f"num_envs must be > 0, got {num_envs}")
+    try:
+        if spec.vector == "ale":
+            return _make_ale(spec, num_envs)
+        if spec.vector == "native":
+            return gym.make_vec(
+                spec.id,
+                num_envs=num_envs,
+                vectorization_mode="vector_entry_point",
+                max_episode_steps=spec.max_episode_steps,
+                **spec.kwargs,
+            )
+        mode = "sync" if spec.vector == "sync" else "async"
+        return gym.make_vec(
+            spec.id,
+            num_envs=num_envs,
+            vectorization_mode=mode,
+            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP},
+            max_episode_steps=spec.max_episode_steps,
+            **spec.kwargs,
+        )
+    except gym.error.Error as exc:
+        raise RlsubError(f"env {spec.name!r} ({spec.id}): {exc}") from None
+
+
+def _make_ale(spec: EnvSpec, num_envs: int) -> gym.vector.VectorEnv:
+    try:
+        import ale_py
+    except ImportError:
+        raise RlsubError(f"env {spec.name!r} needs ale-py: {REQUIRES_HINT['ale_py']}") from None
+    game = spec.id.split("/")[-1].split("-")[0].lower()
+    kwargs = dict(spec.kwargs)
+    try:
+        return ale_py.AtariVectorEnv(game=game, num_envs=num_envs, **kwargs)
+    except Exception as exc:  # a missing ROM or a bad option
+        raise RlsubError(f"env {spec.name!r}: ale-py could not start {game!r}: {exc}") from None
+
+
+def make_env(spec: EnvSpec) -> gym.Env:
+    """One ordinary env (for SB3 and replays)."""
+    try:
+        if spec.vector == "ale":
+            import ale_py
+
+            gym.register_envs(ale_py)
+        return gym.make(spec.id, max_episode_steps=spec.max_episode_steps, **_single_kwargs(spec))
+    except gym.error.Error as exc:
+        raise RlsubError(f"env {spec.name!r} ({spec.id}): {exc}") from None
+
+
+def _single_kwargs(spec: EnvSpec) -> dict[str, Any]:
+    if spec.vector != "ale":
+        return dict(spec.kwargs)
+    keep = ("repeat_action_probability", "frameskip", "full_action_space")
+    return {k: v for k, v in spec.kwargs.items() if k in keep}
+
+
+@dataclass(frozen=True)
+class EnvDims:
+    """Observation shape and action space, for sizing networks."""
+
+    obs_shape: tuple[int, ...]
+    discrete: bool
+    n_actions: int  # discrete: number of actions; continuous: action dimension
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+    @property
+    def obs_dim(self) -> int:
+        return int(np.prod(self.obs_shape))
+
+
+def env_dims(env: gym.vector.VectorEnv) -> EnvDims:
+    obs = env.single_observation_space
+    act = env.single_action_space
+    if isinstance(act, gym.spaces.Discrete):
+        return EnvDims(tuple(obs.shape or ()), True, int(act.n))
+    if isinstance(act, gym.spaces.Box):
+        return EnvDims(tuple(obs.shape or ()), False, int(np.prod(act.shape)), act.low, act.high)
+    raise RlsubError(f"unsupported action space {act}")
+
+
+def policy_network_kwargs(net_name: str, kwargs: dict[str, Any], dims: EnvDims) -> dict[str, Any]:
+    """Fill the env-dependent sizes into a network's kwargs (mlp: in_dim, out_dim)."""
+    out = dict(kwargs)
+    if net_name == "mlp":
+        out.setdefault("in_dim", dims.obs_dim)
+        out.setdefault("out_dim", dims.n_actions)
+    elif net_name in ("es_pong", "nature_cnn"):
+        out.setdefault("in_channels", dims.obs_shape[0])
+        out.setdefault("n_actions", dims.n_actions)
+    return out
+
+
+def with_variant(spec: EnvSpec, **changes: Any) -> EnvSpec:
+    return dataclasses.replace(spec, **changes)

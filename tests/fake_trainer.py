@@ -1,0 +1,101 @@
+"""A tiny deterministic test-only trainer ("fake") for sweep and store tests.
+
+score(d, seed) = 100 * sigmoid(2 (log d - log crossing)) + noise * u(seed, d), u in [-1, 1];
+the direct baseline scores 100 (+ noise). Hooks make chosen d fail, diverge or hang,
+and every start of a trial is appended to `log_file` (to count runs).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rlsub.trial import TrainResult
+
+D = 562
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    crossing: float = 8.0
+    noise: float = 2.0
+    sleep_s: float = 0.0
+    fail_d: list[int] = field(default_factory=list)
+    nan_d: list[int] = field(default_factory=list)
+    hang_d: list[int] = field(default_factory=list)
+    interrupt_d: list[int] = field(default_factory=list)  # KeyboardInterrupt once (marker file)
+    blip: dict[str, float] = field(default_factory=dict)  # {"d": score} overrides
+    solved_score: float | None = None
+    log_file: str | None = None
+
+
+def score(fc: FakeConfig, d: int | str, seed: int) -> float:
+    u = random.Random(f"{d}-{seed}").uniform(-1.0, 1.0)
+    if d == "direct":
+        return 100.0 + fc.noise * u
+    if str(d) in fc.blip:
+        return float(fc.blip[str(d)])
+    x = 2.0 * (math.log(int(d)) - math.log(fc.crossing))
+    return 100.0 / (1.0 + math.exp(-x)) + fc.noise * u
+
+
+def train(cfg: Any, d: int | str, seed: int, progress: bool = False) -> TrainResult:
+    fc: FakeConfig = cfg.train
+    if fc.log_file:
+        with open(fc.log_file, "a") as fh:
+            fh.write(f"{d} {seed} {os.getpid()}\n")
+    if fc.sleep_s:
+        time.sleep(fc.sleep_s)
+    if d != "direct" and int(d) in fc.hang_d:
+        time.sleep(60)
+    if d != "direct" and int(d) in fc.fail_d:
+        raise RuntimeError(f"boom at d={d}")
+    if d != "direct" and int(d) in fc.interrupt_d and fc.log_file:
+        marker = Path(f"{fc.log_file}.interrupted-{d}-{seed}")
+        if not marker.exists():
+            marker.write_text("x")
+            raise KeyboardInterrupt
+    s = float("nan") if d != "direct" and int(d) in fc.nan_d else score(fc, d, seed)
+    return TrainResult(
+        final_eval_mean=s,
+        final_eval_std=0.0,
+        best_eval_mean=s,
+        D=D,
+        d=D if d == "direct" else int(d),
+        env_steps=100,
+        curve=[{"step": 100.0, "value": s}],
+        solved_score=fc.solved_score,
+    )
+
+
+def register(monkeypatch: pytest.MonkeyPatch | None = None) -> None:
+    """Register algorithm 'fake' (with monkeypatch: undone after the test)."""
+    import rlsub.config
+    import rlsub.trial
+
+    if monkeypatch is None:
+        rlsub.config.ALGORITHMS["fake"] = "fake_trainer:FakeConfig"
+        rlsub.trial.TRAINERS["fake"] = "fake_trainer"
+    else:
+        monkeypatch.setitem(rlsub.config.ALGORITHMS, "fake", "fake_trainer:FakeConfig")
+        monkeypatch.setitem(rlsub.trial.TRAINERS, "fake", "fake_trainer")
+
+
+def config(**train: Any) -> dict[str, Any]:
+    """A fake experiment config (dict), sweep d_grid 1..256 x 3 seeds."""
+    sweep = train.pop("sweep", {})
+    return {
+        "name": "fake",
+        "algorithm": "fake",
+        "env": "fake",
+        "network": {"name": "mlp"},
+        "train": train,
+        "sweep": {"d_grid": [1, 2, 4, 8, 16, 32, 64, 128, 256], "seeds": [0, 1, 2], **sweep},
+    }

@@ -86,6 +86,10 @@ class PGConfig:
     critic_hidden: list[int] | None = doc(
         "hidden sizes of the actor-critic value network (null: the actor's)", default=None
     )
+    z_lr_scale: float = doc(
+        "z's learning rate = the algorithm's learning_rate x this (direct parts: x 1)",
+        default=1.0,
+    )
     parts: Literal["actor", "all"] = doc(
         "what goes into the subspace: 'actor' (the action network; the critic and log_std "
         "follow subspace.rest) or 'all' (every network parameter, critic included); DQN: "
@@ -96,6 +100,7 @@ class PGConfig:
     def __post_init__(self) -> None:
         check(self.total_timesteps > 0, f"total_timesteps must be > 0, got {self.total_timesteps}")
         check(self.n_envs > 0, f"n_envs must be > 0, got {self.n_envs}")
+        check(self.z_lr_scale > 0, f"z_lr_scale must be > 0, got {self.z_lr_scale}")
         check(self.eval_freq >= 0, f"eval_freq must be >= 0, got {self.eval_freq}")
         check(
             self.critic_hidden is None or all(h > 0 for h in self.critic_hidden),
@@ -257,6 +262,7 @@ def build_model(
         parts=pgc.parts,
         rest=cfg.subspace.rest,
         dense_limit_gib=cfg.subspace.dense_limit_gib,
+        z_lr_scale=pgc.z_lr_scale,
     )
     policy_kwargs.update(kwargs.pop("policy_kwargs", {}))
     policy_kwargs["subspace"] = sub

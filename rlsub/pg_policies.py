@@ -18,6 +18,10 @@ Which parameters go into the subspace (`parts`):
 - ``"all"``: every network parameter, critic included (the original DQN put
   the whole Q-network in the subspace).
 
+z's learning rate is the algorithm's times ``z_lr_scale`` (default 1): Adam moves
+each coordinate of z by about lr per step, so theta moves about sqrt(d / D) as
+far as in direct training, and small subspaces may need a larger step.
+
 Parameters outside the subspace (the critic ``mlp_extractor.value_net`` +
 ``value_net`` under ``"actor"``, and ``log_std`` of a Gaussian policy under
 either part: it is exploration noise, one float per action dimension, not part
@@ -67,6 +71,7 @@ _KEYS = (
     "network",
     "network_kwargs",
     "dense_limit_gib",
+    "z_lr_scale",
 )
 
 
@@ -80,6 +85,7 @@ def subspace_kwargs(
     parts: str = "actor",
     rest: str = "direct",
     dense_limit_gib: float = DEFAULT_DENSE_LIMIT_GIB,
+    z_lr_scale: float = 1.0,
 ) -> dict[str, Any]:
     """The ``policy_kwargs["subspace"]`` dict of both policies (checked)."""
     return check_subspace_kwargs(
@@ -93,6 +99,7 @@ def subspace_kwargs(
             "network": network,
             "network_kwargs": dict(network_kwargs),
             "dense_limit_gib": float(dense_limit_gib),
+            "z_lr_scale": float(z_lr_scale),
         }
     )
 
@@ -118,6 +125,8 @@ def check_subspace_kwargs(kw: Any) -> dict[str, Any]:
     d = kw["d"]
     if d != DIRECT and (not isinstance(d, int) or isinstance(d, bool) or d <= 0):
         raise RlsubError(f"subspace policy: d must be a positive integer or 'direct', got {d!r}")
+    if not isinstance(kw["z_lr_scale"], (int, float)) or kw["z_lr_scale"] <= 0:
+        raise RlsubError(f"subspace policy: z_lr_scale must be > 0, got {kw['z_lr_scale']!r}")
     return dict(kw)
 
 
@@ -211,8 +220,32 @@ class ThetaSwap:
             self._put(self.sub.theta0)
 
 
-def _rebuild_optimizer(policy: Any, params: list[nn.Parameter], lr: float) -> None:
-    policy.optimizer = policy.optimizer_class(params, lr=lr, **policy.optimizer_kwargs)
+def make_optimizer(
+    owner: Any, z: nn.Parameter, direct: list[nn.Parameter], lr: float, z_lr_scale: float
+) -> torch.optim.Optimizer:
+    """owner.optimizer_class over [z] (its lr times z_lr_scale) and the directly trained tensors.
+
+    SB3 sets every group's lr from its schedule before each update; step hooks apply
+    the group's ``lr_scale`` for the length of the step only.
+    """
+    groups: list[dict[str, Any]] = [{"params": [z], "lr_scale": float(z_lr_scale)}]
+    if direct:
+        groups.append({"params": direct, "lr_scale": 1.0})
+    opt = owner.optimizer_class(groups, lr=lr, **owner.optimizer_kwargs)
+    if z_lr_scale != 1.0:
+        opt.register_step_pre_hook(_scale_lr)
+        opt.register_step_post_hook(_unscale_lr)
+    return opt
+
+
+def _scale_lr(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    for g in opt.param_groups:
+        g["lr"] = g["lr"] * g.get("lr_scale", 1.0)
+
+
+def _unscale_lr(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    for g in opt.param_groups:
+        g["lr"] = g["lr"] / g.get("lr_scale", 1.0)
 
 
 class SubspaceActorCriticPolicy(ActorCriticPolicy):
@@ -264,8 +297,9 @@ class SubspaceActorCriticPolicy(ActorCriticPolicy):
             for name, p in self.named_parameters():
                 if name != "subspace.z":
                     p.requires_grad_(False)
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        _rebuild_optimizer(self, trainable, lr_schedule(1))
+        z = self.subspace.z
+        direct = [p for p in self.parameters() if p.requires_grad and p is not z]
+        self.optimizer = make_optimizer(self, z, direct, lr_schedule(1), cfg["z_lr_scale"])
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "subspace": dict(self.subspace_cfg)}
@@ -328,6 +362,14 @@ class SubspaceDQNPolicy(DQNPolicy):
     def __init__(self, *args: Any, subspace: dict[str, Any], **kwargs: Any) -> None:
         self.subspace_cfg = check_subspace_kwargs(subspace)
         super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        q_net: Any = self.q_net
+        z = q_net.subspace.z
+        self.optimizer = make_optimizer(
+            self, z, [], lr_schedule(1), self.subspace_cfg["z_lr_scale"]
+        )
 
     def make_q_net(self) -> QNetwork:
         with _seeded(self.subspace_cfg["theta0_seed"]):

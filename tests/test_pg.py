@@ -1,0 +1,233 @@
+"""Policy gradients in a subspace (rlsub.pg, rlsub.pg_policies): SB3 PPO, A2C, DQN."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from stable_baselines3 import PPO
+
+from rlsub.config import experiment_from_dict, load_experiment, with_overrides
+from rlsub.errors import ConfigError, RlsubError
+from rlsub.pg import build_model, compact_subspace, policy_subspace, sb3_env_factory, train
+from rlsub.pg_policies import subspace_kwargs
+from rlsub.subspace import Subspace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cfg(name: str, **train: Any) -> Any:
+    cfg = load_experiment(ROOT / "configs" / name)
+    return with_overrides(cfg, train=train) if train else cfg
+
+
+def _model(name: str, d: int | str = 4, seed: int = 0, n_envs: int = 2, **train: Any) -> Any:
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from rlsub.envs import load_env_spec
+
+    cfg = _cfg(name, n_envs=n_envs, **train)
+    spec = load_env_spec(cfg.env, cfg.env_variant)
+    env = make_vec_env(sb3_env_factory(spec), n_envs=n_envs, seed=seed)
+    return build_model(cfg, d, seed, env)
+
+
+def _opt_params(model: Any) -> list[torch.Tensor]:
+    return [p for g in model.policy.optimizer.param_groups for p in g["params"]]
+
+
+# ----------------------------------------------------------- optimizer contents
+def test_ppo_actor_optimizer_sees_z_and_critic_only() -> None:
+    model, _ = _model("cartpole_ppo.yaml", d=4)
+    pol = model.policy
+    critic = list(pol.mlp_extractor.value_net.parameters()) + list(pol.value_net.parameters())
+    expected = {id(pol.subspace.z), *(id(p) for p in critic)}
+    assert {id(p) for p in _opt_params(model)} == expected
+    assert pol.subspace.z.shape == (4,)
+    assert pol.subspace.D == 4 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2  # the actor: 4,610
+    assert list(pol.action_net.parameters()) == []  # now buffers (theta0 views)
+
+
+def test_ppo_all_optimizer_sees_only_z() -> None:
+    model, _ = _model("cartpole_ppo.yaml", d=8, parts="all")
+    assert [tuple(p.shape) for p in _opt_params(model)] == [(8,)]
+    assert _opt_params(model)[0] is model.policy.subspace.z
+    assert model.policy.subspace.D == 4610 + 4545  # actor + critic
+
+
+def test_continuous_actor_trains_log_std_directly() -> None:
+    pytest.importorskip("mujoco")
+    model, _ = _model("inverted_pendulum_ppo.yaml", d=3)
+    pol = model.policy
+    names = {id(p): n for n, p in pol.named_parameters()}
+    opt = sorted(names[id(p)] for p in _opt_params(model))
+    assert "log_std" in opt and "subspace.z" in opt
+    assert not any(n.startswith(("action_net", "mlp_extractor.policy_net")) for n in opt)
+
+
+def test_rest_frozen_leaves_only_z_trainable() -> None:
+    cfg = _cfg("cartpole_ppo.yaml", n_envs=2)
+    cfg = with_overrides(cfg, subspace={"rest": "frozen"})
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from rlsub.envs import load_env_spec
+
+    env = make_vec_env(sb3_env_factory(load_env_spec("cartpole")), n_envs=2, seed=0)
+    model, _ = build_model(cfg, 4, 0, env)
+    assert [p is model.policy.subspace.z for p in _opt_params(model)] == [True]
+
+
+def test_dqn_optimizer_and_target_update_copy_z() -> None:
+    model, _ = _model("cartpole_v0_dqn.yaml", d=5, n_envs=1)
+    q, target = model.q_net, model.q_net_target
+    assert _opt_params(model) == [q.subspace.z]
+    assert q.subspace.D == 562  # the original's FC 4-20-20-2
+    assert torch.equal(q.subspace.theta0, target.subspace.theta0)
+    assert torch.equal(q.subspace.P(torch.eye(5)), target.subspace.P(torch.eye(5)))
+    assert q.subspace.z is not target.subspace.z
+    with torch.no_grad():
+        q.subspace.z.copy_(torch.arange(5.0))
+    from stable_baselines3.common.logger import configure
+
+    model.set_logger(configure(None, []))
+    model.tau = 1.0
+    model.target_update_interval = 1
+    model._n_calls = 0
+    model._on_step()  # SB3's own target update (polyak_update over parameters)
+    assert torch.equal(target.subspace.z, torch.arange(5.0))
+    obs = torch.randn(3, 4)
+    assert torch.allclose(q(obs), target(obs))
+
+
+# ------------------------------------------------------------ one update
+def test_one_update_moves_z_and_critic_not_theta0() -> None:
+    model, _ = _model("cartpole_ppo.yaml", d=4, hyperparams={"n_steps": 16, "batch_size": 32})
+    pol = model.policy
+    theta0 = pol.subspace.theta0.clone()
+    z0 = pol.subspace.z.detach().clone()
+    critic0 = pol.value_net.weight.detach().clone()
+    obs = torch.randn(7, 4)
+    logits0 = pol.get_distribution(obs).distribution.logits.detach()
+    model.learn(32)  # one rollout of 2 envs x 16 steps, then n_epochs updates
+    assert not torch.equal(pol.subspace.z.detach(), z0)
+    assert not torch.equal(pol.value_net.weight.detach(), critic0)
+    assert torch.equal(pol.subspace.theta0, theta0)
+    assert torch.equal(pol.action_net.weight, pol.subspace.split(theta0)["action_net.weight"])
+    logits1 = pol.get_distribution(obs).distribution.logits.detach()
+    assert not torch.allclose(logits0, logits1)  # every entry point sees the new theta
+    # theta = theta0 + P z, checked against an explicit forward
+    theta = pol.subspace.theta().detach()
+    w = pol.subspace.split(theta)
+    h = torch.tanh(
+        obs @ w["mlp_extractor.policy_net.0.weight"].T + w["mlp_extractor.policy_net.0.bias"]
+    )
+    h = torch.tanh(
+        h @ w["mlp_extractor.policy_net.2.weight"].T + w["mlp_extractor.policy_net.2.bias"]
+    )
+    logits = h @ w["action_net.weight"].T + w["action_net.bias"]
+    assert torch.allclose(torch.log_softmax(logits, -1), logits1, atol=1e-5)
+
+
+def test_z_zero_reproduces_theta0_and_compact_file_matches(tmp_path: Path) -> None:
+    model, sub_kwargs = _model("cartpole_ppo.yaml", d=6)
+    with torch.no_grad():
+        model.policy.subspace.z.copy_(torch.randn(6))
+    compact = compact_subspace(model, sub_kwargs)
+    assert isinstance(compact, Subspace)
+    compact.save(tmp_path / "p.pt")
+    loaded, _ = Subspace.load(tmp_path / "p.pt")
+    obs = torch.randn(9, 4)
+    with torch.no_grad():
+        sb3_logits = model.policy.get_distribution(obs).distribution.logits
+        assert torch.allclose(torch.log_softmax(loaded(obs), -1), sb3_logits, atol=1e-5)
+    assert (tmp_path / "p.pt").stat().st_size < 0.5 * 4 * policy_subspace(model).D
+
+
+# --------------------------------------------------------------- save / load
+@pytest.mark.parametrize("parts", ["actor", "all"])
+def test_save_load_same_deterministic_actions(tmp_path: Path, parts: str) -> None:
+    model, _ = _model("cartpole_ppo.yaml", d=8, parts=parts, hyperparams={"n_steps": 16})
+    model.learn(32)
+    model.save(tmp_path / "m.zip")
+    loaded = PPO.load(tmp_path / "m.zip", device="cpu")
+    obs = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    a1, _ = model.predict(obs, deterministic=True)
+    a2, _ = loaded.predict(obs, deterministic=True)
+    assert np.array_equal(a1, a2)
+    assert torch.equal(loaded.policy.subspace.z, model.policy.subspace.z)
+    assert torch.equal(loaded.policy.subspace.theta0, model.policy.subspace.theta0)
+    state_floats = sum(v.numel() for v in loaded.policy.state_dict().values())
+    assert state_floats < model.policy.subspace.D  # theta0 and P are rebuilt, not stored
+
+
+# ------------------------------------------------------------------- errors
+def test_unknown_hyperparameter_names_key_and_algorithm(tmp_path: Path) -> None:
+    cfg = _cfg("cartpole_ppo.yaml", hyperparams={"n_stepz": 8})
+    with pytest.raises(RlsubError, match=r"'n_stepz' for ppo"):
+        train(cfg, 4, 0, progress=False)
+
+
+def test_unknown_part_and_algorithm_are_one_clear_error() -> None:
+    data = yaml.safe_load((ROOT / "configs" / "cartpole_ppo.yaml").read_text())
+    data["train"]["parts"] = "critic"
+    with pytest.raises(ConfigError, match=r"parts: 'critic' is not allowed; allowed: actor, all"):
+        experiment_from_dict(data)
+    data["train"]["parts"] = "actor"
+    data["algorithm"] = "trpo"
+    with pytest.raises(ConfigError, match=r"unknown algorithm 'trpo'"):
+        experiment_from_dict(data)
+    with pytest.raises(RlsubError, match=r"unknown part 'critic'"):
+        subspace_kwargs(4, "mlp", {}, 0, parts="critic")
+
+
+def test_dqn_on_continuous_env_is_one_clear_error() -> None:
+    pytest.importorskip("mujoco")
+    data = yaml.safe_load((ROOT / "configs" / "inverted_pendulum_ppo.yaml").read_text())
+    data["algorithm"] = "dqn"
+    data["train"]["hyperparams"] = {}
+    cfg = experiment_from_dict(data)
+    with pytest.raises(RlsubError, match=r"dqn needs a discrete action space"):
+        train(cfg, 4, 0, progress=False)
+
+
+# -------------------------------------------------------------- end to end
+def _tiny_config(tmp_path: Path, steps: int = 2048) -> Path:
+    data = yaml.safe_load((ROOT / "configs" / "cartpole_ppo.yaml").read_text())
+    data["train"].update(total_timesteps=steps, n_envs=4, eval_freq=steps // 2)
+    data["env"] = str(tmp_path / "cartpole_fast.yaml")
+    spec = yaml.safe_load((ROOT / "envs" / "cartpole.yaml").read_text())
+    spec.update(eval_episodes=3, max_episode_steps=100)
+    (tmp_path / "cartpole_fast.yaml").write_text(yaml.safe_dump(spec))
+    path = tmp_path / "tiny_ppo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_cli_train_json_tiny_budget(cli: Any, tmp_path: Path) -> None:
+    cfg = _tiny_config(tmp_path)
+    proc = cli("train", str(cfg), "--d", "4", "--seed", "0", "--json", "--out", str(tmp_path))
+    rec = json.loads(proc.stdout)
+    assert rec["status"] == "done" and rec["d"] == 4 and rec["D"] == 4610
+    assert rec["env_steps"] >= 2048
+    assert [p["step"] for p in rec["curve"]][:2] == [1024, 2048]
+    assert rec["policy_path"] and Path(rec["policy_path"]).stat().st_size < 20_000
+
+
+def test_same_seed_same_result(tmp_path: Path) -> None:
+    cfg = load_experiment(_tiny_config(tmp_path, steps=512))
+    a = train(cfg, 3, 1, progress=False)
+    b = train(cfg, 3, 1, progress=False)
+    assert a.curve == b.curve and a.final_eval_mean == b.final_eval_mean
+    assert torch.equal(a.subspace.z, b.subspace.z)
+
+
+@pytest.mark.slow
+def test_ppo_small_d_learns_cartpole() -> None:
+    cfg = _cfg("cartpole_ppo.yaml", total_timesteps=30_000, eval_freq=0)
+    res = train(cfg, 8, 0, progress=False)
+    assert res.final_eval_mean > 100  # random policy: about 22

@@ -62,18 +62,30 @@ class MLP(nn.Sequential):
         self.sizes = [int(s) for s in sizes]
         self.activation = activation
 
-    def batched_forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
-        """params: name -> (N, *shape); x: (N, B, in) -> (N, B, out)."""
+    def batched_prepare(self, params: dict[str, Tensor]) -> list[tuple[Tensor, Tensor]]:
+        """params: name -> (N, *shape) -> per layer (W^T: (N, in, out), b: (N, 1, out)), contiguous."""
+        linears = [name for name, m in self.named_children() if isinstance(m, nn.Linear)]
+        return [
+            (
+                params[f"{n}.weight"].transpose(1, 2).contiguous(),
+                params[f"{n}.bias"].unsqueeze(1).contiguous(),
+            )
+            for n in linears
+        ]
+
+    def batched_apply(self, prepared: list[tuple[Tensor, Tensor]], x: Tensor) -> Tensor:
+        """x: (N, B, in...) -> (N, B, out) with the population's layers from batched_prepare."""
         act = torch.relu if self.activation == "relu" else torch.tanh
         h = x.flatten(2) if x.dim() > 3 else x
-        linears = [(name, m) for name, m in self.named_children() if isinstance(m, nn.Linear)]
-        for i, (name, _) in enumerate(linears):
-            W = params[f"{name}.weight"]  # (N, out, in)
-            b = params[f"{name}.bias"]  # (N, out)
-            h = torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2))
-            if i < len(linears) - 1:
+        for i, (Wt, b) in enumerate(prepared):
+            h = torch.baddbmm(b, h, Wt)
+            if i < len(prepared) - 1:
                 h = act(h)
         return h
+
+    def batched_forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """params: name -> (N, *shape); x: (N, B, in) -> (N, B, out)."""
+        return self.batched_apply(self.batched_prepare(params), x)
 
 
 class SamePad2d(nn.Module):

@@ -25,7 +25,7 @@ small d, not D weights. `Subspace.load(path)` rebuilds the exact network.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,21 +170,29 @@ class Subspace(nn.Module):
 
     def population_call(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         """params: name -> (N, *shape) for the subspace tensors; x: (N, B, ...)."""
-        N = x.shape[0]
-        batched = getattr(self.module, "batched_forward", None)
-        if batched is not None:
-            full: dict[str, Tensor] = dict(params)
-            for name, t in self.module.named_parameters():
-                full[name] = t.expand(N, *t.shape)
-            for name, b in self.module.named_buffers():
-                if name not in full:
-                    full[name] = b.expand(N, *b.shape)
-            return batched(full, x)
+        return self.population_fn(params)(x)
+
+    def population_fn(self, params: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
+        """A function x: (N, B, ...) -> (N, B, ...) for a fixed population (prepared once).
+
+        Rollouts call it every step, so per-population work (the full parameter
+        dict, contiguous transposed weights for batched matmuls) happens here once.
+        """
+        N = next(iter(params.values())).shape[0]
+        full: dict[str, Tensor] = dict(params)
+        for name, t in self.module.named_parameters():
+            full[name] = t.expand(N, *t.shape)
+        prepare = getattr(self.module, "batched_prepare", None)
+        apply = getattr(self.module, "batched_apply", None)
+        if prepare is not None and apply is not None:
+            prepared = prepare(full)
+            return lambda x: apply(prepared, x)
 
         def one(p: dict[str, Tensor], xi: Tensor) -> Tensor:
             return functional_call(self.module, p, (xi,))
 
-        return torch.vmap(one)(params, x)
+        batched = torch.vmap(one)
+        return lambda x: batched(full, x)
 
     # ------------------------------------------------------------------ I/O
     def state(self) -> dict[str, Any]:

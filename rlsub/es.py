@@ -1,0 +1,320 @@
+"""Evolution strategies in z.
+
+OpenAI-style ES (Salimans, Ho, Chen, Sidor, Sutskever 2017), all in the
+subspace coordinates z (d of them):
+
+    eps_i ~ N(0, I_d), i = 1..n            antithetic pairs z +- sigma eps_i
+    F_i^+-  = mean return of z +- sigma eps_i over K episodes (one batched rollout)
+    w       = centred ranks of all 2n returns, in [-0.5, 0.5]
+    g       = sum_i (w_i^+ - w_i^-) eps_i / (2 n sigma)
+    z      <- Adam(z, -(g) + l2 * z)
+
+with observation normalisation shared by the population (updated during
+training rollouts, frozen for evaluation). CMA-ES (pycma) is the option for
+small d (`algorithm: cmaes`). The centre z is evaluated every `eval_every`
+generations on fresh seeds; training stops early once it reaches the env's
+solved score (`stop_when_solved`), and the final policy is evaluated on
+`eval_episodes` fresh deterministic episodes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rlsub.config import ExperimentConfig, check, doc
+from rlsub.envs import env_dims, load_env_spec, make_vec_env, policy_network_kwargs
+from rlsub.rollout import RunningNorm, population_rollout
+from rlsub.seeding import trial_seeds
+from rlsub.subspace import Subspace
+from rlsub.trial import TrainResult
+
+
+@dataclass(frozen=True)
+class ESConfig:
+    generations: int = doc("ES generations (upper bound if stop_when_solved)", default=100)
+    population: int = doc("individuals per generation (even: antithetic pairs)", default=64)
+    episodes_per_member: int = doc("episodes per individual per generation", default=1)
+    sigma: float = doc("noise standard deviation in z", default=0.02)
+    lr: float = doc("Adam step size on z", default=0.01)
+    l2: float = doc("weight decay on z (added to the ES gradient)", default=0.005)
+    obs_norm: bool = doc("running observation normalisation", default=True)
+    obs_clip: float = doc("clip normalised observations to +-obs_clip", default=5.0)
+    eval_every: int = doc("evaluate the centre every this many generations", default=5)
+    eval_episodes: int | None = doc(
+        "final evaluation episodes (null: the env spec's)", default=None
+    )
+    stop_when_solved: bool = doc(
+        "stop once the centre's evaluation reaches the solved score", default=True
+    )
+    threads: int = doc("torch threads for the policy forward", default=1)
+
+    def __post_init__(self) -> None:
+        check(self.generations > 0, f"generations must be > 0, got {self.generations}")
+        check(
+            self.population >= 2 and self.population % 2 == 0,
+            f"population must be an even number >= 2, got {self.population}",
+        )
+        check(
+            self.episodes_per_member > 0,
+            f"episodes_per_member must be > 0, got {self.episodes_per_member}",
+        )
+        check(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(self.l2 >= 0, f"l2 must be >= 0, got {self.l2}")
+        check(self.obs_clip > 0, f"obs_clip must be > 0, got {self.obs_clip}")
+        check(self.eval_every > 0, f"eval_every must be > 0, got {self.eval_every}")
+        check(self.eval_episodes is None or self.eval_episodes > 0, "eval_episodes must be > 0")
+        check(self.threads > 0, f"threads must be > 0, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class CMAESConfig:
+    generations: int = doc("CMA-ES generations (upper bound if stop_when_solved)", default=100)
+    population: int | None = doc("population size (null: pycma's default 4 + 3 ln d)", default=None)
+    episodes_per_member: int = doc("episodes per individual per generation", default=1)
+    sigma0: float = doc("initial step size in z", default=0.5)
+    obs_norm: bool = doc("running observation normalisation", default=True)
+    obs_clip: float = doc("clip normalised observations to +-obs_clip", default=5.0)
+    eval_every: int = doc("evaluate the mean every this many generations", default=5)
+    eval_episodes: int | None = doc(
+        "final evaluation episodes (null: the env spec's)", default=None
+    )
+    stop_when_solved: bool = doc("stop once the evaluation reaches the solved score", default=True)
+    threads: int = doc("torch threads for the policy forward", default=1)
+
+    def __post_init__(self) -> None:
+        check(self.generations > 0, f"generations must be > 0, got {self.generations}")
+        check(
+            self.population is None or self.population >= 2,
+            f"population must be >= 2, got {self.population}",
+        )
+        check(
+            self.episodes_per_member > 0,
+            f"episodes_per_member must be > 0, got {self.episodes_per_member}",
+        )
+        check(self.sigma0 > 0, f"sigma0 must be > 0, got {self.sigma0}")
+        check(self.eval_every > 0, f"eval_every must be > 0, got {self.eval_every}")
+
+
+def centred_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks of x scaled to [-0.5, 0.5]; tied values share their average rank.
+
+    Averaging ties matters for integer returns (CartPole): breaking ties by order
+    would turn equal returns into a spurious gradient along the noise.
+    """
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]
+    return ranks / max(len(x) - 1, 1) - 0.5
+
+
+@dataclass
+class ESState:
+    """Immutable-by-convention ES state: the centre z and Adam moments."""
+
+    z: torch.Tensor  # (d,)
+    m: torch.Tensor
+    v: torch.Tensor
+    t: int = 0
+
+
+def es_ask(
+    state: ESState, half: int, sigma: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Antithetic population: eps (half, d) and Z (2*half, d) = [z + sigma eps; z - sigma eps]."""
+    eps = torch.randn(half, state.z.numel(), generator=gen)
+    return eps, torch.cat([state.z + sigma * eps, state.z - sigma * eps])
+
+
+def es_tell(state: ESState, eps: torch.Tensor, fitness: np.ndarray, cfg: ESConfig) -> ESState:
+    """One Adam step on z from antithetic fitness (2*half,), higher is better."""
+    half = eps.shape[0]
+    w = torch.as_tensor(centred_ranks(fitness), dtype=torch.float32)
+    g = (w[:half] - w[half:]) @ eps / (2 * half * cfg.sigma)
+    grad = -g + cfg.l2 * state.z
+    t = state.t + 1
+    b1, b2 = 0.9, 0.999
+    m = b1 * state.m + (1 - b1) * grad
+    v = b2 * state.v + (1 - b2) * grad * grad
+    step = cfg.lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+    z = state.z - step * m / (v.sqrt() + 1e-8)
+    return ESState(z, m, v, t)
+
+
+def _build(cfg: ExperimentConfig, d: int | str, seed: int, slots: int) -> tuple[Any, ...]:
+    spec = load_env_spec(cfg.env or "", cfg.env_variant)
+    env = make_vec_env(spec, slots)
+    dims = env_dims(env)
+    seeds = trial_seeds(seed)
+    proj_seed = (
+        cfg.subspace.projection_seed
+        if cfg.subspace.projection_seed is not None
+        else seeds["projection"]
+    )
+    kwargs = policy_network_kwargs(cfg.network.name, cfg.network.kwargs, dims)
+    sub = Subspace.from_spec(
+        cfg.network.name,
+        kwargs,
+        seeds["theta0"],
+        d,
+        cfg.subspace.projection,
+        proj_seed,
+        include=cfg.subspace.include,
+        rest=cfg.subspace.rest,
+        dense_limit_gib=cfg.subspace.dense_limit_gib,
+    )
+    sub.eval()
+    return spec, env, dims, seeds, sub
+
+
+def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True) -> TrainResult:
+    """ES (or CMA-ES) on cfg.env at subspace dimension d; see the module docstring."""
+    es: Any = cfg.train
+    torch.set_num_threads(es.threads)
+    K = es.episodes_per_member
+    if cfg.algorithm == "cmaes":
+        return _train_cma(cfg, d, seed, progress)
+    spec, env, dims, seeds, sub = _build(cfg, d, seed, es.population * K)
+    eval_K = es.eval_episodes or spec.eval_episodes
+    eval_env = make_vec_env(spec, eval_K)
+    norm = RunningNorm(dims.obs_shape, es.obs_clip) if es.obs_norm else None
+    gen = torch.Generator().manual_seed(seeds["es_noise"])
+    rng = np.random.default_rng(seeds["env"])
+    eval_rng = np.random.default_rng(seeds["eval"])
+    state = ESState(torch.zeros(sub.d), torch.zeros(sub.d), torch.zeros(sub.d))
+    curve: list[dict[str, float]] = []
+    best = -math.inf
+    env_steps = 0
+    t0 = time.perf_counter()
+
+    def evaluate(z: torch.Tensor) -> tuple[float, float]:
+        res = population_rollout(
+            sub, z[None], eval_env, dims, eval_K, int(eval_rng.integers(2**31)), norm
+        )
+        return float(res.returns.mean()), float(res.returns.std())
+
+    bar = tqdm(range(es.generations), desc=f"ES d={sub.d}", disable=not progress, leave=False)
+    for g in bar:
+        eps, Z = es_ask(state, es.population // 2, es.sigma, gen)
+        res = population_rollout(
+            sub, Z, env, dims, K, int(rng.integers(2**31)), norm, update_norm=True
+        )
+        env_steps += res.env_steps
+        fitness = res.returns.mean(1)
+        if not np.all(np.isfinite(fitness)):
+            raise FloatingPointError(f"non-finite return at generation {g}")
+        state = es_tell(state, eps, fitness, es)
+        if not torch.isfinite(state.z).all():
+            raise FloatingPointError(f"z diverged at generation {g}")
+        rate = env_steps / (time.perf_counter() - t0)
+        bar.set_postfix(
+            mean=f"{fitness.mean():.1f}", best=f"{fitness.max():.1f}", steps_s=f"{rate:,.0f}"
+        )
+        if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
+            mean, _ = evaluate(state.z)
+            best = max(best, mean)
+            curve.append({"step": env_steps, "value": mean, "generation": g + 1})
+            if es.stop_when_solved and mean >= spec.solved_score:
+                break
+    bar.close()
+    env.close()
+    with torch.no_grad():
+        sub.z.copy_(state.z)
+    final_mean, final_std = evaluate(state.z)
+    eval_env.close()
+    return TrainResult(
+        final_eval_mean=final_mean,
+        final_eval_std=final_std,
+        best_eval_mean=max(best, final_mean),
+        D=sub.D,
+        d=sub.d,
+        env_steps=env_steps,
+        curve=curve,
+        solved_score=spec.solved_score,
+        subspace=sub,
+        extra=_policy_extra(cfg, dims, norm),
+        info={"generations": state.t, "eval_episodes": eval_K},
+    )
+
+
+def _policy_extra(cfg: ExperimentConfig, dims: Any, norm: RunningNorm | None) -> dict[str, Any]:
+    return {
+        "env": cfg.env,
+        "env_variant": cfg.env_variant,
+        "action": "argmax" if dims.discrete else "clip",
+        "obs_norm": None if norm is None else norm.state(),
+    }
+
+
+def _train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) -> TrainResult:
+    import cma
+
+    es: Any = cfg.train
+    K = es.episodes_per_member
+    probe = _build(cfg, d, seed, 1)
+    probe[1].close()
+    popsize = es.population or 4 + int(3 * math.log(probe[4].d))
+    spec, env, dims, seeds, sub = _build(cfg, d, seed, popsize * K)
+    eval_K = es.eval_episodes or spec.eval_episodes
+    eval_env = make_vec_env(spec, eval_K)
+    norm = RunningNorm(dims.obs_shape, es.obs_clip) if es.obs_norm else None
+    rng = np.random.default_rng(seeds["env"])
+    eval_rng = np.random.default_rng(seeds["eval"])
+    opts = {"popsize": popsize, "seed": seeds["es_noise"] % (2**31 - 2) + 1, "verbose": -9}
+    cmaes = cma.CMAEvolutionStrategy(np.zeros(sub.d), es.sigma0, opts)
+    curve: list[dict[str, float]] = []
+    best, env_steps = -math.inf, 0
+
+    def evaluate(z: torch.Tensor) -> tuple[float, float]:
+        res = population_rollout(
+            sub, z[None], eval_env, dims, eval_K, int(eval_rng.integers(2**31)), norm
+        )
+        return float(res.returns.mean()), float(res.returns.std())
+
+    bar = tqdm(range(es.generations), desc=f"CMA-ES d={sub.d}", disable=not progress, leave=False)
+    for g in bar:
+        X = np.asarray(cmaes.ask())
+        Z = torch.as_tensor(X, dtype=torch.float32)
+        res = population_rollout(
+            sub, Z, env, dims, K, int(rng.integers(2**31)), norm, update_norm=True
+        )
+        env_steps += res.env_steps
+        fitness = res.returns.mean(1)
+        cmaes.tell(list(X), list(-fitness))  # pycma minimises
+        bar.set_postfix(mean=f"{fitness.mean():.1f}", best=f"{fitness.max():.1f}")
+        if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
+            mean, _ = evaluate(torch.as_tensor(cmaes.mean, dtype=torch.float32))
+            best = max(best, mean)
+            curve.append({"step": env_steps, "value": mean, "generation": g + 1})
+            if es.stop_when_solved and mean >= spec.solved_score:
+                break
+    bar.close()
+    env.close()
+    z = torch.as_tensor(cmaes.mean, dtype=torch.float32)
+    with torch.no_grad():
+        sub.z.copy_(z)
+    final_mean, final_std = evaluate(z)
+    eval_env.close()
+    return TrainResult(
+        final_eval_mean=final_mean,
+        final_eval_std=final_std,
+        best_eval_mean=max(best, final_mean),
+        D=sub.D,
+        d=sub.d,
+        env_steps=env_steps,
+        curve=curve,
+        solved_score=spec.solved_score,
+        subspace=sub,
+        extra=_policy_extra(cfg, dims, norm),
+        info={"eval_episodes": eval_K},
+    )

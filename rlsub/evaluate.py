@@ -1,0 +1,66 @@
+"""Deterministic evaluation of a saved policy file: `rlsub eval POLICY_FILE`.
+
+The compact file (rlsub.subspace) rebuilds the exact network; its `extra`
+holds what the rollout needs beside z: the env spec name and variant, the
+observation statistics (frozen) and how outputs become actions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from rlsub.cli import emit
+from rlsub.envs import env_dims, load_env_spec, make_vec_env
+from rlsub.errors import RlsubError
+from rlsub.rollout import RunningNorm, population_rollout
+from rlsub.subspace import Subspace
+
+
+def evaluate_policy_file(
+    path: str, episodes: int | None = None, seed: int = 12345
+) -> dict[str, Any]:
+    sub, extra = Subspace.load(path)
+    if not extra.get("env"):
+        raise RlsubError(f"{path}: the policy file names no environment (a supervised model?)")
+    if episodes is not None and episodes <= 0:
+        raise RlsubError(f"--episodes must be > 0, got {episodes}")
+    spec = load_env_spec(extra["env"], extra.get("env_variant"))
+    K = episodes or spec.eval_episodes
+    env = make_vec_env(spec, K)
+    dims = env_dims(env)
+    norm = RunningNorm.from_state(extra["obs_norm"]) if extra.get("obs_norm") else None
+    sub.eval()
+    t0 = time.perf_counter()
+    res = population_rollout(sub, sub.z.detach()[None], env, dims, K, seed, norm)
+    env.close()
+    returns = res.returns[0]
+    return {
+        "policy": str(path),
+        "env": spec.name,
+        "env_variant": spec.variant,
+        "d": sub.d,
+        "D": sub.D,
+        "episodes": K,
+        "eval_mean": float(returns.mean()),
+        "eval_std": float(returns.std()),
+        "returns": returns.tolist(),
+        "solved_score": spec.solved_score,
+        "solved": bool(returns.mean() >= spec.solved_score),
+        "env_steps": res.env_steps,
+        "wall_s": time.perf_counter() - t0,
+    }
+
+
+def cli_eval(args: argparse.Namespace) -> None:
+    result = evaluate_policy_file(args.policy, args.episodes, args.seed)
+
+    def human(r: dict[str, Any]) -> str:
+        return (
+            f"{r['policy']}: {r['env']} d={r['d']} D={r['D']}\n"
+            f"{r['episodes']} episodes: mean {r['eval_mean']:.2f} +- {r['eval_std']:.2f}  "
+            f"solved={r['solved']} (>= {r['solved_score']})"
+        )
+
+    emit(args, result, human)

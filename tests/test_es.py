@@ -1,0 +1,112 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rlsub.config import experiment_from_dict, load_experiment, with_overrides
+from rlsub.errors import ConfigError
+from rlsub.es import ESConfig, ESState, centred_ranks, es_ask, es_tell
+from rlsub.evaluate import evaluate_policy_file
+from rlsub.trial import run_trial
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_centred_ranks_average_ties():
+    np.testing.assert_allclose(centred_ranks(np.array([3.0, 1.0, 2.0])), [0.5, -0.5, 0.0])
+    np.testing.assert_allclose(centred_ranks(np.array([5.0, 5.0, 5.0, 5.0])), 0.0)
+
+
+def test_es_solves_a_quadratic_in_z():
+    target = torch.linspace(-1, 1, 10)
+    cfg = ESConfig(population=40, sigma=0.1, lr=0.05, l2=0.0)
+    state = ESState(torch.zeros(10), torch.zeros(10), torch.zeros(10))
+    gen = torch.Generator().manual_seed(0)
+    start = float((state.z - target).norm())
+    for _ in range(300):
+        eps, Z = es_ask(state, cfg.population // 2, cfg.sigma, gen)
+        fitness = -((Z - target) ** 2).sum(1).numpy()
+        state = es_tell(state, eps, fitness, cfg)
+    assert float((state.z - target).norm()) < 0.1 * start
+
+
+def _tiny(tmp_path, **train):
+    cfg = load_experiment(ROOT / "configs/cartpole_es.yaml")
+    return with_overrides(cfg, train=train)
+
+
+@pytest.mark.slow
+def test_cartpole_solved_end_to_end_at_small_d(tmp_path):
+    cfg = load_experiment(ROOT / "configs/cartpole_es.yaml")
+    rec = run_trial(cfg, 4, seed=1, policy_dir=tmp_path, progress=False)
+    assert rec.status == "done", rec.reason
+    assert rec.final_eval_mean >= 475 and rec.solved
+    replay = evaluate_policy_file(rec.policy_path, episodes=5)
+    assert replay["eval_mean"] >= 400
+
+
+def test_es_trial_record_and_replay(tmp_path):
+    cfg = _tiny(tmp_path, generations=3, population=8, eval_every=1)
+    rec = run_trial(cfg, 3, seed=0, policy_dir=tmp_path, progress=False)
+    assert rec.status == "done" and rec.d == 3 and rec.D == 562 and rec.env_steps > 0
+    assert len(rec.curve) >= 1 and rec.solved_score == 475.0
+    again = run_trial(cfg, 3, seed=0, policy_dir=tmp_path, progress=False)
+    assert again.final_eval_mean == rec.final_eval_mean  # same config and seed, same result
+    assert again.curve == rec.curve
+    assert Path(rec.policy_path).stat().st_size < 20_000
+
+
+def test_cmaes_runs(tmp_path):
+    cfg = experiment_from_dict(
+        {
+            "name": "cp_cma",
+            "env": "cartpole",
+            "algorithm": "cmaes",
+            "network": {"name": "mlp", "kwargs": {"hidden": [8]}},
+            "train": {"generations": 2, "population": 6, "eval_every": 1},
+        }
+    )
+    rec = run_trial(cfg, 2, seed=0, progress=False)
+    assert rec.status == "done" and rec.env_steps > 0
+
+
+@pytest.mark.parametrize(
+    "train,needle",
+    [
+        ({"population": -4}, "population must be an even number >= 2"),
+        ({"sigma": 0}, "sigma must be > 0"),
+        ({"sigmaa": 0.1}, "unknown key 'sigmaa'"),
+        ({"generations": "many"}, "expected an integer"),
+    ],
+)
+def test_bad_es_config_values(train, needle):
+    with pytest.raises(ConfigError, match=needle):
+        experiment_from_dict(
+            {
+                "name": "x",
+                "env": "cartpole",
+                "algorithm": "es",
+                "network": {"name": "mlp"},
+                "train": train,
+            }
+        )
+
+
+def test_train_cli_json_and_bad_config(cli, tmp_path):
+    cfg = tmp_path / "cp.yaml"
+    cfg.write_text(
+        (ROOT / "configs/cartpole_es.yaml").read_text().replace("generations: 60", "generations: 2")
+    )
+    out = cli("train", str(cfg), "--d", "2", "--seed", "0", "--out", str(tmp_path), "--json").stdout
+    rec = json.loads(out)
+    for key in ("final_eval_mean", "final_eval_std", "solved", "d", "D", "env_steps", "wall_s"):
+        assert key in rec
+    replay = json.loads(cli("eval", rec["policy_path"], "--episodes", "3", "--json").stdout)
+    assert replay["episodes"] == 3 and replay["d"] == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(cfg.read_text().replace("sigma: 0.1", "sigma: -1"))
+    proc = cli("train", str(bad), "--d", "2", check=False)
+    assert proc.returncode == 2 and "sigma must be > 0" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,96 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlsub.envs import env_dims, load_env_spec, make_vec_env, policy_network_kwargs
+from rlsub.errors import RlsubError
+from rlsub.rollout import RunningNorm, actions_from_outputs, population_rollout
+from rlsub.subspace import Subspace
+
+
+def _setup(env_name="cartpole", slots=8, d=6):
+    spec = load_env_spec(env_name)
+    env = make_vec_env(spec, slots)
+    dims = env_dims(env)
+    kw = policy_network_kwargs("mlp", {"hidden": [8], "activation": "tanh"}, dims)
+    sub = Subspace.from_spec("mlp", kw, theta0_seed=3, d=d, projection="dense", projection_seed=4)
+    return spec, env, dims, sub
+
+
+def _single_episode(spec, sub, z, dims, seed, norm=None):
+    """One plain gymnasium env, one episode, the same deterministic policy."""
+    env = gym.make(spec.id, max_episode_steps=spec.max_episode_steps)
+    obs, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    with sub.z_set_to(z), torch.no_grad():
+        while not done:
+            x = obs if norm is None else norm.normalize(obs)
+            out = sub(torch.as_tensor(np.asarray(x), dtype=torch.float32)[None])
+            action = actions_from_outputs(out, dims)[0]
+            obs, r, term, trunc, _ = env.step(action)
+            total += r
+            done = term or trunc
+    return total
+
+
+def test_population_rollout_equals_individual_runs_alone():
+    spec, env, dims, sub = _setup(slots=4 * 2)
+    torch.manual_seed(0)
+    Z = torch.randn(4, 6) * 2.0
+    res = population_rollout(sub, Z, env, dims, episodes=2, seed=100)
+    assert res.returns.shape == (4, 2)
+    assert len(set(res.returns.ravel().tolist())) > 1  # the individuals really differ
+    for i in range(4):
+        alone_env = make_vec_env(spec, 2)
+        alone = population_rollout(sub, Z[i : i + 1], alone_env, dims, episodes=2, seed=100)
+        np.testing.assert_array_equal(alone.returns[0], res.returns[i])
+        for k in range(2):  # and a plain single env started from the same seed agrees
+            assert _single_episode(spec, sub, Z[i], dims, 100 + k) == res.returns[i, k]
+
+
+def test_finished_slots_never_add_reward():
+    spec, env, dims, sub = _setup(slots=6)
+    Z = torch.randn(6, 6) * 3.0
+    res = population_rollout(sub, Z, env, dims, episodes=1, seed=7)
+    # CartPole pays 1 per step alive: a masked slot that kept earning would exceed its length
+    np.testing.assert_array_equal(res.returns, res.lengths)
+    assert res.lengths.min() < res.lengths.max()  # some slots finished early and were masked
+    assert res.env_steps == res.lengths.sum() < res.slot_steps
+
+
+def test_obs_stats_frozen_during_evaluation():
+    spec, env, dims, sub = _setup(slots=3)
+    norm = RunningNorm(dims.obs_shape)
+    Z = torch.zeros(3, 6)
+    population_rollout(sub, Z, env, dims, 1, 0, norm, update_norm=True)
+    assert norm.count > 1
+    before = norm.state()
+    population_rollout(sub, Z, env, dims, 1, 5, norm, update_norm=False)
+    assert norm.state() == before
+
+
+def test_running_norm_matches_numpy():
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 4))
+    norm = RunningNorm((4,))
+    for chunk in np.array_split(x, 7):
+        norm.update(chunk)
+    np.testing.assert_allclose(norm.mean, x.mean(0), rtol=1e-3)
+    np.testing.assert_allclose(norm.var, x.var(0), rtol=1e-3)
+
+
+def test_inverted_pendulum_population_rollout_matches_single_env():
+    spec, env, dims, sub = _setup("inverted_pendulum", slots=3)
+    assert not dims.discrete and dims.n_actions == 1
+    Z = torch.randn(3, 6)
+    res = population_rollout(sub, Z, env, dims, episodes=1, seed=11)
+    for i in range(3):
+        assert _single_episode(spec, sub, Z[i], dims, 11) == pytest.approx(res.returns[i, 0])
+
+
+def test_unknown_env_and_variant_are_clear_errors():
+    with pytest.raises(RlsubError, match="unknown env 'pacman'"):
+        load_env_spec("pacman")
+    with pytest.raises(RlsubError, match="unknown variant 'v9'"):
+        load_env_spec("cartpole", "v9")
+    assert load_env_spec("cartpole", "v0").max_episode_steps == 200

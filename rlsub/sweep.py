@@ -10,10 +10,11 @@
   on log d) for each target the records make available: ``threshold x
   baseline mean`` (d_int90) and the env's solved score (d_int100). A d is
   first tried with `coarse_seeds` seeds; when its mean is near the target
-  (within `NEAR_FRACTION` of it, or two standard errors) every seed runs.
-  Bisection stops when the bracket is one grid step; both ends of the final
-  bracket then run every seed, and if that changes a decision the bisection
-  goes on. It assumes a monotone curve; without any target (no baseline and
+  (within `NEAR_FRACTION` = 5 % of it, or two standard errors) every seed runs.
+  Bisection stops when the bracket is one grid step; the top of the final
+  bracket (the d_int) then runs every seed, and if that changes its decision
+  the bisection goes on (the d below it gets every seed only when near the
+  target). It assumes a monotone curve; without any target (no baseline and
   no solved score) it falls back to the grid.
 
 Reliability: the driver alone writes the store; a trial is marked 'running'
@@ -55,9 +56,9 @@ from rlsub import trial as trial_module
 from rlsub.config import ExperimentConfig, experiment_from_dict, load_experiment
 from rlsub.errors import RlsubError
 from rlsub.store import Store, TrialKey, default_path, trial_key
-from rlsub.trial import TrialRecord, git_revision, run_trial, versions
+from rlsub.trial import TrialRecord, git_revision, run_trial
 
-NEAR_FRACTION = 0.1  # adaptive: a mean within 10 % of the target gets every seed
+NEAR_FRACTION = 0.05  # adaptive: a mean within 5 % of the target gets every seed
 HARD_KILL_GRACE_S = 10.0  # pool/Ray: kill a trial this long after its timeout
 POLL_S = 0.5
 
@@ -103,7 +104,7 @@ def failed_record(
         reason=reason,
         wall_s=wall_s,
         config=cfg.to_dict(),
-        versions=versions(),
+        versions=trial_module.versions(),
         git_rev=git_revision(),
     )
 
@@ -461,14 +462,10 @@ class Sweep:
                 else:
                     lo = mid
             moved = False
-            if 0 <= hi < n and hi not in confirmed:
+            if 0 <= hi < n and hi not in confirmed:  # d_int itself runs every seed
                 confirmed.add(hi)
                 if not self.passes(grid[hi], target, full=True):
                     lo, hi, moved = hi, n, True
-            if not moved and 0 <= lo < n and lo not in confirmed:
-                confirmed.add(lo)
-                if self.passes(grid[lo], target, full=True):
-                    lo, hi, moved = -1, lo, True
             if not moved:
                 break
         return (grid[lo] if lo >= 0 else None, grid[hi] if hi < n else None)

@@ -3,12 +3,18 @@
 score(d, seed) = 100 * sigmoid(2 (log d - log crossing)) + noise * u(seed, d), u in [-1, 1];
 the direct baseline scores 100 (+ noise). Hooks make chosen d fail, diverge or hang,
 and every start of a trial is appended to `log_file` (to count runs).
+
+With RLSUB_FAKE_FAST_VERSIONS=1 in the environment (set by the tests, inherited by
+spawned workers and driver subprocesses), importing this module replaces
+`rlsub.trial.versions` by a cheap stand-in: the real one imports torch, SB3, scipy...
+(seconds per fresh process), which would dominate these tests.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import platform
 import random
 import time
 from dataclasses import dataclass, field
@@ -22,6 +28,16 @@ from rlsub.trial import TrainResult
 D = 562
 
 
+def fast_versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "fake_trainer": "1"}
+
+
+if os.environ.get("RLSUB_FAKE_FAST_VERSIONS"):
+    import rlsub.trial
+
+    rlsub.trial.versions = fast_versions
+
+
 @dataclass(frozen=True)
 class FakeConfig:
     crossing: float = 8.0
@@ -30,7 +46,7 @@ class FakeConfig:
     fail_d: list[int] = field(default_factory=list)
     nan_d: list[int] = field(default_factory=list)
     hang_d: list[int] = field(default_factory=list)
-    interrupt_d: list[int] = field(default_factory=list)  # KeyboardInterrupt once (marker file)
+    interrupt_d: list[int] = field(default_factory=list)  # KeyboardInterrupt once per d
     blip: dict[str, float] = field(default_factory=dict)  # {"d": score} overrides
     solved_score: float | None = None
     log_file: str | None = None
@@ -58,7 +74,7 @@ def train(cfg: Any, d: int | str, seed: int, progress: bool = False) -> TrainRes
     if d != "direct" and int(d) in fc.fail_d:
         raise RuntimeError(f"boom at d={d}")
     if d != "direct" and int(d) in fc.interrupt_d and fc.log_file:
-        marker = Path(f"{fc.log_file}.interrupted-{d}-{seed}")
+        marker = Path(f"{fc.log_file}.interrupted-{d}")
         if not marker.exists():
             marker.write_text("x")
             raise KeyboardInterrupt

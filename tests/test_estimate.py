@@ -1,0 +1,161 @@
+"""Estimator on synthetic curves: known crossing, noise, blips, all fail, all pass, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlsub.estimate import estimate_all, estimate_group, format_group
+from rlsub.store import Store, trial_key
+from rlsub.trial import TrialRecord
+
+GRID = [1, 2, 4, 8, 16, 32, 64, 128]
+
+
+def rec(
+    d: int | str, seed: int, score: float, status: str = "done", solved: float | None = None
+) -> TrialRecord:
+    direct = d == "direct"
+    return TrialRecord(
+        config_hash="abc",
+        name="syn",
+        task="synthetic",
+        algorithm="es",
+        network="mlp",
+        projection="identity" if direct else "sparse",
+        d=1000 if direct else int(d),
+        direct=direct,
+        seed=seed,
+        status=status,
+        D=1000,
+        final_eval_mean=score if status == "done" else float("nan"),
+        best_eval_mean=score,
+        solved_score=solved,
+        config={"sweep": {"threshold": 0.9}},
+    )
+
+
+def records(
+    curve: dict[int, float], seeds: int = 3, noise: float = 0.0, solved: float | None = None
+) -> list[TrialRecord]:
+    """Baseline 100 and the given mean curve, seed noise +-noise (zero mean over 3 seeds)."""
+    offs = [-noise, 0.0, noise][:seeds]
+    out = [rec("direct", s, 100.0 + o, solved=solved) for s, o in enumerate(offs)]
+    for d, m in curve.items():
+        out += [rec(d, s, m + o, solved=solved) for s, o in enumerate(offs)]
+    return out
+
+
+def sigmoid_curve(crossing: float) -> dict[int, float]:
+    return {d: 100.0 / (1.0 + math.exp(-2.0 * (math.log(d) - math.log(crossing)))) for d in GRID}
+
+
+def test_known_crossing_and_interpolation() -> None:
+    curve = {1: 10.0, 2: 20.0, 4: 40.0, 8: 60.0, 16: 80.0, 32: 95.0, 64: 99.0, 128: 100.0}
+    g = estimate_group(records(curve))
+    e = g["d_int90"]
+    assert g["baseline"]["mean"] == 100.0 and e["target"] == pytest.approx(90.0)
+    assert e["d_int"] == 32 and e["note"] == "crossing between 16 and 32" and e["monotone"]
+    # 90 is two thirds of the way from 80 (d=16) to 95 (d=32) on log d
+    assert e["interpolated"] == pytest.approx(16 * 2 ** (2 / 3))
+    assert e["interval"] == (32, 32)  # no seed noise: every resample agrees
+
+
+def test_noise_gives_an_interval_around_the_crossing() -> None:
+    g = estimate_group(records(sigmoid_curve(10.0), noise=8.0))
+    e = g["d_int90"]
+    lo, hi = e["interval"]
+    assert lo <= e["d_int"] <= hi and lo < hi
+    ilo, ihi = e["interpolated_interval"]
+    assert ilo < e["interpolated"] < ihi
+    assert e["percentiles"] == (5.0, 95.0)
+    assert e["bootstrap_std"] > 0 and 0 < e["reached_fraction"] <= 1
+    again = estimate_group(records(sigmoid_curve(10.0), noise=8.0))["d_int90"]
+    assert again == e  # fixed bootstrap seed: same numbers every time
+
+
+def test_non_monotone_blip_uses_stays_above_rule() -> None:
+    curve = {1: 10.0, 2: 95.0, 4: 20.0, 8: 50.0, 16: 92.0, 32: 97.0}  # lucky blip at d=2
+    e = estimate_group(records(curve))["d_int90"]
+    assert e["d_int"] == 16 and e["first_crossing"] == 2 and not e["monotone"]
+    orig = estimate_group(records(curve), rule="original")["d_int90"]
+    assert orig["d_int"] == 2  # the original's first crossing
+    dip = {1: 10.0, 2: 50.0, 4: 92.0, 8: 85.0, 16: 95.0}  # a dip after the crossing
+    assert estimate_group(records(dip))["d_int90"]["d_int"] == 16
+
+
+def test_all_fail_and_all_pass() -> None:
+    low = estimate_group(records({d: 20.0 for d in GRID}))["d_int90"]
+    assert low["d_int"] is None and low["note"] == "not reached within grid, > 128"
+    assert low["interval"] == (None, None) and low["interpolated"] is None
+    high = estimate_group(records({d: 99.0 for d in GRID}))["d_int90"]
+    assert high["d_int"] == 1 and high["note"].startswith("<= 1")
+    assert high["interval"] == (1, 1)
+
+
+def test_original_rule_is_strict() -> None:
+    curve = {1: 50.0, 2: 90.0, 4: 95.0}  # exactly 0.9 x 100 at d=2
+    assert estimate_group(records(curve))["d_int90"]["d_int"] == 2
+    assert estimate_group(records(curve), rule="original")["d_int90"]["d_int"] == 4
+
+
+def test_failed_trials_are_excluded_and_counted() -> None:
+    rs = records({1: 10.0, 2: 50.0, 4: 95.0})
+    rs += [rec(2, 7, 0.0, status="failed"), rec("direct", 9, 0.0, status="failed")]
+    g = estimate_group(rs)
+    assert g["failed"] == 2 and g["baseline"]["failed"] == 1 and g["baseline"]["mean"] == 100.0
+    pt = next(p for p in g["curve"] if p["d"] == 2)
+    assert pt["n"] == 3 and pt["failed"] == 1 and pt["mean"] == 50.0
+    assert g["d_int90"]["d_int"] == 4
+
+
+def test_d_int100_from_solved_score_and_no_baseline() -> None:
+    rs = [r for r in records(sigmoid_curve(8.0), solved=95.0) if not r.direct]
+    g = estimate_group(rs)
+    assert g["d_int90"] is None and "no finished baseline" in g["notes"][0]
+    means = {p["d"]: p["mean"] for p in g["curve"]}
+    expected = min(d for d in GRID if means[d] >= 95.0)
+    assert g["d_int100"]["d_int"] == expected and g["d_int100"]["target"] == 95.0
+    assert "d_int100" in format_group(g)
+
+
+def test_groups_by_config_hash() -> None:
+    a = records({1: 10.0, 2: 95.0})
+    b = records({1: 10.0, 2: 20.0, 4: 96.0})
+    for r in b:
+        r.config_hash, r.name = "other", "syn2"
+    groups = estimate_all(a + b)
+    assert [(g["name"], g["d_int90"]["d_int"]) for g in groups] == [("syn", 2), ("syn2", 4)]
+
+
+def test_bootstrap_interval_covers_truth_usually() -> None:
+    """Noisy sigmoid reaching 90 at d = 30: the interpolated interval mostly holds it."""
+    rng = np.random.default_rng(1)
+    truth = 10.0 * 9.0 ** (1 / 2)  # sigmoid(2 log(d/10)) = 0.9 at d = 10 * 9^(1/2) = 30
+    hits = 0
+    for _ in range(20):
+        rs = [rec("direct", s, 100.0) for s in range(5)]
+        for d, m in sigmoid_curve(10.0).items():
+            rs += [rec(d, s, m + rng.normal(0, 3.0)) for s in range(5)]
+        lo, hi = estimate_group(rs, n_boot=300)["d_int90"]["interpolated_interval"]
+        hits += lo is not None and hi is not None and lo * 0.8 <= truth <= hi * 1.25
+    assert hits >= 14
+
+
+def test_cli_dint_json_and_text(tmp_path: Path, cli) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st:
+        for r in records({1: 10.0, 2: 50.0, 4: 95.0}, noise=1.0):
+            st.mark_running(trial_key(r.config_hash, "direct" if r.direct else r.d, r.seed))
+            st.put(r)
+    out = json.loads(cli("dint", str(path), "--json").stdout)
+    g = out["groups"][0]
+    assert out["rule"] == "bootstrap" and g["d_int90"]["d_int"] == 4
+    text = cli("dint", str(path), "--rule", "original").stdout
+    assert "d_int90" in text and "rule=original" in text
+    bad = cli("dint", str(tmp_path / "nope.sqlite"), check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such" in bad.stderr

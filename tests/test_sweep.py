@@ -1,0 +1,248 @@
+"""Sweep controller with the fake trainer: grid, adaptive, failures, resume, pool, kill -9."""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import fake_trainer
+import pytest
+import yaml
+
+import rlsub.trial
+from rlsub.benches.sweep import compare, grid_steps_apart
+from rlsub.cli import main
+from rlsub.config import ExperimentConfig, experiment_from_dict
+from rlsub.errors import RlsubError
+from rlsub.estimate import estimate_group
+from rlsub.store import Store
+from rlsub.sweep import coarse_seeds, run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_trainer.register(monkeypatch)
+    monkeypatch.setattr(rlsub.trial, "versions", fake_trainer.fast_versions)
+    monkeypatch.setenv("RLSUB_FAKE_FAST_VERSIONS", "1")  # for spawned workers
+
+
+def make_cfg(**train: Any) -> ExperimentConfig:
+    return experiment_from_dict(fake_trainer.config(**train))
+
+
+def d_ints(summary: dict[str, Any]) -> tuple[Any, Any]:
+    est = summary["estimate"]
+    return tuple((est[k] or {}).get("d_int") for k in ("d_int90", "d_int100"))  # type: ignore[return-value]
+
+
+def scores(path: Path) -> dict[tuple[int, bool, int], float]:
+    with Store(path, readonly=True) as st:
+        return {(r.d, r.direct, r.seed): r.final_eval_mean for r in st.records()}
+
+
+def test_grid_then_rerun_skips_everything(fake: None, tmp_path: Path) -> None:
+    cfg = make_cfg()
+    first = run_sweep(cfg, tmp_path / "s.sqlite")
+    assert first["trials"] == {
+        "requested": 30,
+        "run": 30,
+        "skipped": 0,
+        "failed": 0,
+        "in_store": 30,
+    }
+    assert d_ints(first) == (32, None)
+    again = run_sweep(cfg, tmp_path / "s.sqlite")
+    assert again["trials"]["run"] == 0 and again["trials"]["skipped"] == 30
+    assert again["estimate"]["d_int90"] == first["estimate"]["d_int90"]
+
+
+@pytest.mark.parametrize("crossing", [1.5, 5.0, 8.0, 40.0])
+@pytest.mark.parametrize("solved", [None, 95.0])
+def test_adaptive_within_one_grid_step_with_few_trials(
+    fake: None, tmp_path: Path, crossing: float, solved: float | None
+) -> None:
+    cfg = make_cfg(crossing=crossing, noise=3.0, solved_score=solved)
+    grid = run_sweep(cfg, tmp_path / "g.sqlite", mode="grid")
+    adaptive = run_sweep(cfg, tmp_path / "a.sqlite", mode="adaptive")
+    for a, g in zip(d_ints(adaptive), d_ints(grid), strict=True):
+        assert grid_steps_apart(cfg.sweep.d_grid, a, g) <= 1, (a, g)
+    # one target: <= 40 % of the grid's trials; two targets (d_int90, d_int100): <= 50 %
+    assert adaptive["trials"]["run"] <= (0.4 if solved is None else 0.5) * grid["trials"]["run"]
+    same = scores(tmp_path / "g.sqlite")
+    assert all(same[k] == v for k, v in scores(tmp_path / "a.sqlite").items())
+
+
+def test_adaptive_all_fail_and_all_pass(fake: None, tmp_path: Path) -> None:
+    low = run_sweep(make_cfg(crossing=5000.0), tmp_path / "low.sqlite", mode="adaptive")
+    assert d_ints(low)[0] is None and "> 256" in low["estimate"]["d_int90"]["note"]
+    high = run_sweep(make_cfg(crossing=0.01), tmp_path / "high.sqlite", mode="adaptive")
+    assert d_ints(high)[0] == 1
+    assert coarse_seeds(3) == 1 and coarse_seeds(5) == 2
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(fake: None, tmp_path: Path) -> None:
+    cfg = make_cfg(fail_d=[4], nan_d=[8], hang_d=[16], sweep={"trial_timeout_s": 0.3})
+    t0 = time.perf_counter()
+    out = run_sweep(cfg, tmp_path / "s.sqlite")
+    assert time.perf_counter() - t0 < 10  # the 60 s hangs were cut at 0.3 s
+    assert out["trials"]["run"] == 30 and out["trials"]["failed"] == 9
+    with Store(tmp_path / "s.sqlite", readonly=True) as st:
+        reasons = {(r.d, r.seed): r.reason for r in st.records() if r.status == "failed"}
+    assert reasons[(4, 0)] == "RuntimeError: boom at d=4"
+    assert reasons[(8, 1)].startswith("diverged")
+    assert reasons[(16, 2)].startswith("timeout: exceeded trial_timeout_s=0.3")
+    assert out["estimate"]["failed"] == 9
+    assert out["estimate"]["d_int90"]["d_int"] == 32  # failed d are left out of the curve
+
+
+def test_resume_after_a_crash_mid_trial(fake: None, tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    cfg = make_cfg(interrupt_d=[8], log_file=str(log))
+    path = tmp_path / "s.sqlite"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfg, path)
+    with Store(path, readonly=True) as st:
+        statuses = st.statuses()
+        assert [k for k, v in statuses.items() if v == "running"] == [(cfg.hash, 8, False, 0)]
+        assert all(r.status == "done" for r in st.records())
+    out = run_sweep(cfg, path)
+    assert out["trials"]["skipped"] == 3 + 3 * 3 and out["trials"]["run"] == 30 - 12
+    with Store(path, readonly=True) as st:
+        attempts = {(r["d"], r["seed"]): r["attempts"] for r in st.rows()}
+    assert attempts.pop((8, 0)) == 2 and set(attempts.values()) == {1}
+    runs = collections.Counter(tuple(line.split()[:2]) for line in log.read_text().splitlines())
+    assert runs.pop(("8", "0")) == 2 and set(runs.values()) == {1}
+    assert d_ints(out) == d_ints(run_sweep(make_cfg(), tmp_path / "ref.sqlite"))
+
+
+def test_process_pool_gives_the_same_records(fake: None, tmp_path: Path) -> None:
+    sweep = {"d_grid": [2, 8, 32], "seeds": [0, 1]}
+    cfg = make_cfg(hang_d=[2], sweep={**sweep, "trial_timeout_s": 1.0})
+    pooled = run_sweep(cfg, tmp_path / "p.sqlite", workers=2)
+    assert pooled["trials"]["run"] == 8 and pooled["trials"]["failed"] == 2
+    run_sweep(cfg, tmp_path / "i.sqlite", workers=1)
+    assert scores(tmp_path / "p.sqlite").keys() == scores(tmp_path / "i.sqlite").keys()
+    with Store(tmp_path / "p.sqlite", readonly=True) as st:
+        recs = st.records()
+    assert {r.reason for r in recs if r.d == 2} == {"timeout: exceeded trial_timeout_s=1"}
+    assert len({r.info.get("pid", 0) for r in recs}) == 1  # workers send plain records
+    p, i = scores(tmp_path / "p.sqlite"), scores(tmp_path / "i.sqlite")
+    assert all(p[k] == i[k] for k in p if p[k] == p[k])
+
+
+def test_ray_backend_on_a_tiny_sweep(fake: None, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray", reason="ray (optional extra rlsub[ray]) is not installed")
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        cfg = make_cfg(sweep={"d_grid": [2, 8, 32], "seeds": [0, 1]})
+        out = run_sweep(cfg, tmp_path / "r.sqlite", backend="ray", workers=2)
+        ref = run_sweep(cfg, tmp_path / "i.sqlite")
+    finally:
+        ray.shutdown()
+    assert out["trials"]["run"] == 8 and scores(tmp_path / "r.sqlite") == scores(
+        tmp_path / "i.sqlite"
+    )
+    assert d_ints(out) == d_ints(ref)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")
+def test_ray_missing_is_one_clear_error(fake: None, tmp_path: Path) -> None:
+    with pytest.raises(RlsubError, match=r"rlsub\[ray\]"):
+        run_sweep(make_cfg(), tmp_path / "r.sqlite", backend="ray")
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_cli_bad_workers_is_one_line(fake: None, tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "fake.yaml"
+    path.write_text(yaml.safe_dump(fake_trainer.config()))
+    assert main(["sweep", str(path), "--workers", "0", "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "--workers must be >= 1" in err
+
+
+DRIVER = """\
+import os, sys
+sys.path.insert(0, {tests!r})
+os.environ["RLSUB_FAKE_FAST_VERSIONS"] = "1"
+import fake_trainer
+fake_trainer.register()
+if __name__ == "__main__":
+    from rlsub.cli import main
+    raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def _done_rows(path: Path) -> int:
+    try:
+        with Store(path, readonly=True) as st:
+            return sum(1 for r in st.rows() if r["status"] == "done")
+    except RlsubError:  # not created yet
+        return 0
+
+
+def test_kill_9_then_same_command_resumes(fake: None, tmp_path: Path) -> None:
+    """A real `rlsub sweep` process killed with SIGKILL mid-sweep, then run again."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(tests=str(TESTS)))
+    log = tmp_path / "runs.log"
+    config = fake_trainer.config(
+        sleep_s=0.15, log_file=str(log), sweep={"d_grid": [1, 2, 4, 8, 16, 32, 64], "seeds": [0, 1]}
+    )
+    cfg_path = tmp_path / "fake.yaml"
+    cfg_path.write_text(yaml.safe_dump(config))
+    store = tmp_path / "s.sqlite"
+    cmd = [sys.executable, str(driver), "sweep", str(cfg_path), "--store", str(store), "--json"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while _done_rows(store) < 6 and time.time() < deadline:  # reading while it writes
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    with Store(store, readonly=True) as st:
+        before = {(r["d"], r["direct"], r["seed"]): r for r in st.rows()}
+    done_before = {k for k, r in before.items() if r["status"] == "done"}
+    running = {k for k, r in before.items() if r["status"] == "running"}
+    assert 6 <= len(done_before) < 16 and len(running) <= 1
+
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["store"] == str(store) and out["trials"]["skipped"] == len(done_before)
+    assert out["trials"]["run"] == 16 - len(done_before) and out["trials"]["failed"] == 0
+    with Store(store, readonly=True) as st:
+        after = {(r["d"], r["direct"], r["seed"]): r for r in st.rows()}
+    assert len(after) == 16 and all(r["status"] == "done" for r in after.values())
+    for k in done_before:  # untouched: not run twice
+        assert after[k]["attempts"] == 1 and after[k]["finished_at"] == before[k]["finished_at"]
+    for k in running:
+        assert after[k]["attempts"] == 2
+    starts = collections.Counter(tuple(ln.split()[:2]) for ln in log.read_text().splitlines())
+    for (d, direct, seed), r in after.items():
+        assert starts[("direct" if direct else str(d), str(seed))] <= r["attempts"]
+    ref = run_sweep(make_cfg(sweep=config["sweep"]), tmp_path / "ref.sqlite")
+    assert out["estimate"]["d_int90"]["d_int"] == ref["estimate"]["d_int90"]["d_int"] == 32
+    with Store(store, readonly=True) as st:
+        again = estimate_group(st.records())["d_int90"]
+    assert out["estimate"]["d_int90"] == json.loads(json.dumps(again))
+
+
+def test_bench_sweep_logic_with_the_fake_trainer(fake: None, tmp_path: Path) -> None:
+    cfg = make_cfg(crossing=6.0, noise=3.0, solved_score=95.0)
+    r = compare(cfg, tmp_path)
+    assert r["grid"]["trials"] == 30 and r["adaptive"]["trials"] < r["grid"]["trials"]
+    assert r["within_one_step"] and r["meets_target"]
+    assert r["trial_ratio"] == r["adaptive"]["trials"] / 30
+    assert grid_steps_apart([1, 2, 4, 8], 2, 8) == 2 and grid_steps_apart([1, 2], None, 2) == 1
+    with pytest.raises(RlsubError, match="fresh stores"):
+        compare(cfg, tmp_path)

@@ -241,8 +241,11 @@ def test_bench_sweep_logic_with_the_fake_trainer(fake: None, tmp_path: Path) -> 
     cfg = make_cfg(crossing=6.0, noise=3.0, solved_score=95.0)
     r = compare(cfg, tmp_path)
     assert r["grid"]["trials"] == 30 and r["adaptive"]["trials"] < r["grid"]["trials"]
-    assert r["within_one_step"] and r["meets_target"]
+    assert r["within_one_step"] and r["meets_target"] and r["informative"]
+    assert set(r["grid"]["curve"]) == set(cfg.sweep.d_grid)
     assert r["trial_ratio"] == r["adaptive"]["trials"] / 30
     assert grid_steps_apart([1, 2, 4, 8], 2, 8) == 2 and grid_steps_apart([1, 2], None, 2) == 1
     with pytest.raises(RlsubError, match="fresh stores"):
         compare(cfg, tmp_path)
+    never = compare(make_cfg(crossing=1e6, sweep={"d_grid": [1, 4], "seeds": [0]}), tmp_path / "n")
+    assert never["informative"] is False and never["meets_target"] is None

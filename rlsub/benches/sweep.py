@@ -67,6 +67,8 @@ def compare(cfg: ExperimentConfig, root: Path, progress: bool = False) -> dict[s
             **{k: (est.get(k) or {}).get("d_int") for k in KINDS},
             **{f"{k}_interpolated": (est.get(k) or {}).get("interpolated") for k in KINDS},
             **{f"{k}_note": (est.get(k) or {}).get("note") for k in KINDS},
+            "baseline_mean": (est.get("baseline") or {}).get("mean"),
+            "curve": {p["d"]: p["mean"] for p in est.get("curve", [])},
         }
     a, g = out["adaptive"], out["grid"]
     out["trial_ratio"] = a["trials"] / max(1, g["trials"])
@@ -78,7 +80,13 @@ def compare(cfg: ExperimentConfig, root: Path, progress: bool = False) -> dict[s
         if g[k] is not None or a[k] is not None
     }
     out["within_one_step"] = all(v is not None and v <= 1 for v in out["steps_apart"].values())
-    out["meets_target"] = out["within_one_step"] and out["trial_ratio"] <= TARGET_RATIO
+    # with no crossing anywhere in the grid the comparison says nothing: no verdict
+    out["informative"] = any(g[k] is not None for k in KINDS)
+    out["meets_target"] = (
+        out["within_one_step"] and out["trial_ratio"] <= TARGET_RATIO
+        if out["informative"]
+        else None
+    )
     return out
 
 
@@ -91,11 +99,15 @@ def _human(r: dict[str, Any]) -> str:
             f"{mode:10s}{m['trials']:>8d}{m['subspace_trials']:>10d}{m['wall_s']:>9.1f}  "
             f"{m['d_int90']!s:>7s}  {m['d_int100']!s:>8s}"
         )
+    g = r["grid"]
+    curve = ", ".join(f"{d}: {m:.4g}" for d, m in g["curve"].items())
+    lines.append(f"grid curve (mean score by d): {curve}; baseline {g['baseline_mean']}")
+    verdict = {True: "met", False: "NOT met", None: "no verdict (no crossing within the grid)"}
     lines.append(
         f"ratio adaptive/grid: trials {r['trial_ratio']:.2f} (subspace only "
         f"{r['subspace_trial_ratio']:.2f}), wall {r['wall_ratio']:.2f}; grid steps apart "
         f"{r['steps_apart']}; target (within one step, <= {TARGET_RATIO:.0%} of the trials): "
-        f"{'met' if r['meets_target'] else 'NOT met'}"
+        f"{verdict[r['meets_target']]}"
     )
     return "\n".join(lines)
 

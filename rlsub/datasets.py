@@ -212,9 +212,10 @@ def download(rf: RemoteFile, dest: Path, progress: bool = True) -> Path:
                 continue
             os.replace(tmp, dest)
             return dest
+        except urllib.error.HTTPError as exc:
+            problems.append(f"{url}: HTTP {exc.code} {exc.reason}")
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            problems.append(f"{url}: {reason}")
+            problems.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
         finally:
             tmp.unlink(missing_ok=True)
     raise RlsubError(f"{rf.filename}: download failed, nothing cached: {'; '.join(problems)}")

@@ -69,6 +69,11 @@ class SupervisedConfig:
     eval_split: Literal["auto", "test", "train"] = doc(
         "split scored each epoch; auto: train for shuffled_labels, else test", default="auto"
     )
+    threads: int | None = doc(
+        "torch intra-op threads during the trial (null: leave torch's setting); 1 suits "
+        "tiny networks, whose parallel regions cost more than they save on a busy machine",
+        default=None,
+    )
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
@@ -81,6 +86,10 @@ class SupervisedConfig:
         check(
             self.eval_batch_size >= 1,
             f"train.eval_batch_size must be >= 1, got {self.eval_batch_size}",
+        )
+        check(
+            self.threads is None or self.threads >= 1,
+            f"train.threads must be >= 1 or null, got {self.threads}",
         )
 
 
@@ -152,6 +161,19 @@ def _nan_result(
 def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True) -> TrainResult:
     """Train `cfg`'s network on its dataset in a d-dimensional subspace (or directly)."""
     tc: SupervisedConfig = cfg.train if cfg.train is not None else SupervisedConfig()
+    if tc.threads is None:
+        return _train(cfg, tc, d, seed, progress)
+    before = torch.get_num_threads()
+    torch.set_num_threads(tc.threads)
+    try:
+        return _train(cfg, tc, d, seed, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(
+    cfg: ExperimentConfig, tc: SupervisedConfig, d: int | str, seed: int, progress: bool
+) -> TrainResult:
     if cfg.dataset is None:
         raise RlsubError(f"{cfg.source}: algorithm {cfg.algorithm!r} needs a 'dataset' section")
     overrides = {}
@@ -241,6 +263,7 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
             "n_eval": len(y_eval),
             "n_train": n,
             "epochs": tc.epochs,
+            "threads": torch.get_num_threads(),
             "final_train_loss": loss_mean,
             "seeds": {k: seeds[k] for k in ("theta0", "projection", "data")},
         },

@@ -40,6 +40,8 @@ def batch_cost(n: int = 60_000, batch_size: int = 128, repeat: int = 50) -> floa
 
 def main(args: argparse.Namespace) -> None:
     quick = getattr(args, "quick", False)
+    if quick:  # for tests: small and on one thread (steady on a shared machine)
+        torch.set_num_threads(1)
     d = 100 if quick else 750
     repeat = 5 if quick else 30
     print(f"MNIST FC Adam step at batch 128, d={d}: subspace / direct", file=sys.stderr)

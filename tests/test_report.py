@@ -1,0 +1,156 @@
+"""Difficulty report (tables, figures, COMMANDS.md) and the demo, on fake-trainer stores."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import fake_trainer
+import matplotlib
+import pytest
+import yaml
+
+import rlsub.trial
+from rlsub.cli import main
+from rlsub.config import experiment_from_dict
+from rlsub.errors import RlsubError
+from rlsub.estimate import estimate_all
+from rlsub.report import (
+    COLUMNS,
+    build_rows,
+    comparisons,
+    curves_figure,
+    difficulty_figure,
+    load_records,
+    paper_value,
+    report,
+)
+from rlsub.store import Store
+from rlsub.sweep import run_sweep
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_trainer.register(monkeypatch)
+    monkeypatch.setattr(rlsub.trial, "versions", fake_trainer.fast_versions)
+    monkeypatch.setenv("RLSUB_FAKE_FAST_VERSIONS", "1")
+
+
+def fake_dict(name: str = "fake", projection: str = "dense", **train: Any) -> dict[str, Any]:
+    data = fake_trainer.config(**train)
+    data["name"] = name
+    data["subspace"] = {"projection": projection}
+    data["sweep"]["d_grid"] = [1, 2, 4, 8, 16, 32, 64]
+    data["sweep"]["seeds"] = [0, 1]
+    return data
+
+
+@pytest.fixture
+def stores(fake: None, tmp_path: Path) -> list[Path]:
+    """Two small stores: fake RL task (solved score) with dense and sparse projections."""
+    out = []
+    for proj in ("dense", "sparse"):
+        cfg = experiment_from_dict(fake_dict(f"fake_{proj}", proj, solved_score=95.0))
+        path = tmp_path / f"{proj}.sqlite"
+        run_sweep(cfg, path, mode="grid")
+        out.append(path)
+    return out
+
+
+def test_report_files_and_columns(stores: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "plots"
+    r = report(stores, out, "rlsub report a b")
+    names = {"difficulty.md", "difficulty.csv", "difficulty.tex", "COMMANDS.md"}
+    assert names <= {p.name for p in out.iterdir()}
+    for stem in ("curves", "difficulty", "projections_fake_mlp_fake"):
+        for ext in ("png", "pdf"):
+            assert (out / f"{stem}.{ext}").stat().st_size > 1000, stem
+    assert len(r["rows"]) == 2
+    row = r["rows"][0]
+    assert row["d_int90"] == 32 and row["D"] == fake_trainer.D
+    assert row["compression"] == pytest.approx(fake_trainer.D / 32)
+    assert row["seeds"] == 2 and (row["d_min"], row["d_max"]) == (1, 64)
+    assert row["wall_s"] > 0 and row["paper_d_int"] is None
+    md = (out / "difficulty.md").read_text()
+    for col in ("task", "D/d_int90", "d_int90 [90% CI]", "d_int100 [90% CI]", "difficulty"):
+        assert col in md
+    assert "paper d_int" in md and "budget" in md and "no reference task" in md
+    with (out / "difficulty.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == COLUMNS and len(table) == 2
+    assert r"\begin{tabular}" in (out / "difficulty.tex").read_text()
+    assert "rlsub report a b" in (out / "COMMANDS.md").read_text()
+
+
+def test_figures_have_labels_log_axis_and_legend(stores: list[Path]) -> None:
+    records = load_records(stores)
+    groups = estimate_all(records, n_boot=200)
+    rows, _ = build_rows(records, groups)
+    figs = [curves_figure(groups, {g["config_hash"]: False for g in groups})]
+    figs.append(difficulty_figure(rows))
+    for fig in figs:
+        for ax in [a for a in fig.axes if a.get_visible()]:
+            assert ax.get_xscale() == "log"
+            assert ax.get_xlabel() and ax.get_ylabel()
+            assert ax.get_legend() is not None
+    labels = [t.get_text() for t in figs[0].axes[0].get_legend().get_texts()]
+    assert any("90 %" in t for t in labels) and any("solved" in t for t in labels)
+    assert any("baseline" in t for t in labels) and any("d_int90" in t for t in labels)
+
+
+def test_reference_task_paper_values_and_comparisons(stores: list[Path]) -> None:
+    records = load_records(stores)
+    groups = estimate_all(records, n_boot=100)
+    groups[0] = {**groups[0], "task": "digits"}
+    groups[1] = {**groups[1], "task": "cartpole", "algorithm": "es"}
+    rows, ref = build_rows(records, groups)
+    assert "digits" in ref and rows[0]["difficulty"] == pytest.approx(1.0)
+    assert rows[1]["paper_d_int"] == 25
+    assert paper_value("mnist", "fc_mnist") == (750, "d_int90")
+    assert paper_value("cartpole-v0", "mlp") == (25, "DQN, CartPole-v0, 90 % of 195")
+    pg = {**groups[1], "algorithm": "ppo", "config_hash": "x"}
+    stems = [c[0] for c in comparisons([groups[1], pg])]
+    assert stems == ["es_vs_pg_cartpole"]
+
+
+def test_cli_report_json(stores: list[Path], tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "o"
+    assert main(["report", *map(str, stores), "--out", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert len(r["rows"]) == 2 and all(Path(p).exists() for p in r["figures"])
+    assert set(r["tables"]) == {"difficulty.md", "difficulty.csv", "difficulty.tex", "COMMANDS.md"}
+
+
+def test_missing_and_empty_stores_one_error_line(cli: Any, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.sqlite"
+    Store(empty).close()  # a valid store with no trials
+    for path in (tmp_path / "nope.sqlite", empty):
+        proc = cli("report", str(path), "--out", str(tmp_path / "o"), check=False)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("rlsub: error:") and str(path) in lines[0]
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(RlsubError, match="no results store"):
+        load_records([])
+
+
+def test_demo_with_tiny_config(
+    fake: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(fake_dict("tiny", solved_score=95.0)))
+    monkeypatch.setenv("RLSUB_DEMO_CONFIGS", f"{cfg},{tmp_path / 'absent.yaml'}")
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "skipping" in captured.err and "absent.yaml" in captured.err
+    assert "| task |" in captured.out and "curves.png" in captured.out
+    assert (out / "tiny.sqlite").exists() and (out / "difficulty.md").exists()
+    assert (out / "curves.png").exists() and (out / "difficulty.pdf").exists()
+    assert main(["demo", "--out", str(out), "--json"]) == 0  # resumes: reuses the store
+    r = json.loads(capsys.readouterr().out)
+    assert r["sweeps"][0]["trials"]["run"] == 0 and r["skipped"]

@@ -92,7 +92,7 @@ def reset_slots(env: gym.vector.VectorEnv, seeds: list[int]) -> np.ndarray:
         base.state = states  # type: ignore[attr-defined]
         base.steps = np.zeros(len(seeds), dtype=np.int32)  # type: ignore[attr-defined]
         return states.T.astype(np.float32)
-    obs, _ = env.reset(seed=list(seeds))
+    obs, _ = env.reset(seed=list(seeds))  # type: ignore[arg-type]
     return np.asarray(obs)
 
 

@@ -86,6 +86,9 @@ class TrialRecord:
 
 
 def versions() -> dict[str, str]:
+    """Installed package versions, read from metadata (no heavy imports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     out = {"python": platform.python_version()}
     for name in (
         "rlsub",
@@ -98,8 +101,8 @@ def versions() -> dict[str, str]:
         "cma",
     ):
         try:
-            out[name] = str(importlib.import_module(name).__version__)
-        except Exception:  # absent or without __version__
+            out[name] = version(name.replace("_", "-"))
+        except PackageNotFoundError:
             continue
     return out
 

@@ -97,7 +97,9 @@ def test_bad_es_config_values(train, needle):
 def test_train_cli_json_and_bad_config(cli, tmp_path):
     cfg = tmp_path / "cp.yaml"
     cfg.write_text(
-        (ROOT / "configs/cartpole_es.yaml").read_text().replace("generations: 60", "generations: 2")
+        (ROOT / "configs/cartpole_es.yaml")
+        .read_text()
+        .replace("generations: 150", "generations: 2")
     )
     out = cli("train", str(cfg), "--d", "2", "--seed", "0", "--out", str(tmp_path), "--json").stdout
     rec = json.loads(out)
@@ -106,7 +108,7 @@ def test_train_cli_json_and_bad_config(cli, tmp_path):
     replay = json.loads(cli("eval", rec["policy_path"], "--episodes", "3", "--json").stdout)
     assert replay["episodes"] == 3 and replay["d"] == 2
     bad = tmp_path / "bad.yaml"
-    bad.write_text(cfg.read_text().replace("sigma: 0.1", "sigma: -1"))
+    bad.write_text(cfg.read_text().replace("sigma: 0.5", "sigma: -1"))
     proc = cli("train", str(bad), "--d", "2", check=False)
     assert proc.returncode == 2 and "sigma must be > 0" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -54,13 +54,16 @@ def run_demo(out: str | Path, progress: bool = True, command: str = "rlsub demo"
 
     out = Path(out)
     sweeps, stores, skipped = [], [], []
+    found = []
     for path in demo_configs():
         resolved = _resolve(path)
         if resolved is None:
             print(f"rlsub demo: skipping {path} (config not found)", file=sys.stderr)
             skipped.append(path)
-            continue
-        cfg = load_experiment(resolved)
+        else:
+            found.append(resolved)
+    cfgs = [load_experiment(p) for p in found]  # every config checked before any sweep
+    for cfg in cfgs:
         store = out / f"{cfg.name}.sqlite"
         if progress:
             print(f"rlsub demo: sweep {cfg.name} -> {store}", file=sys.stderr)

@@ -138,7 +138,7 @@ def build_rows(
     ref_text = (
         f"difficulty = d_int90 / d_int90 of {ref['task']} {ref['network']} ({ref_d})"
         if ref
-        else "difficulty: no reference task (MNIST FC or digits) measured"
+        else "difficulty: no reference task (MNIST FC or digits) with a d_int90 in these stores"
     )
     rows = []
     for g in groups:
@@ -215,7 +215,7 @@ def display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
     cells = []
     for r in rows:
         paper = f"{_n(r['paper_d_int'])} ({r['paper_rule']})" if r["paper_d_int"] else "none"
-        budget = f"{r['seeds']} seeds, d {_n(r['d_min'])}-{_n(r['d_max'])}, {r['budget']}"
+        budget = f"seeds {r['seeds']}, d {_n(r['d_min'])}-{_n(r['d_max'])}, {r['budget']}"
         cells.append(
             [
                 r["task"],
@@ -231,7 +231,7 @@ def display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
                 f"{r['difficulty']:.3g}x" if r["difficulty"] else "-",
                 paper,
                 budget,
-                f"{r['wall_s']:.0f} s",
+                f"{r['wall_s']:.3g} s",
             ]
         )
     return head, cells
@@ -255,7 +255,7 @@ def markdown_table(rows: list[dict[str, Any]], ref_text: str) -> str:
         "baseline; d_int100: smallest d reaching the env's solved score (RL). Intervals: "
         "bootstrap over seeds, 5th-95th percentile; '> N': not reached within the grid.",
         "- paper d_int: Li et al. 2018 (ICLR), Table 1 / REFERENCE.md, with its rule.",
-        f"- wall: sum of trial wall times; total {total:.0f} s.",
+        f"- wall: sum of trial wall times; total {total:.4g} s.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -332,7 +332,9 @@ def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True)
     b = g["baseline"]["mean"]
     if lines and b is not None:
         ax.axhline(b, color="k", ls="-", lw=1, label=f"direct baseline {b:.3g}")
-        ax.axhline(g["threshold"] * b, color="gray", ls="--", lw=1, label="90 % of baseline")
+        ax.axhline(
+            g["threshold"] * b, color="gray", ls="--", lw=1, label=f"{g['threshold']:g} x baseline"
+        )
     if lines and g["solved_score"] is not None:
         ax.axhline(g["solved_score"], color="g", ls=":", lw=1.2, label="solved score")
     e = g.get("d_int90")
@@ -342,6 +344,9 @@ def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True)
         if lo is not None:
             hi_x = hi if hi is not None else max(ds)
             ax.axvspan(lo, hi_x, color=ln.get_color(), alpha=0.12, label="d_int90 90 % interval")
+    e100 = g.get("d_int100")
+    if lines and e100 and e100["d_int"]:
+        ax.axvline(e100["d_int"], color="g", ls=":", lw=1.2, label=f"d_int100 = {e100['d_int']}")
 
 
 def curves_figure(groups: list[dict[str, Any]], supervised: dict[str, bool]) -> Any:
@@ -367,7 +372,7 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
     fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(rows) + 1.8))
     ys = list(range(len(rows)))
     labels = []
-    ours = paper = False
+    ours = paper = solved = False
     for y, r in zip(ys, rows, strict=True):
         labels.append(f"{r['task']} / {r['network']} / {r['algorithm']} ({r['projection']})")
         color = "tab:blue" if r["supervised"] else "tab:red"
@@ -379,18 +384,35 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
             ours = True
         elif r["d_max"]:
             ax.plot(r["d_max"], y, ">", color=color)
+        if r["d_int100"]:
+            ax.plot(r["d_int100"], y, "^", color="tab:green", ms=7)
+            solved = True
         if r["paper_d_int"]:
             ax.plot(r["paper_d_int"], y, "s", mfc="none", mec="k", ms=8)
             paper = True
-    ax.plot([], [], "o", color="tab:blue", label="ours, supervised (d_int90, 90 % CI)")
-    ax.plot([], [], "o", color="tab:red", label="ours, RL (d_int90, 90 % CI)")
+    kinds = {r["supervised"] for r in rows}
+    if True in kinds:
+        ax.plot([], [], "o", color="tab:blue", label="ours, supervised (d_int90, 90 % CI)")
+    if False in kinds:
+        ax.plot([], [], "o", color="tab:red", label="ours, RL (d_int90, 90 % CI)")
+    if solved:
+        ax.plot([], [], "^", color="tab:green", label="ours, RL d_int100 (solved score)")
     if paper:
-        ax.plot([], [], "s", mfc="none", mec="k", label="Li et al. 2018 (paper)")
+        ax.plot([], [], "s", mfc="none", mec="k", label="Li et al. 2018 (paper, its rule)")
     if not ours:
         ax.plot([], [], ">", color="gray", label="not reached: > max d")
     ax.set_xscale("log")
+    xs = [
+        float(v)
+        for r in rows
+        for v in (r["d_int90"], r["d_int90_lo"], r["d_int90_hi"], r["paper_d_int"], r["d_int100"])
+        + ((r["d_max"],) if not r["d_int90"] else ())
+        if v
+    ]
+    if xs:
+        ax.set_xlim(min(xs) / 2, max(xs) * 2)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_yticks(ys, labels, fontsize=8)
-    ax.invert_yaxis()
     ax.set_xlabel("intrinsic dimension d_int90 (log scale, number of subspace dims)")
     ax.set_ylabel("task / network / algorithm")
     ax.set_title("Task difficulty by intrinsic dimension")

@@ -98,7 +98,7 @@ def test_figures_have_labels_log_axis_and_legend(stores: list[Path]) -> None:
             assert ax.get_xlabel() and ax.get_ylabel()
             assert ax.get_legend() is not None
     labels = [t.get_text() for t in figs[0].axes[0].get_legend().get_texts()]
-    assert any("90 %" in t for t in labels) and any("solved" in t for t in labels)
+    assert any("0.9 x baseline" in t for t in labels) and any("solved" in t for t in labels)
     assert any("baseline" in t for t in labels) and any("d_int90" in t for t in labels)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,5 +97,8 @@ def cli_demo(args: argparse.Namespace) -> None:
     argv = sys.argv if Path(sys.argv[0]).name in ("rlsub", "cli.py") else ["rlsub", "demo"]
     if argv is not sys.argv and args.out != "runs/demo":
         argv = [*argv, "--out", str(args.out)]
-    result = run_demo(args.out, progress=not args.json, command=command_line(argv))
+    command = command_line(argv)
+    if os.environ.get(ENV_VAR, "").strip():
+        command = f"{ENV_VAR}={shlex.quote(os.environ[ENV_VAR])} {command}"
+    result = run_demo(args.out, progress=not args.json, command=command)
     emit(args, result, format_demo)

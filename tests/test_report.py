@@ -151,6 +151,7 @@ def test_demo_with_tiny_config(
     assert "| task |" in captured.out and "curves.png" in captured.out
     assert (out / "tiny.sqlite").exists() and (out / "difficulty.md").exists()
     assert (out / "curves.png").exists() and (out / "difficulty.pdf").exists()
+    assert "RLSUB_DEMO_CONFIGS=" in (out / "COMMANDS.md").read_text()
     assert main(["demo", "--out", str(out), "--json"]) == 0  # resumes: reuses the store
     r = json.loads(capsys.readouterr().out)
     assert r["sweeps"][0]["trials"]["run"] == 0 and r["skipped"]

@@ -230,4 +230,12 @@ def test_same_seed_same_result(tmp_path: Path) -> None:
 def test_ppo_small_d_learns_cartpole() -> None:
     cfg = _cfg("cartpole_ppo.yaml", total_timesteps=30_000, eval_freq=0)
     res = train(cfg, 8, 0, progress=False)
-    assert res.final_eval_mean > 100  # random policy: about 22
+    assert res.final_eval_mean > 200  # random policy: about 22; measured 500 (seed 0)
+
+
+@pytest.mark.slow
+def test_bench_pg_quick_reports_ratio(cli: Any) -> None:
+    proc = cli("bench", "pg", "--quick", "--json")
+    r = json.loads(proc.stdout)
+    assert r["steps"] == 10_000 and r["D"] == 4610
+    assert 0 < r["ratio"] < 5  # the target (<= 1.3) is measured on the full run

@@ -64,7 +64,14 @@ class SupervisedConfig:
     beta1: float = doc("Adam beta1", default=0.9)
     beta2: float = doc("Adam beta2 (the original: 0.99)", default=0.99)
     eps: float = doc("Adam epsilon", default=1e-8)
-    weight_decay: float = doc("L2 penalty added by Adam (the original: 0)", default=0.0)
+    weight_decay: float = doc(
+        "Adam's own weight decay, on the trained vector (z, or theta when direct)", default=0.0
+    )
+    l2: float = doc(
+        "loss + l2 * sum of squared weights (tensors named *weight, not biases): the "
+        "original's Keras kernel regulariser, 1e-4 in its LeNet and CIFAR runs",
+        default=0.0,
+    )
     eval_batch_size: int = doc("batch size of the evaluation pass (memory only)", default=1000)
     eval_split: Literal["auto", "test", "train"] = doc(
         "split scored each epoch; auto: train for shuffled_labels, else test", default="auto"
@@ -83,6 +90,7 @@ class SupervisedConfig:
         check(0 <= self.beta2 < 1, f"train.beta2 must be in [0, 1), got {self.beta2}")
         check(self.eps > 0, f"train.eps must be > 0, got {self.eps}")
         check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.l2 >= 0, f"train.l2 must be >= 0, got {self.l2}")
         check(
             self.eval_batch_size >= 1,
             f"train.eval_batch_size must be >= 1, got {self.eval_batch_size}",
@@ -120,6 +128,13 @@ def _check_fit(cfg: ExperimentConfig, sub: Subspace, data: Dataset) -> None:
             f"{what}: it outputs {tuple(out.shape[1:])} per example, "
             f"the dataset has {data.n_classes} classes"
         )
+
+
+def _weights_sq(sub: Subspace, params: dict[str, Tensor]) -> Tensor:
+    """Sum of squared weight entries (names ending in 'weight'), subspace and direct ones."""
+    tensors = [t for n, t in params.items() if n.endswith("weight")]
+    tensors += [t for n, t in sub.module.named_parameters() if n.endswith("weight")]
+    return sum((t.square().sum() for t in tensors), torch.zeros(()))
 
 
 def evaluate(
@@ -231,7 +246,10 @@ def _train(
                 idx = perm[i : i + bs]
                 xb, yb = _inputs(cfg, data.x_train[idx]), data.y_train[idx]
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(sub(xb), yb)
+                params = sub.split(sub.theta())  # theta = theta0 + P z, once per step
+                loss = loss_fn(sub.call(params, xb), yb)
+                if tc.l2 > 0:
+                    loss = loss + tc.l2 * _weights_sq(sub, params)
                 loss.backward()
                 opt.step()
                 loss_sum += loss.detach() * len(idx)

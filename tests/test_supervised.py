@@ -18,8 +18,9 @@ from test_datasets import N_TEST, N_TRAIN, write_mnist
 from rlsub.config import experiment_from_dict, load_experiment, with_overrides
 from rlsub.datasets import load_dataset
 from rlsub.errors import ConfigError, RlsubError
+from rlsub.networks import build_network
 from rlsub.subspace import Subspace
-from rlsub.supervised import SupervisedConfig, evaluate, train
+from rlsub.supervised import SupervisedConfig, _weights_sq, evaluate, network_kwargs, train
 from rlsub.trial import run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +117,21 @@ def test_shuffled_labels_scores_memorisation_on_the_training_set():
     )
     res = train(cfg, 10, seed=0, progress=False)
     assert res.info["eval_split"] == "train" and res.info["n_eval"] == 1437
+
+
+def test_l2_penalises_the_weights_not_the_biases():
+    cfg = _digits(epochs=2, l2=1e-2)
+    data = load_dataset("digits")
+    kwargs = network_kwargs(cfg, data)
+    sub = Subspace.from_spec("mlp", kwargs, theta0_seed=3, d=10, projection="dense")
+    net = build_network("mlp", kwargs, seed=3)
+    expected = sum(
+        float(p.detach().square().sum()) for n, p in net.named_parameters() if "weight" in n
+    )
+    assert float(_weights_sq(sub, sub.split(sub.theta()))) == pytest.approx(expected, rel=1e-5)
+    with_l2 = train(cfg, 20, seed=0, progress=False)
+    without = train(_digits(epochs=2), 20, seed=0, progress=False)
+    assert with_l2.info["final_train_loss"] > without.info["final_train_loss"]
 
 
 def test_divergence_is_a_failed_record():

@@ -117,12 +117,15 @@ def _inputs(cfg: ExperimentConfig, x: Tensor) -> Tensor:
 def _check_fit(cfg: ExperimentConfig, sub: Subspace, data: Dataset) -> None:
     """Refuse, in one line, a network whose input or output does not fit the dataset."""
     what = f"network {cfg.network.name!r} does not fit dataset {data.name!r}"
+    sub.eval()  # no BatchNorm statistics from this probe
     try:
         with torch.no_grad():
             out = sub(_inputs(cfg, data.x_train[:2]))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RlsubError(f"{what} (inputs {tuple(data.input_shape)}): {first}") from None
+    finally:
+        sub.train()
     if out.shape != (min(2, data.n_train), data.n_classes):
         raise RlsubError(
             f"{what}: it outputs {tuple(out.shape[1:])} per example, "

@@ -141,12 +141,36 @@ class _SparseMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, Z: Tensor, P: Tensor, Pt: Tensor) -> Tensor:  # type: ignore[override]
         ctx.Pt = Pt
-        return torch.sparse.mm(P, Z.t().contiguous()).t()
+        return _csr_matmul(P, Z)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        gz = torch.sparse.mm(ctx.Pt, grad.t().contiguous()).t()
-        return gz, None, None
+        return _csr_matmul(ctx.Pt, grad), None, None
+
+
+def _csr_matmul(M: Tensor, X: Tensor) -> Tensor:
+    """(X @ M^T) for a CSR M (R, C) and dense X (N, C): (N, R).
+
+    N == 1 (one theta per step, the common case) goes through the sparse
+    matrix-vector product, measured about 1.5x faster than sparse.mm on (C, 1).
+    """
+    if X.shape[0] == 1:
+        return torch.mv(M, X[0]).unsqueeze(0)
+    return torch.sparse.mm(M, X.t().contiguous()).t()
+
+
+def _csr_int32(coo: Tensor) -> Tensor:
+    """COO -> CSR with int32 indices (half the index bandwidth of int64)."""
+    csr = coo.to_sparse_csr()
+    if csr.values().numel() >= 2**31 - 1:
+        return csr
+    return torch.sparse_csr_tensor(
+        csr.crow_indices().to(torch.int32),
+        csr.col_indices().to(torch.int32),
+        csr.values(),
+        csr.shape,
+        check_invariants=False,
+    )
 
 
 class SparseProjection(Projection):
@@ -190,15 +214,11 @@ class SparseProjection(Projection):
             warnings.catch_warnings()
         ):  # torch calls CSR support "beta"; it is what we measured fastest
             warnings.simplefilter("ignore", UserWarning)
-            self.P = (
-                torch.sparse_coo_tensor(idx, v, (D, d), check_invariants=False)
-                .coalesce()
-                .to_sparse_csr()
+            self.P = _csr_int32(
+                torch.sparse_coo_tensor(idx, v, (D, d), check_invariants=False).coalesce()
             )
-            self.Pt = (
-                torch.sparse_coo_tensor(idx.flip(0), v, (d, D), check_invariants=False)
-                .coalesce()
-                .to_sparse_csr()
+            self.Pt = _csr_int32(
+                torch.sparse_coo_tensor(idx.flip(0), v, (d, D), check_invariants=False).coalesce()
             )
 
     def _tensors(self) -> list[Tensor]:

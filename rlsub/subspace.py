@@ -145,12 +145,11 @@ class Subspace(nn.Module):
     def split(self, theta: Tensor) -> dict[str, Tensor]:
         """Flat theta (D,) or (N, D) -> {name: (shape) or (N, *shape)} views."""
         lead = theta.shape[:-1]
-        out = {}
-        offset = 0
-        for n, shape, size in zip(self.names, self.shapes, self.sizes, strict=True):
-            out[n] = theta[..., offset : offset + size].reshape(*lead, *shape)
-            offset += size
-        return out
+        chunks = torch.split(theta, list(self.sizes), dim=-1)
+        return {
+            n: c.reshape(*lead, *shape)
+            for n, shape, c in zip(self.names, self.shapes, chunks, strict=True)
+        }
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.call(self.split(self.theta()), *args, **kwargs)

@@ -10,8 +10,11 @@ random numbers), so a population rollout returns what each individual would
 get alone with those seeds.
 
 Observation normalisation (Salimans et al. 2017): running mean and variance
-shared by the population, updated from the observations of active slots
-during training rollouts and frozen during evaluation, clipped to +-clip.
+shared by the population. Within a rollout the statistics are fixed (every
+individual of a generation sees the same normalisation); the observations of
+active slots are accumulated and, for training rollouts, folded into the
+running statistics when the rollout ends. Evaluation rollouts never change
+them. Normalised observations are clipped to +-clip.
 """
 
 from __future__ import annotations
@@ -41,7 +44,12 @@ class RunningNorm:
         """x: (B, *shape)."""
         if len(x) == 0:
             return
-        b_mean, b_var, b_count = x.mean(0), x.var(0), len(x)
+        self.update_moments(x.mean(0), x.var(0), len(x))
+
+    def update_moments(self, b_mean: np.ndarray, b_var: np.ndarray, b_count: float) -> None:
+        """Fold in a batch given by its mean, (population) variance and count."""
+        if b_count <= 0:
+            return
         delta = b_mean - self.mean
         total = self.count + b_count
         self.mean = self.mean + delta * b_count / total
@@ -51,6 +59,12 @@ class RunningNorm:
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -self.clip, self.clip)
+
+    def torch_normalizer(self) -> tuple[Tensor, Tensor]:
+        """(mean, 1/std) as float32 tensors, for normalising inside a rollout."""
+        mean = torch.as_tensor(self.mean, dtype=torch.float32)
+        inv_std = torch.as_tensor(1.0 / np.sqrt(self.var + 1e-8), dtype=torch.float32)
+        return mean, inv_std
 
     def state(self) -> dict[str, Any]:
         return {
@@ -123,27 +137,49 @@ def population_rollout(
     S = N * K
     if env.num_envs != S:
         raise ValueError(f"env has {env.num_envs} slots, need N*K = {S}")
-    policy = sub.population_fn(sub.split(sub.theta(Z)))  # theta once per rollout, not per step
+    # theta once per rollout, not per step
+    policy = full_policy = sub.population_fn(sub.split(sub.theta(Z)))
+    out_shape = (dims.n_actions,)  # logits (discrete) or the action vector (continuous)
+    alive = torch.arange(N)
     obs = reset_slots(env, [seed + k for _ in range(N) for k in range(K)])
     done = np.zeros(S, dtype=bool)
     returns = np.zeros(S)
     lengths = np.zeros(S, dtype=np.int64)
     slot_steps = 0
-    while not done.all():
-        x = obs.astype(np.float64 if obs_norm is not None else np.float32, copy=False)
+    seen: list[Tensor] = []  # raw observations of the steps, for the statistics update
+    seen_active: list[np.ndarray] = []
+    if obs_norm is not None:
+        mean, inv_std = obs_norm.torch_normalizer()
+    while True:
+        xt = torch.from_numpy(np.asarray(obs)).float()
         if obs_norm is not None:
             if update_norm:
-                obs_norm.update(x[~done])
-            x = obs_norm.normalize(x)
-        xt = torch.as_tensor(x, dtype=torch.float32).reshape(N, K, *dims.obs_shape)
-        out = policy(xt).reshape(S, -1)
-        action = actions_from_outputs(out, dims)
-        obs, reward, term, trunc, _ = env.step(action)
+                seen.append(xt)
+                seen_active.append(~done)
+            xt = ((xt - mean) * inv_std).clamp_(-obs_norm.clip, obs_norm.clip)
+        if policy.N < N:  # only the individuals still playing
+            xs = xt.reshape(N, K, *dims.obs_shape)[alive]
+            out = torch.zeros(N, K, *out_shape)
+            out[alive] = policy(xs)
+            out = out.reshape(S, -1)
+        else:
+            out = policy(xt.reshape(N, K, *dims.obs_shape)).reshape(S, -1)
+        obs, reward, term, trunc, _ = env.step(actions_from_outputs(out, dims))
         active = ~done
-        returns[active] += reward[active]
-        lengths[active] += 1
+        returns += np.where(active, reward, 0.0)
+        lengths += active
         slot_steps += S
         done |= np.asarray(term) | np.asarray(trunc)
+        if done.all():
+            break
+        playing = ~done.reshape(N, K).all(1)
+        if 2 * int(playing.sum()) <= policy.N:  # compact once half the forward is wasted
+            alive = torch.from_numpy(np.flatnonzero(playing))
+            policy = full_policy.subset(alive)
+    if obs_norm is not None and seen:
+        xs = torch.cat(seen)[torch.from_numpy(np.concatenate(seen_active))].double()
+        if len(xs):
+            obs_norm.update_moments(xs.mean(0).numpy(), xs.var(0, correction=0).numpy(), len(xs))
     return RolloutResult(
         returns.reshape(N, K), lengths.reshape(N, K), int(lengths.sum()), slot_steps
     )

@@ -25,7 +25,7 @@ small d, not D weights. `Subspace.load(path)` rebuilds the exact network.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,27 +171,18 @@ class Subspace(nn.Module):
         """params: name -> (N, *shape) for the subspace tensors; x: (N, B, ...)."""
         return self.population_fn(params)(x)
 
-    def population_fn(self, params: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
+    def population_fn(self, params: dict[str, Tensor]) -> PopulationPolicy:
         """A function x: (N, B, ...) -> (N, B, ...) for a fixed population (prepared once).
 
         Rollouts call it every step, so per-population work (the full parameter
         dict, contiguous transposed weights for batched matmuls) happens here once.
+        `.subset(idx)` gives the same function for individuals idx only.
         """
         N = next(iter(params.values())).shape[0]
         full: dict[str, Tensor] = dict(params)
         for name, t in self.module.named_parameters():
             full[name] = t.expand(N, *t.shape)
-        prepare = getattr(self.module, "batched_prepare", None)
-        apply = getattr(self.module, "batched_apply", None)
-        if prepare is not None and apply is not None:
-            prepared = prepare(full)
-            return lambda x: apply(prepared, x)
-
-        def one(p: dict[str, Tensor], xi: Tensor) -> Tensor:
-            return functional_call(self.module, p, (xi,))
-
-        batched = torch.vmap(one)
-        return lambda x: batched(full, x)
+        return PopulationPolicy(self.module, full)
 
     # ------------------------------------------------------------------ I/O
     def state(self) -> dict[str, Any]:
@@ -299,3 +290,44 @@ class Subspace(nn.Module):
 
     def extra_repr(self) -> str:
         return f"D={self.D}, d={self.d}, projection={self.projection_kind}, rest={self.rest}"
+
+
+class PopulationPolicy:
+    """x: (N, B, ...) -> (N, B, ...) for N networks given by batched parameters.
+
+    MLPs go through their batched matmuls (weights transposed and made
+    contiguous once, here); other modules through torch.vmap of functional_call.
+    """
+
+    def __init__(self, module: nn.Module, full: dict[str, Tensor]) -> None:
+        self.module = module
+        self.full = full
+        self.N = next(iter(full.values())).shape[0]
+        prepare = getattr(module, "batched_prepare", None)
+        self.apply = getattr(module, "batched_apply", None)
+        self.prepared = prepare(full) if prepare is not None and self.apply is not None else None
+        if self.prepared is None:
+
+            def one(p: dict[str, Tensor], xi: Tensor) -> Tensor:
+                return functional_call(module, p, (xi,))
+
+            self.batched = torch.vmap(one)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.prepared is not None:
+            assert self.apply is not None
+            return self.apply(self.prepared, x)
+        return self.batched(self.full, x)
+
+    def subset(self, idx: Tensor) -> PopulationPolicy:
+        """The policy of individuals `idx` (a 1-D index tensor) only."""
+        out = PopulationPolicy.__new__(PopulationPolicy)
+        out.module, out.apply, out.N = self.module, self.apply, len(idx)
+        if self.prepared is not None:
+            out.prepared = [(W[idx], b[idx]) for W, b in self.prepared]
+            out.full = {}
+        else:
+            out.prepared = None
+            out.full = {k: v[idx] for k, v in self.full.items()}
+            out.batched = self.batched
+        return out

@@ -106,6 +106,9 @@ def reset_slots(env: gym.vector.VectorEnv, seeds: list[int]) -> np.ndarray:
         base.state = states  # type: ignore[attr-defined]
         base.steps = np.zeros(len(seeds), dtype=np.int32)  # type: ignore[attr-defined]
         return states.T.astype(np.float32)
+    if type(base).__name__ == "AtariVectorEnv":  # ale-py takes one seed per slot as an array
+        obs, _ = env.reset(seed=np.asarray(seeds, dtype=np.int64))  # type: ignore[arg-type]
+        return np.asarray(obs)
     obs, _ = env.reset(seed=list(seeds))  # type: ignore[arg-type]
     return np.asarray(obs)
 
@@ -116,6 +119,7 @@ class RolloutResult:
     lengths: np.ndarray  # (N, K) episode lengths
     env_steps: int  # useful steps (active slots only)
     slot_steps: int  # all slot steps taken, masked ones included
+    capped: int = 0  # episodes cut short by max_steps
 
 
 @torch.no_grad()
@@ -128,10 +132,15 @@ def population_rollout(
     seed: int,
     obs_norm: RunningNorm | None = None,
     update_norm: bool = False,
+    max_steps: int | None = None,
 ) -> RolloutResult:
     """Run N = len(Z) individuals x K = `episodes` episodes in `env` (N*K slots).
 
     Z: (N, d). Episode k of every individual starts from seed `seed + k`.
+    uint8 observations (pixels) are scaled to [0, 1] in torch, as SB3 does for
+    images. `max_steps` cuts every episode after that many agent steps (its
+    return so far counts; `capped` says how many were cut); None plays to the
+    env's own episode end.
     """
     N, K = Z.shape[0], episodes
     S = N * K
@@ -145,13 +154,17 @@ def population_rollout(
     done = np.zeros(S, dtype=bool)
     returns = np.zeros(S)
     lengths = np.zeros(S, dtype=np.int64)
-    slot_steps = 0
+    slot_steps = capped = 0
     seen: list[Tensor] = []  # raw observations of the steps, for the statistics update
     seen_active: list[np.ndarray] = []
     if obs_norm is not None:
         mean, inv_std = obs_norm.torch_normalizer()
+    steps = 0
     while True:
-        xt = torch.from_numpy(np.asarray(obs)).float()
+        obs = np.asarray(obs)
+        xt = torch.from_numpy(obs).float()
+        if obs.dtype == np.uint8:
+            xt.mul_(1.0 / 255.0)
         if obs_norm is not None:
             if update_norm:
                 seen.append(xt)
@@ -170,7 +183,11 @@ def population_rollout(
         lengths += active
         slot_steps += S
         done |= np.asarray(term) | np.asarray(trunc)
+        steps += 1
         if done.all():
+            break
+        if max_steps is not None and steps >= max_steps:
+            capped = int((~done).sum())
             break
         playing = ~done.reshape(N, K).all(1)
         if 2 * int(playing.sum()) <= policy.N:  # compact once half the forward is wasted
@@ -181,5 +198,5 @@ def population_rollout(
         if len(xs):
             obs_norm.update_moments(xs.mean(0).numpy(), xs.var(0, correction=0).numpy(), len(xs))
     return RolloutResult(
-        returns.reshape(N, K), lengths.reshape(N, K), int(lengths.sum()), slot_steps
+        returns.reshape(N, K), lengths.reshape(N, K), int(lengths.sum()), slot_steps, capped
     )

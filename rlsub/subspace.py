@@ -14,8 +14,9 @@ split back into named tensors.
 
 A population of N vectors Z: (N, d) is evaluated in one call with
 `population_forward(Z, x)` for x: (N, B, ...) -> (N, B, ...): the module's own
-`batched_forward` when it has one (rlsub.networks.MLP: batched matmuls), else
-`torch.vmap` over `functional_call`.
+`batched_prepare`/`batched_apply` when it has them (rlsub.networks.MLP: batched
+matmuls; rlsub.networks.ConvNet: grouped convolutions), else `torch.vmap` over
+`functional_call`.
 
 `save(path)` writes a compact file (network spec, projection kind and seed, d,
 theta0 seed, z, directly trained tensors and true buffers): kilobytes for a
@@ -296,7 +297,9 @@ class PopulationPolicy:
     """x: (N, B, ...) -> (N, B, ...) for N networks given by batched parameters.
 
     MLPs go through their batched matmuls (weights transposed and made
-    contiguous once, here); other modules through torch.vmap of functional_call.
+    contiguous once, here), ConvNets (es_pong, nature_cnn) through grouped
+    convolutions and batched matmuls; other modules through torch.vmap of
+    functional_call.
     """
 
     def __init__(self, module: nn.Module, full: dict[str, Tensor]) -> None:
@@ -324,7 +327,11 @@ class PopulationPolicy:
         out = PopulationPolicy.__new__(PopulationPolicy)
         out.module, out.apply, out.N = self.module, self.apply, len(idx)
         if self.prepared is not None:
-            out.prepared = [(W[idx], b[idx]) for W, b in self.prepared]
+            subset = getattr(self.module, "batched_subset", None)  # rlsub.networks.ConvNet
+            if subset is not None:
+                out.prepared = subset(self.prepared, idx)
+            else:
+                out.prepared = [(W[idx], b[idx]) for W, b in self.prepared]
             out.full = {}
         else:
             out.prepared = None

@@ -159,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_delegate("rlsub.evaluate:cli_eval"))
 
+    s = sub.add_parser("random-score", help="mean return of uniformly random actions")
+    s.add_argument("env", help="env spec: a name in envs/ or a path to a YAML spec")
+    s.add_argument("--episodes", type=int, default=10)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_delegate("rlsub.evaluate:cli_random_score"))
+
     s = sub.add_parser("sweep", help="sweep d x seeds into a results store")
     s.add_argument("config")
     s.add_argument("--store", default=None, help="SQLite file (default runs/NAME.sqlite)")

@@ -15,6 +15,14 @@ small d (`algorithm: cmaes`). The centre z is evaluated every `eval_every`
 generations on fresh seeds; training stops early once it reaches the env's
 solved score (`stop_when_solved`), and the final policy is evaluated on
 `eval_episodes` fresh deterministic episodes.
+
+Training episodes can be capped (`max_steps_per_episode`: Atari games run for
+thousands of steps); the centre's evaluations always play full games, so the
+learning curve and the final score are full-game scores, and each curve point
+also carries the generation's mean capped fitness (`train_mean`). Pixel
+observations are scaled to [0, 1], never normalised (obs_norm must be false).
+`backend: ray` plays the population on Ray actors (rlsub.es_ray) that rebuild
+the perturbations from the noise generator's state and send back returns only.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,6 +38,7 @@ from tqdm import tqdm
 
 from rlsub.config import ExperimentConfig, check, doc
 from rlsub.envs import env_dims, load_env_spec, make_vec_env, policy_network_kwargs
+from rlsub.errors import RlsubError
 from rlsub.rollout import RunningNorm, population_rollout
 from rlsub.seeding import trial_seeds
 from rlsub.subspace import Subspace
@@ -54,9 +63,36 @@ class ESConfig:
         "stop once the centre's evaluation reaches the solved score", default=True
     )
     threads: int = doc("torch threads for the policy forward", default=1)
+    max_steps_per_episode: int | None = doc(
+        "cap on agent steps of each training episode (its return so far is the fitness; "
+        "null: play to the env's episode end); the centre's evaluations (curve and final "
+        "score) always play full games",
+        default=None,
+    )
+    env_threads: int | None = doc(
+        "emulator threads of an ale vector env (null: ale-py's choice, one per core)",
+        default=None,
+    )
+    backend: Literal["local", "ray"] = doc(
+        "where the population plays: this process, or Ray actors (rlsub.es_ray)",
+        default="local",
+    )
+    workers: int = doc("Ray actors sharing the population (backend: ray)", default=2)
+    ray_address: str | None = doc(
+        "Ray cluster address (null: start or join a local Ray)", default=None
+    )
 
     def __post_init__(self) -> None:
         check(self.generations > 0, f"generations must be > 0, got {self.generations}")
+        check(
+            self.max_steps_per_episode is None or self.max_steps_per_episode > 0,
+            f"max_steps_per_episode must be > 0, got {self.max_steps_per_episode}",
+        )
+        check(self.workers > 0, f"workers must be > 0, got {self.workers}")
+        check(
+            self.backend == "local" or not self.obs_norm,
+            "obs_norm: true needs backend: local (running statistics live in one process)",
+        )
         check(
             self.population >= 2 and self.population % 2 == 0,
             f"population must be an even number >= 2, got {self.population}",
@@ -153,8 +189,14 @@ def es_tell(state: ESState, eps: torch.Tensor, fitness: np.ndarray, cfg: ESConfi
 
 def _build(cfg: ExperimentConfig, d: int | str, seed: int, slots: int) -> tuple[Any, ...]:
     spec = load_env_spec(cfg.env or "", cfg.env_variant)
-    env = make_vec_env(spec, slots)
+    env = make_vec_env(spec, slots, threads=getattr(cfg.train, "env_threads", None))
     dims = env_dims(env)
+    if cfg.train.obs_norm and is_pixels(env):
+        env.close()
+        raise RlsubError(
+            f"{cfg.source}: train.obs_norm must be false for pixel observations "
+            f"(env {spec.name!r}: uint8 {dims.obs_shape}); the policy sees them divided by 255"
+        )
     seeds = trial_seeds(seed)
     proj_seed = (
         cfg.subspace.projection_seed
@@ -177,6 +219,12 @@ def _build(cfg: ExperimentConfig, d: int | str, seed: int, slots: int) -> tuple[
     return spec, env, dims, seeds, sub
 
 
+def is_pixels(env: Any) -> bool:
+    """uint8 image observations (Atari frames), which are scaled, never normalised."""
+    space = env.single_observation_space
+    return bool(space.dtype == np.uint8 and len(space.shape or ()) >= 2)
+
+
 def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True) -> TrainResult:
     """ES (or CMA-ES) on cfg.env at subspace dimension d; see the module docstring."""
     es: Any = cfg.train
@@ -184,9 +232,16 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
     K = es.episodes_per_member
     if cfg.algorithm == "cmaes":
         return _train_cma(cfg, d, seed, progress)
-    spec, env, dims, seeds, sub = _build(cfg, d, seed, es.population * K)
+    local = es.backend == "local"
+    spec, env, dims, seeds, sub = _build(cfg, d, seed, es.population * K if local else 1)
+    pool = None
+    if not local:  # Ray actors hold the population's envs; this process evaluates the centre
+        from rlsub.es_ray import RayPopulation
+
+        env.close()
+        pool = RayPopulation(cfg, d, seed)
     eval_K = es.eval_episodes or spec.eval_episodes
-    eval_env = make_vec_env(spec, eval_K)
+    eval_env = make_vec_env(spec, eval_K, threads=es.env_threads)
     norm = RunningNorm(dims.obs_shape, es.obs_clip) if es.obs_norm else None
     gen = torch.Generator().manual_seed(seeds["es_noise"])
     rng = np.random.default_rng(seeds["env"])
@@ -204,12 +259,19 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         return float(res.returns.mean()), float(res.returns.std())
 
     bar = tqdm(range(es.generations), desc=f"ES d={sub.d}", disable=not progress, leave=False)
+    capped = 0
     for g in bar:
+        noise_state = gen.get_state()  # Ray actors rebuild eps from it
         eps, Z = es_ask(state, es.population // 2, es.sigma, gen)
-        res = population_rollout(
-            sub, Z, env, dims, K, int(rng.integers(2**31)), norm, update_norm=True
-        )
+        roll_seed = int(rng.integers(2**31))
+        if pool is not None:
+            res = pool.rollout(state.z, noise_state, roll_seed)
+        else:
+            res = population_rollout(
+                sub, Z, env, dims, K, roll_seed, norm, True, es.max_steps_per_episode
+            )
         env_steps += res.env_steps
+        capped += res.capped
         fitness = res.returns.mean(1)
         if not np.all(np.isfinite(fitness)):
             raise FloatingPointError(f"non-finite return at generation {g}")
@@ -223,11 +285,21 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
             mean, _ = evaluate(state.z)
             best = max(best, mean)
-            curve.append({"step": env_steps, "value": mean, "generation": g + 1})
+            curve.append(
+                {
+                    "step": env_steps,
+                    "value": mean,
+                    "generation": g + 1,
+                    "train_mean": float(fitness.mean()),  # capped episodes, perturbed members
+                }
+            )
             if es.stop_when_solved and mean >= spec.solved_score:
                 break
     bar.close()
-    env.close()
+    if pool is not None:
+        pool.close()
+    else:
+        env.close()
     with torch.no_grad():
         sub.z.copy_(state.z)
     final_mean, final_std = evaluate(state.z)
@@ -243,7 +315,13 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         solved_score=spec.solved_score,
         subspace=sub,
         extra=_policy_extra(cfg, dims, norm),
-        info={"generations": state.t, "eval_episodes": eval_K},
+        info={
+            "generations": state.t,
+            "eval_episodes": eval_K,
+            "max_steps_per_episode": es.max_steps_per_episode,
+            "capped_episodes": capped,
+            "backend": es.backend,
+        },
     )
 
 

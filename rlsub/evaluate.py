@@ -1,4 +1,5 @@
-"""Deterministic evaluation of a saved policy file: `rlsub eval POLICY_FILE`.
+"""Deterministic evaluation of a saved policy file (`rlsub eval POLICY_FILE`) and the
+random-policy score of an env (`rlsub random-score ENV --episodes N`).
 
 The compact file (rlsub.subspace) rebuilds the exact network; its `extra`
 holds what the rollout needs beside z: the env spec name and variant, the
@@ -11,10 +12,12 @@ import argparse
 import time
 from typing import Any
 
+import numpy as np
+
 from rlsub.cli import emit
 from rlsub.envs import env_dims, load_env_spec, make_vec_env
 from rlsub.errors import RlsubError
-from rlsub.rollout import RunningNorm, population_rollout
+from rlsub.rollout import RunningNorm, population_rollout, reset_slots
 from rlsub.subspace import Subspace
 
 
@@ -51,6 +54,56 @@ def evaluate_policy_file(
         "env_steps": res.env_steps,
         "wall_s": time.perf_counter() - t0,
     }
+
+
+def random_score(name_or_path: str, episodes: int, seed: int = 0) -> dict[str, Any]:
+    """Mean return of uniformly random actions over `episodes` episodes (one slot each).
+
+    Every slot starts from its own seed (seed + slot) and plays exactly one
+    episode; a finished slot's later rewards are masked.
+    """
+    if episodes <= 0:
+        raise RlsubError(f"--episodes must be > 0, got {episodes}")
+    spec = load_env_spec(name_or_path)
+    env = make_vec_env(spec, episodes)
+    space = env.single_action_space
+    space.seed(seed)
+    t0 = time.perf_counter()
+    reset_slots(env, [seed + k for k in range(episodes)])
+    done = np.zeros(episodes, dtype=bool)
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    while not done.all():
+        actions = np.stack([np.asarray(space.sample()) for _ in range(episodes)])
+        _, reward, term, trunc, _ = env.step(actions)
+        returns += np.where(done, 0.0, reward)
+        lengths += ~done
+        done |= np.asarray(term) | np.asarray(trunc)
+    env.close()
+    return {
+        "env": spec.name,
+        "id": spec.id,
+        "episodes": episodes,
+        "seed": seed,
+        "mean": float(returns.mean()),
+        "std": float(returns.std()),
+        "returns": returns.tolist(),
+        "mean_length": float(lengths.mean()),
+        "env_steps": int(lengths.sum()),
+        "wall_s": time.perf_counter() - t0,
+    }
+
+
+def cli_random_score(args: argparse.Namespace) -> None:
+    result = random_score(args.env, args.episodes, args.seed)
+
+    def human(r: dict[str, Any]) -> str:
+        return (
+            f"{r['env']} ({r['id']}): random policy over {r['episodes']} episodes: "
+            f"{r['mean']:.2f} +- {r['std']:.2f} (mean length {r['mean_length']:.0f} steps)"
+        )
+
+    emit(args, result, human)
 
 
 def cli_eval(args: argparse.Namespace) -> None:

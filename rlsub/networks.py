@@ -146,11 +146,13 @@ class ConvNet(nn.Sequential):
                 b = None if m.bias is None else params[f"{name}.bias"].reshape(-1)
                 ops.append(("conv", w, b, m.stride, m.padding, N))
             elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                mean, var = m.running_mean, m.running_var
+                assert mean is not None and var is not None  # checked by _layers
                 ones = torch.ones(N, m.num_features)
                 g = params[f"{name}.weight"] if m.affine else ones
                 beta = params[f"{name}.bias"] if m.affine else ones * 0
-                scale = g / torch.sqrt(m.running_var + m.eps)  # type: ignore[operator]
-                ops.append(("affine", scale, beta - m.running_mean * scale))  # (N, C) each
+                scale = g / torch.sqrt(var + m.eps)
+                ops.append(("affine", scale, beta - mean * scale))  # (N, C) each
             elif isinstance(m, nn.Linear):
                 if maps:
                     raise RlsubError("ConvNet population forward: Linear before Flatten")

@@ -18,9 +18,9 @@ returned `Subspace` is that same rlsub network with the same P and z, and
 network cannot hold: no compact file is written (info says so).
 
 Env steps come from SB3's `DummyVecEnv` over `rlsub.envs.make_env(spec)`
-(Monitor-wrapped). Atari specs (``vector: ale``) are wrapped for SB3 with
-gymnasium's `AtariPreprocessing` (84x84 grey, up to 30 no-op starts; frame
-skipping stays in the ALE env, frameskip 4) and `FrameStackObservation` (4).
+(Monitor-wrapped). Atari specs (``vector: ale``) run in ale-py's C++
+`AtariVectorEnv` through `rlsub.sb3_atari` (an SB3 VecEnv adapter that hands
+over final observations), with exactly the settings ES uses (envs/pong.yaml).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from rlsub.pg_policies import (
     SubspaceDQNPolicy,
     subspace_kwargs,
 )
+from rlsub.sb3_atari import sb3_atari_env
 from rlsub.seeding import trial_seeds
 from rlsub.subspace import Subspace
 from rlsub.trial import TrainResult
@@ -155,7 +156,8 @@ def algorithm_kwargs(algorithm: str, hyperparams: dict[str, Any]) -> dict[str, A
 
 # ----------------------------------------------------------------- envs
 def sb3_env_factory(spec: EnvSpec) -> Callable[[], gym.Env]:
-    """A callable making one env for SB3 (Atari: preprocessed and frame-stacked)."""
+    """A callable making one env for SB3 (Atari: gymnasium's preprocessing and frame stack,
+    the single-env equivalent of the vector env; training uses `sb3_vec_env`)."""
 
     def make() -> gym.Env:
         env = make_env(spec)
@@ -171,7 +173,17 @@ def sb3_env_factory(spec: EnvSpec) -> Callable[[], gym.Env]:
     return make
 
 
+def sb3_vec_env(spec: EnvSpec, n_envs: int, seed: int | None = None) -> VecEnv:
+    """Training envs for SB3: ale-py's vector env through the adapter (Atari), else
+    SB3's DummyVecEnv of Monitor-wrapped single envs."""
+    if spec.vector == "ale":
+        return sb3_atari_env(spec, n_envs, seed)
+    return make_vec_env(sb3_env_factory(spec), n_envs=n_envs, seed=seed)
+
+
 def _eval_env(spec: EnvSpec, episodes: int) -> VecEnv:
+    if spec.vector == "ale":
+        return sb3_atari_env(spec, episodes)
     make = sb3_env_factory(spec)
     return DummyVecEnv([lambda: Monitor(make()) for _ in range(episodes)])
 
@@ -338,7 +350,7 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # SB3's small batches run fastest on one thread
     try:
-        env = make_vec_env(sb3_env_factory(spec), n_envs=pgc.n_envs, seed=seeds["env"])
+        env = sb3_vec_env(spec, pgc.n_envs, seeds["env"])
         model, sub_kwargs = build_model(cfg, d, seed, env)
         eval_env = _eval_env(spec, spec.eval_episodes)
         curve: list[dict[str, float]] = []

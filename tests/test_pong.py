@@ -1,0 +1,281 @@
+"""Atari Pong from pixels: env, network, rollouts, ES, the SB3 adapter, Ray shards.
+
+Short games come from a copy of envs/pong.yaml with a frame cap (`short_pong`),
+so every test plays at most a couple of full Pong games.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+pytest.importorskip("ale_py", reason="ale-py is not installed (pip install 'rlsub[atari]')")
+
+from rlsub.config import experiment_from_dict  # noqa: E402
+from rlsub.envs import ENV_DIR, env_dims, load_env_spec, make_vec_env  # noqa: E402
+from rlsub.errors import RlsubError  # noqa: E402
+from rlsub.networks import ConvNet, build_network, count_parameters  # noqa: E402
+from rlsub.rollout import population_rollout  # noqa: E402
+from rlsub.subspace import Subspace  # noqa: E402
+from rlsub.trial import run_trial  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def short_pong(tmp_path) -> Path:
+    """envs/pong.yaml with games cut at 60 agent steps (truncated) and 1 eval episode."""
+    data = yaml.safe_load((ENV_DIR / "pong.yaml").read_text())
+    data["kwargs"]["max_num_frames_per_episode"] = 240
+    data["max_episode_steps"] = 60
+    data["eval_episodes"] = 1
+    path = tmp_path / "short_pong.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _es_config(env: str, **train) -> dict:
+    base = {
+        "generations": 2,
+        "population": 4,
+        "max_steps_per_episode": 30,
+        "sigma": 0.05,
+        "lr": 0.01,
+        "obs_norm": False,
+        "eval_every": 100,
+        "threads": 1,
+        "env_threads": 1,
+    }
+    return {
+        "name": "pong_es_tiny",
+        "env": env,
+        "algorithm": "es",
+        "network": {"name": "es_pong"},
+        "subspace": {"projection": "fastfood"},
+        "train": {**base, **train},
+    }
+
+
+# ------------------------------------------------------------------ env
+def test_observations_are_uint8_frame_stacks():
+    spec = load_env_spec("pong")
+    env = make_vec_env(spec, 2, threads=1)
+    obs, _ = env.reset(seed=np.array([0, 1]))
+    assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+    dims = env_dims(env)
+    assert dims.obs_shape == (4, 84, 84) and dims.discrete and dims.n_actions == 6
+    obs, reward, term, trunc, _ = env.step(np.zeros(2, dtype=np.int64))
+    assert obs.shape == (2, 4, 84, 84) and reward.shape == (2,) and term.dtype == bool
+    env.close()
+
+
+def test_pong_network_parameter_counts():
+    kwargs = {"in_channels": 4, "n_actions": 6}  # stacked frames, Pong's minimal action set
+    assert count_parameters(build_network("es_pong", kwargs)) == 1_005_974  # REFERENCE.md
+    assert count_parameters(build_network("nature_cnn", kwargs)) == 1_687_206
+    assert isinstance(build_network("es_pong"), ConvNet)
+
+
+@pytest.mark.parametrize("net", ["es_pong", "nature_cnn"])
+def test_convnet_population_forward_equals_each_member(net):
+    sub = Subspace.from_spec(net, {}, 0, 40, "fastfood", 1).eval()
+    for m in sub.module.modules():  # BatchNorm statistics away from their init
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    Z = torch.randn(3, 40) * 0.5
+    x = torch.rand(3, 2, 4, 84, 84)
+    with torch.no_grad():
+        policy = sub.population_fn(sub.split(sub.theta(Z)))
+        out = policy(x)
+        for i in range(3):
+            with sub.z_set_to(Z[i]):
+                torch.testing.assert_close(out[i], sub(x[i]), rtol=1e-4, atol=1e-5)
+        idx = torch.tensor([2, 0])
+        torch.testing.assert_close(policy.subset(idx)(x[idx]), out[idx])
+
+
+def test_convnet_population_forward_needs_eval_mode():
+    sub = Subspace.from_spec("es_pong", {}, 0, 10, "fastfood", 1)
+    with pytest.raises(RlsubError, match="eval mode"):
+        sub.population_fn(sub.split(sub.theta(torch.zeros(2, 10))))
+
+
+# -------------------------------------------------------------- rollouts
+class _Chaotic(nn.Module):
+    """Pseudo-random but deterministic actions: games of different lengths."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(6, 4 * 84 * 84))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(1000.0 * x.flatten(1) @ self.w.T)
+
+
+def test_finished_slot_adds_no_reward_after_autoreset():
+    """Two full games in one vector env: the one that ends first (then autoreset and
+    stepped, masked, for hundreds of steps) scores exactly what it scores alone."""
+    torch.manual_seed(0)
+    sub = Subspace(_Chaotic(), 4, "dense", seed=0)
+    Z = torch.randn(2, 4)
+    spec = load_env_spec("pong")
+    env = make_vec_env(spec, 2, threads=1)
+    dims = env_dims(env)
+    both = population_rollout(sub, Z, env, dims, 1, seed=5)
+    assert both.lengths[0, 0] + 200 < both.lengths[1, 0]  # slot 0 ends long before slot 1
+    assert both.capped == 0 and both.slot_steps == 2 * both.lengths.max()
+    alone = population_rollout(sub, Z[:1], make_vec_env(spec, 1, threads=1), dims, 1, seed=5)
+    assert alone.returns[0, 0] == both.returns[0, 0] and alone.lengths[0, 0] == both.lengths[0, 0]
+    assert -21 <= both.returns.min() and both.returns.max() < 0
+
+
+def test_step_cap_cuts_every_episode():
+    sub = Subspace.from_spec("es_pong", {}, 0, 20, "fastfood", 1).eval()
+    env = make_vec_env(load_env_spec("pong"), 4, threads=1)
+    res = population_rollout(sub, torch.randn(2, 20) * 0.1, env, env_dims(env), 2, 0, max_steps=25)
+    assert res.returns.shape == (2, 2) and (res.lengths == 25).all()
+    assert res.capped == 4 and res.env_steps == 100
+
+
+# -------------------------------------------------------------------- ES
+def test_es_generations_write_a_record_through_the_cli(tmp_path, short_pong):
+    cfg_path = tmp_path / "pong_es.yaml"
+    cfg_path.write_text(yaml.safe_dump(_es_config(str(short_pong))))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlsub.cli",
+            "train",
+            str(cfg_path),
+            "--d",
+            "50",
+            "--json",
+            "--out",
+            str(tmp_path / "policies"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    rec = json.loads(out.stdout)
+    assert rec["status"] == "done" and rec["d"] == 50 and rec["D"] == 1_005_974
+    assert rec["env_steps"] == 2 * 4 * 30  # two generations of 4 capped episodes
+    assert rec["info"]["capped_episodes"] == 8 and rec["info"]["max_steps_per_episode"] == 30
+    assert -60 <= rec["final_eval_mean"] <= 60 and Path(rec["policy_path"]).is_file()
+    assert rec["curve"][-1]["generation"] == 2 and "train_mean" in rec["curve"][-1]
+
+
+def test_es_refuses_obs_norm_on_pixels(short_pong):
+    cfg = experiment_from_dict(_es_config(str(short_pong), obs_norm=True))
+    with pytest.raises(RlsubError, match="obs_norm must be false for pixel"):
+        run_trial(cfg, 10, 0, catch=False, progress=False)
+
+
+def test_ray_shards_rebuild_the_same_population(short_pong):
+    """Without Ray: an actor's class, run in-process, plays its members exactly as the
+    in-process trainer plays them, from the noise generator's state alone."""
+    from rlsub.es import ESState, _build, es_ask
+    from rlsub.es_ray import ESShard, shard_members
+
+    cfg = experiment_from_dict(_es_config(str(short_pong), max_steps_per_episode=12))
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(20) * 0.1
+    state_before = gen.get_state()
+    _, Z = es_ask(ESState(z, z * 0, z * 0), 2, 0.05, gen)
+    _, env, dims, _, sub = _build(cfg, 20, 0, 4)
+    ref = population_rollout(sub, Z, env, dims, 1, 7, max_steps=12)
+    parts = [ESShard(cfg.to_dict(), 20, 0, m.tolist()) for m in shard_members(4, 3)]
+    got = [p.rollout(z.numpy(), state_before.numpy(), 7) for p in parts]
+    np.testing.assert_array_equal(np.concatenate([g[0] for g in got]), ref.returns)
+    assert sum(g[2] for g in got) == ref.env_steps
+
+
+def test_es_on_ray_local(short_pong):
+    pytest.importorskip(
+        "ray", reason="ray is not installed (optional extra: pip install 'rlsub[ray]')"
+    )
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        cfg = experiment_from_dict(_es_config(str(short_pong), backend="ray", workers=2))
+        rec = run_trial(cfg, 20, 0, catch=False, progress=False)
+    finally:
+        ray.shutdown()
+    assert rec.status == "done" and rec.env_steps == 2 * 4 * 30
+    assert rec.info["backend"] == "ray"
+
+
+# ------------------------------------------------------------------- SB3
+def test_adapter_hands_over_final_observations(short_pong):
+    from rlsub.sb3_atari import sb3_atari_env
+
+    env = sb3_atari_env(load_env_spec(str(short_pong)), 2, seed=0)
+    obs = env.reset()
+    assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+    last, steps = obs, 0
+    while True:
+        obs, reward, dones, infos = env.step(np.array([0, 2]))
+        steps += 1
+        if dones.any() or steps > 100:
+            break
+        last = obs
+    assert steps == 60 and dones.all()  # the frame cap: 240 frames = 60 agent steps
+    for i in range(2):
+        final = infos[i]["terminal_observation"]
+        assert final.shape == (4, 84, 84) and final.dtype == np.uint8
+        np.testing.assert_array_equal(final[:3], last[i][1:])  # the stack moved on by one frame
+        assert infos[i]["TimeLimit.truncated"] is True  # cut by the cap, not ended by the game
+        assert infos[i]["episode"]["l"] == 60  # VecMonitor's episode statistics
+        assert not np.array_equal(obs[i], final)  # the returned obs starts the next game
+    env.close()
+
+
+def test_ppo_updates_through_the_adapter(tmp_path, short_pong):
+    cfg = experiment_from_dict(
+        {
+            "name": "pong_ppo_tiny",
+            "env": str(short_pong),
+            "algorithm": "ppo",
+            "network": {"name": "nature_cnn"},
+            "subspace": {"projection": "fastfood", "rest": "direct"},
+            "train": {
+                "total_timesteps": 128,
+                "n_envs": 2,
+                "eval_freq": 0,
+                "hyperparams": {"n_steps": 32, "n_epochs": 1, "batch_size": 32},
+            },
+        }
+    )
+    rec = run_trial(cfg, 30, 0, policy_dir=tmp_path, catch=False, progress=False)
+    assert rec.status == "done" and rec.env_steps == 128 and rec.D == 1_687_206
+    assert Path(rec.policy_path or "").is_file()
+
+
+# -------------------------------------------------------------- commands
+def test_random_score(short_pong):
+    from rlsub.evaluate import random_score
+
+    r = random_score(str(short_pong), 3, seed=0)
+    assert r["episodes"] == 3 and r["mean_length"] == 60 and r["env_steps"] == 180
+    assert -21 <= r["mean"] <= 0 and len(r["returns"]) == 3

@@ -196,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="benchmarks that print measured ratios")
     s.add_argument("name", choices=BENCHES)
     s.add_argument("--quick", action="store_true", help="smaller sizes (for tests)")
+    s.add_argument("--population", type=int, default=None, help="pong: ES population")
+    s.add_argument("--steps", type=int, default=None, help="pong: agent steps per game")
+    s.add_argument("--d", type=int, default=None, help="pong: subspace dimension")
+    s.add_argument("--threads", type=int, default=None, help="pong: torch threads for ES")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
     return p

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from rlsub.config import ExperimentConfig, check, doc
 from rlsub.envs import env_dims, load_env_spec, make_vec_env, policy_network_kwargs
 from rlsub.errors import RlsubError
-from rlsub.rollout import RunningNorm, population_rollout
+from rlsub.rollout import RunningNorm, pipelined_rollout, population_rollout
 from rlsub.seeding import trial_seeds
 from rlsub.subspace import Subspace
 from rlsub.trial import TrainResult
@@ -73,6 +73,11 @@ class ESConfig:
         "emulator threads of an ale vector env (null: ale-py's choice, one per core)",
         default=None,
     )
+    pipeline: bool = doc(
+        "ale envs: play the population in two vector envs so that emulating one half "
+        "overlaps the other half's forward (rlsub.rollout.pipelined_rollout; same results)",
+        default=False,
+    )
     backend: Literal["local", "ray"] = doc(
         "where the population plays: this process, or Ray actors (rlsub.es_ray)",
         default="local",
@@ -89,6 +94,7 @@ class ESConfig:
             f"max_steps_per_episode must be > 0, got {self.max_steps_per_episode}",
         )
         check(self.workers > 0, f"workers must be > 0, got {self.workers}")
+        check(not (self.pipeline and self.obs_norm), "pipeline: true needs obs_norm: false")
         check(
             self.backend == "local" or not self.obs_norm,
             "obs_norm: true needs backend: local (running statistics live in one process)",
@@ -233,7 +239,16 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
     if cfg.algorithm == "cmaes":
         return _train_cma(cfg, d, seed, progress)
     local = es.backend == "local"
-    spec, env, dims, seeds, sub = _build(cfg, d, seed, es.population * K if local else 1)
+    pipeline = es.pipeline and local
+    half = (es.population + 1) // 2  # individuals in the first env when pipelined
+    slots = (half if pipeline else es.population) * K if local else 1
+    spec, env, dims, seeds, sub = _build(cfg, d, seed, slots)
+    envs = None
+    if pipeline:
+        if not hasattr(env, "send"):
+            env.close()
+            raise RlsubError(f"{cfg.source}: train.pipeline needs an ale env, not {spec.name!r}")
+        envs = (env, make_vec_env(spec, (es.population - half) * K, threads=es.env_threads))
     pool = None
     if not local:  # Ray actors hold the population's envs; this process evaluates the centre
         from rlsub.es_ray import RayPopulation
@@ -266,6 +281,8 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         roll_seed = int(rng.integers(2**31))
         if pool is not None:
             res = pool.rollout(state.z, noise_state, roll_seed)
+        elif envs is not None:
+            res = pipelined_rollout(sub, Z, envs, dims, K, roll_seed, es.max_steps_per_episode)
         else:
             res = population_rollout(
                 sub, Z, env, dims, K, roll_seed, norm, True, es.max_steps_per_episode
@@ -299,7 +316,8 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
     if pool is not None:
         pool.close()
     else:
-        env.close()
+        for e in envs or (env,):
+            e.close()
     with torch.no_grad():
         sub.z.copy_(state.z)
     final_mean, final_std = evaluate(state.z)

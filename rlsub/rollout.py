@@ -200,3 +200,108 @@ def population_rollout(
     return RolloutResult(
         returns.reshape(N, K), lengths.reshape(N, K), int(lengths.sum()), slot_steps, capped
     )
+
+
+class _Half:
+    """One half of a pipelined population: its env, policy, slots and running totals."""
+
+    def __init__(self, env: Any, policy: Any, n: int, K: int, seeds: list[int]) -> None:
+        self.env, self.policy, self.n, self.K = env, policy, n, K
+        if env.num_envs != n * K:
+            raise ValueError(f"env has {env.num_envs} slots, need {n} x {K} = {n * K}")
+        self.obs = reset_slots(env, seeds)
+        self.done = np.zeros(n * K, dtype=bool)
+        self.returns = np.zeros(n * K)
+        self.lengths = np.zeros(n * K, dtype=np.int64)
+        self.slot_steps = 0
+        self.action: np.ndarray | None = None
+
+    @property
+    def playing(self) -> bool:
+        return self.n > 0 and not self.done.all()
+
+    def act(self, dims: EnvDims) -> None:
+        obs = np.asarray(self.obs)
+        x = torch.from_numpy(obs).float()
+        if obs.dtype == np.uint8:
+            x.mul_(1.0 / 255.0)
+        out = self.policy(x.reshape(self.n, self.K, *dims.obs_shape))
+        self.action = actions_from_outputs(out.reshape(self.n * self.K, -1), dims)
+
+    def receive(self) -> None:
+        self.obs, reward, term, trunc, _ = self.env.recv()
+        self.returns += np.where(self.done, 0.0, reward)
+        self.lengths += ~self.done
+        self.slot_steps += self.n * self.K
+        self.done |= np.asarray(term) | np.asarray(trunc)
+
+
+@torch.no_grad()
+def pipelined_rollout(
+    sub: Subspace,
+    Z: Tensor,
+    envs: tuple[Any, Any],
+    dims: EnvDims,
+    episodes: int,
+    seed: int,
+    max_steps: int | None = None,
+) -> RolloutResult:
+    """`population_rollout` split over two ale-py vector envs so emulation and forward overlap.
+
+    Individuals [0, ceil(N/2)) play in envs[0], the rest in envs[1] (K slots each,
+    the same seeds as `population_rollout`, so the same results). ale-py's
+    `send` returns at once and its threads emulate one half while this thread
+    computes the other half's forward:
+
+        send(A); forward(B); recv(A); send(B); forward(A); recv(B); ...
+
+    On a 2-core machine this keeps both cores busy where the sequential loop
+    leaves one idle during every forward. A half whose games have all ended is
+    no longer stepped. No observation normalisation (pixels are scaled by 1/255).
+    """
+    N, K = Z.shape[0], episodes
+    if N < 2:
+        raise ValueError("pipelined_rollout needs at least 2 individuals (one per env)")
+    nA = (N + 1) // 2
+    full = sub.population_fn(sub.split(sub.theta(Z)))
+    halves = [
+        _Half(
+            envs[0],
+            full.subset(torch.arange(nA)),
+            nA,
+            K,
+            [seed + k for _ in range(nA) for k in range(K)],
+        ),
+        _Half(
+            envs[1],
+            full.subset(torch.arange(nA, N)),
+            N - nA,
+            K,
+            [seed + k for _ in range(N - nA) for k in range(K)],
+        ),
+    ]
+    A, B = halves
+    if A.playing:
+        A.act(dims)
+    steps = 0
+    while (A.playing or B.playing) and (max_steps is None or steps < max_steps):
+        a_on, b_on = A.playing, B.playing
+        if a_on:
+            A.env.send(A.action)
+        if b_on:
+            B.act(dims)
+        if a_on:
+            A.receive()
+        if b_on:
+            B.env.send(B.action)
+        if A.playing:
+            A.act(dims)
+        if b_on:
+            B.receive()
+        steps += 1
+    returns = np.concatenate([h.returns for h in halves]).reshape(N, K)
+    lengths = np.concatenate([h.lengths for h in halves]).reshape(N, K)
+    capped = int(sum((~h.done).sum() for h in halves))
+    return RolloutResult(
+        returns, lengths, int(lengths.sum()), sum(h.slot_steps for h in halves), capped
+    )

@@ -23,7 +23,7 @@ from rlsub.config import experiment_from_dict  # noqa: E402
 from rlsub.envs import ENV_DIR, env_dims, load_env_spec, make_vec_env  # noqa: E402
 from rlsub.errors import RlsubError  # noqa: E402
 from rlsub.networks import ConvNet, build_network, count_parameters  # noqa: E402
-from rlsub.rollout import population_rollout  # noqa: E402
+from rlsub.rollout import pipelined_rollout, population_rollout  # noqa: E402
 from rlsub.subspace import Subspace  # noqa: E402
 from rlsub.trial import run_trial  # noqa: E402
 
@@ -154,6 +154,25 @@ def test_step_cap_cuts_every_episode():
     assert res.capped == 4 and res.env_steps == 100
 
 
+def test_pipelined_rollout_equals_the_sequential_one():
+    sub = Subspace.from_spec("es_pong", {}, 0, 20, "fastfood", 1).eval()
+    Z = torch.randn(3, 20) * 2.0  # 3 individuals x 2 episodes: halves of 2 and 1
+    spec = load_env_spec("pong")
+    env = make_vec_env(spec, 6, threads=1)
+    dims = env_dims(env)
+    seq = population_rollout(sub, Z, env, dims, 2, 4, max_steps=100)
+    halves = (make_vec_env(spec, 4, threads=1), make_vec_env(spec, 2, threads=1))
+    pipe = pipelined_rollout(sub, Z, halves, dims, 2, 4, max_steps=100)
+    assert seq.returns.min() < 0  # points were played
+    np.testing.assert_array_equal(pipe.returns, seq.returns)
+    np.testing.assert_array_equal(pipe.lengths, seq.lengths)
+    assert (pipe.env_steps, pipe.slot_steps, pipe.capped) == (
+        seq.env_steps,
+        seq.slot_steps,
+        seq.capped,
+    )
+
+
 # -------------------------------------------------------------------- ES
 def test_es_generations_write_a_record_through_the_cli(tmp_path, short_pong):
     cfg_path = tmp_path / "pong_es.yaml"
@@ -183,6 +202,13 @@ def test_es_generations_write_a_record_through_the_cli(tmp_path, short_pong):
     assert rec["info"]["capped_episodes"] == 8 and rec["info"]["max_steps_per_episode"] == 30
     assert -60 <= rec["final_eval_mean"] <= 60 and Path(rec["policy_path"]).is_file()
     assert rec["curve"][-1]["generation"] == 2 and "train_mean" in rec["curve"][-1]
+
+
+def test_es_pipelined_trains(short_pong):
+    """The pipelined population (two envs) in the trainer; equal results: see above."""
+    cfg = experiment_from_dict(_es_config(str(short_pong), pipeline=True, generations=1))
+    rec = run_trial(cfg, 20, 0, catch=False, progress=False)
+    assert rec.status == "done" and rec.env_steps == 4 * 30 and rec.info["capped_episodes"] == 4
 
 
 def test_es_refuses_obs_norm_on_pixels(short_pong):

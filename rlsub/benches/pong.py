@@ -38,7 +38,7 @@ from rlsub.benches import PeakRSS, _status_kib, timeit
 from rlsub.cli import emit
 from rlsub.config import load_experiment
 from rlsub.envs import env_dims, load_env_spec, make_vec_env, policy_network_kwargs
-from rlsub.rollout import population_rollout
+from rlsub.rollout import pipelined_rollout, population_rollout
 from rlsub.subspace import Subspace
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -63,36 +63,55 @@ def raw_steps_per_s(spec: Any, slots: int, threads: int, steps: int) -> float:
 
 
 def es_in_loop(
-    spec: Any, N: int, d: int, threads: int, env_threads: int, steps: int, sigma: float
+    spec: Any, N: int, d: int, env_threads: int, steps: int, sigma: float, modes: list[Any]
 ) -> dict[str, Any]:
+    """Forward and theta times, then one capped rollout per mode (threads, pipelined)."""
     env = make_vec_env(spec, N, threads=env_threads)
     dims = env_dims(env)
     kw = policy_network_kwargs("es_pong", {}, dims)
     sub = Subspace.from_spec("es_pong", kw, 0, d, "fastfood", 0).eval()
     Z = torch.randn(N, d, generator=torch.Generator().manual_seed(0)) * sigma
-    torch.set_num_threads(threads)
+    out: dict[str, Any] = {"D": sub.D, "forward_ms": {}, "modes": []}
     with torch.no_grad():
+        torch.set_num_threads(1)
         t = time.perf_counter()
         policy = sub.population_fn(sub.split(sub.theta(Z)))
-        theta_s = time.perf_counter() - t
+        out["theta_s"] = time.perf_counter() - t
         x = torch.rand(N, 1, *dims.obs_shape)
-        forward_s = timeit(lambda: policy(x), repeat=20, warmup=2)
-    peak_before = _status_kib("VmHWM") or 0  # PeakRSS resets the high-water mark
-    with PeakRSS() as rss:
-        t = time.perf_counter()
-        res = population_rollout(sub, Z, env, dims, 1, 0, max_steps=steps)
-        wall = time.perf_counter() - t
+        for threads in sorted({m[0] for m in modes}):
+            torch.set_num_threads(threads)
+            out["forward_ms"][threads] = timeit(lambda: policy(x), repeat=20, warmup=2) * 1e3
+    halves: tuple[Any, Any] | None = None
+    out["peak_before_kib"] = _status_kib("VmHWM") or 0  # PeakRSS resets the high-water mark
+    for threads, pipelined in modes:
+        torch.set_num_threads(threads)
+        with PeakRSS() as rss:
+            t = time.perf_counter()
+            if pipelined:
+                if halves is None:
+                    nA = (N + 1) // 2  # as pipelined_rollout splits the population
+                    halves = (
+                        make_vec_env(spec, nA, threads=env_threads),
+                        make_vec_env(spec, N - nA, threads=env_threads),
+                    )
+                res = pipelined_rollout(sub, Z, halves, dims, 1, 0, max_steps=steps)
+            else:
+                res = population_rollout(sub, Z, env, dims, 1, 0, max_steps=steps)
+            wall = time.perf_counter() - t
+        out["modes"].append(
+            {
+                "torch_threads": threads,
+                "pipelined": pipelined,
+                "steps_s": res.slot_steps / wall,
+                "useful_fraction": res.env_steps / res.slot_steps,
+                "rss_mib": rss.mib,
+            }
+        )
+        _log(f"  threads={threads} pipelined={pipelined}: {res.slot_steps / wall:,.0f} steps/s")
     env.close()
-    return {
-        "D": sub.D,
-        "rate": res.slot_steps / wall,
-        "useful_fraction": res.env_steps / res.slot_steps,
-        "mean_return": float(res.returns.mean()),
-        "theta_s": theta_s,
-        "forward_ms": forward_s * 1e3,
-        "rollout_rss_mib": rss.mib,
-        "peak_before_kib": peak_before,
-    }
+    for e in halves or ():
+        e.close()
+    return out
 
 
 def ppo_in_loop(spec: Any, d: int, n_envs: int, steps: int, train: bool) -> dict[str, Any]:
@@ -103,7 +122,7 @@ def ppo_in_loop(spec: Any, d: int, n_envs: int, steps: int, train: bool) -> dict
     env = sb3_atari_env(spec, n_envs, seed=0)
     torch.set_num_threads(1)  # as rlsub.pg.train runs SB3
     model, _ = build_model(cfg, d, 0, env)
-    obs = env.reset()
+    obs: Any = env.reset()
     for _ in range(5):
         obs, *_ = env.step(model.predict(obs)[0])
     t = time.perf_counter()
@@ -125,9 +144,14 @@ def main(args: argparse.Namespace) -> None:
     cores = os.cpu_count() or 1
     es_cfg = load_experiment(CONFIGS / "pong_es.yaml").train
     N = getattr(args, "population", None) or (4 if quick else es_cfg.population)
-    steps = getattr(args, "steps", None) or (40 if quick else es_cfg.max_steps_per_episode)
+    steps = getattr(args, "steps", None) or (40 if quick else 600)
     d = getattr(args, "d", None) or 6000
     threads = getattr(args, "threads", None) or es_cfg.threads
+    config_mode = (threads, bool(es_cfg.pipeline))
+    modes = [config_mode]
+    for m in [(1, False), (cores, False), (1, True)]:
+        if m not in modes and (not quick or m[1]):
+            modes.append(m)
     ppo_envs = 2 if quick else load_experiment(CONFIGS / "pong_ppo.yaml").train.n_envs
     ppo_steps = 20 if quick else 400
     spec = load_env_spec("pong")
@@ -135,8 +159,8 @@ def main(args: argparse.Namespace) -> None:
     try:
         _log(f"raw ALE, {N} slots, {cores} threads ...")
         raw1 = raw_steps_per_s(spec, N, cores, steps)
-        _log(f"ES in the loop: population {N}, d={d}, {steps} steps ...")
-        es = es_in_loop(spec, N, d, threads, cores, steps, es_cfg.sigma)
+        _log(f"ES in the loop: population {N}, d={d}, games capped at {steps} steps ...")
+        es = es_in_loop(spec, N, d, cores, steps, es_cfg.sigma, modes)
         raw2 = raw_steps_per_s(spec, N, cores, steps)
         _log(f"raw ALE, {ppo_envs} slots; PPO in the loop ...")
         raw_ppo = raw_steps_per_s(spec, ppo_envs, cores, ppo_steps)
@@ -144,7 +168,9 @@ def main(args: argparse.Namespace) -> None:
     finally:
         torch.set_num_threads(old_threads)
     raw = max(raw1, raw2)
-    theta_bytes = N * es["D"] * 4
+    for m in es["modes"]:
+        m["ratio"] = m["steps_s"] / raw
+    config_row = es["modes"][0]
     peak = max(_status_kib("VmHWM") or 0, es["peak_before_kib"]) or None
     result = {
         "env": spec.id,
@@ -153,18 +179,17 @@ def main(args: argparse.Namespace) -> None:
         "d": d,
         "D": es["D"],
         "steps_per_game": steps,
-        "torch_threads_es": threads,
         "raw_steps_s": raw,
         "raw_steps_s_runs": [raw1, raw2],
-        "es_steps_s": es["rate"],
-        "es_ratio": es["rate"] / raw,
+        "es_modes": es["modes"],
+        "es_config_mode": {"torch_threads": config_mode[0], "pipelined": config_mode[1]},
+        "es_steps_s": config_row["steps_s"],
+        "es_ratio": config_row["ratio"],
+        "es_best_ratio": max(m["ratio"] for m in es["modes"]),
         "es_target": 0.5,
-        "es_useful_fraction": es["useful_fraction"],
         "es_forward_ms_per_step": es["forward_ms"],
-        "es_forward_obs_s": N / es["forward_ms"] * 1e3,
         "es_theta_s_per_population": es["theta_s"],
-        "theta_population_mib": theta_bytes / 2**20,
-        "es_rollout_peak_rss_mib": es["rollout_rss_mib"],
+        "theta_population_mib": N * es["D"] * 4 / 2**20,
         "ppo_envs": ppo_envs,
         "raw_steps_s_ppo_slots": raw_ppo,
         "ppo_steps_s": ppo["rate"],
@@ -179,27 +204,36 @@ def main(args: argparse.Namespace) -> None:
             if r["ppo_train_steps_s"] is None
             else f"{r['ppo_train_steps_s']:,.0f} agent steps/s"
         )
-        return "\n".join(
-            [
-                f"Pong ({r['env']}), {r['cores']} cores, ale-py AtariVectorEnv with "
-                f"{r['cores']} threads; es_pong D={r['D']:,}, Fastfood d={r['d']:,}",
-                f"raw ALE, {r['population']} slots          {r['raw_steps_s']:9,.0f} steps/s "
-                f"(runs {r['raw_steps_s_runs'][0]:,.0f}, {r['raw_steps_s_runs'][1]:,.0f})",
-                f"ES in the loop, population {r['population']:<3}  {r['es_steps_s']:9,.0f} "
-                f"steps/s  ratio {r['es_ratio']:.2f} (target >= {r['es_target']}); "
-                f"useful {r['es_useful_fraction']:.0%}",
-                f"  batched forward {r['es_forward_ms_per_step']:.1f} ms/step "
-                f"({r['es_forward_obs_s']:,.0f} obs/s, {r['torch_threads_es']} torch thread(s)); "
-                f"theta of the population {r['es_theta_s_per_population']:.2f} s per rollout",
-                f"raw ALE, {r['ppo_envs']} slots            {r['raw_steps_s_ppo_slots']:9,.0f} "
-                "steps/s",
-                f"PPO predict in the loop       {r['ppo_steps_s']:9,.0f} steps/s  "
-                f"ratio {r['ppo_ratio']:.2f}; PPO training (one update) {train}",
-                f"theta of the population: {r['population']} x {r['D']:,} float32 = "
-                f"{r['theta_population_mib']:.0f} MiB; rollout peak RSS "
-                f"+{r['es_rollout_peak_rss_mib'] or 0:.0f} MiB; process peak RSS "
-                f"{r['peak_rss_mib'] or 0:,.0f} MiB",
-            ]
+        lines = [
+            f"Pong ({r['env']}), {r['cores']} cores, ale-py AtariVectorEnv with {r['cores']} "
+            f"threads; es_pong D={r['D']:,} in Fastfood d={r['d']:,}; games capped at "
+            f"{r['steps_per_game']} agent steps",
+            f"raw ALE, {r['population']} slots: {r['raw_steps_s']:,.0f} steps/s "
+            f"(runs before/after ES: {r['raw_steps_s_runs'][0]:,.0f}, "
+            f"{r['raw_steps_s_runs'][1]:,.0f}; the faster is the reference)",
+            "| ES in the loop | torch threads | steps/s | ratio to raw | useful steps |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for i, m in enumerate(r["es_modes"]):
+            kind = "pipelined (2 envs)" if m["pipelined"] else "sequential"
+            tag = " (configs/pong_es.yaml)" if i == 0 else ""
+            lines.append(
+                f"| {kind}{tag} | {m['torch_threads']} | {m['steps_s']:,.0f} | "
+                f"{m['ratio']:.2f} | {m['useful_fraction']:.0%} |"
+            )
+        fwd = ", ".join(
+            f"{t} thread(s) {ms:.1f} ms" for t, ms in sorted(r["es_forward_ms_per_step"].items())
         )
+        lines += [
+            f"ES target: ratio >= {r['es_target']}; best {r['es_best_ratio']:.2f}",
+            f"population forward ({r['population']} members, 1 obs each) per step: {fwd}; "
+            f"theta of the population: {r['es_theta_s_per_population']:.2f} s per rollout",
+            f"theta of the population: {r['population']} x {r['D']:,} float32 = "
+            f"{r['theta_population_mib']:.0f} MiB; process peak RSS {r['peak_rss_mib'] or 0:,.0f} MiB",
+            f"raw ALE, {r['ppo_envs']} slots: {r['raw_steps_s_ppo_slots']:,.0f} steps/s; "
+            f"PPO predict in the loop: {r['ppo_steps_s']:,.0f} steps/s, ratio {r['ppo_ratio']:.2f}",
+            f"PPO training (collection + one update of configs/pong_ppo.yaml): {train}",
+        ]
+        return "\n".join(lines)
 
     emit(args, result, human)

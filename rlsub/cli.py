@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from rlsub.errors import RlsubError
 
-BENCHES = ("projection", "rollout", "pg", "pong", "sweep", "supervised")
+BENCHES = ("projection", "rollout", "pg", "pong", "sweep", "supervised", "evotorch")
 
 
 class _Parser(argparse.ArgumentParser):

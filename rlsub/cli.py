@@ -176,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_delegate("rlsub.sweep:cli_sweep"))
 
+    s = sub.add_parser("suite", help="the full benchmark: sweep every config of a suite file")
+    s.add_argument("suite", help="suite YAML (e.g. configs/full_benchmark.yaml)")
+    s.add_argument("--plan", action="store_true", help="print trials and estimated cost only")
+    s.add_argument("--measured", nargs="*", default=None, help="stores to take throughput from")
+    s.add_argument("--store-dir", default="runs/full", help="one store per experiment here")
+    s.add_argument("--mode", choices=["grid", "adaptive"], default="grid")
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--backend", choices=["local", "ray"], default="local")
+    s.add_argument("--address", default=None, help="Ray cluster address")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_delegate("rlsub.suite:cli_suite"))
+
     s = sub.add_parser("dint", help="estimate d_int90 / d_int100 with intervals from a store")
     s.add_argument("store")
     s.add_argument("--rule", choices=["bootstrap", "original"], default="bootstrap")

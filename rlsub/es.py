@@ -39,7 +39,13 @@ from tqdm import tqdm
 from rlsub.config import ExperimentConfig, check, doc
 from rlsub.envs import env_dims, load_env_spec, make_vec_env, policy_network_kwargs
 from rlsub.errors import RlsubError
-from rlsub.rollout import RunningNorm, pipelined_rollout, population_rollout
+from rlsub.networks import set_batchnorm_statistics
+from rlsub.rollout import (
+    RunningNorm,
+    pipelined_rollout,
+    population_rollout,
+    random_observations,
+)
 from rlsub.seeding import trial_seeds
 from rlsub.subspace import Subspace
 from rlsub.trial import TrainResult
@@ -73,6 +79,12 @@ class ESConfig:
         "emulator threads of an ale vector env (null: ale-py's choice, one per core)",
         default=None,
     )
+    bn_reference: int = doc(
+        "networks with BatchNorm: observations of random play whose statistics become the "
+        "BatchNorm statistics at theta0, then frozen (a fixed form of the original ES's "
+        "virtual batch norm; 0: keep the init statistics, BatchNorm is then an affine map)",
+        default=0,
+    )
     pipeline: bool = doc(
         "ale envs: play the population in two vector envs so that emulating one half "
         "overlaps the other half's forward (rlsub.rollout.pipelined_rollout; same results)",
@@ -94,6 +106,7 @@ class ESConfig:
             f"max_steps_per_episode must be > 0, got {self.max_steps_per_episode}",
         )
         check(self.workers > 0, f"workers must be > 0, got {self.workers}")
+        check(self.bn_reference >= 0, f"bn_reference must be >= 0, got {self.bn_reference}")
         check(not (self.pipeline and self.obs_norm), "pipeline: true needs obs_norm: false")
         check(
             self.backend == "local" or not self.obs_norm,
@@ -221,6 +234,11 @@ def _build(cfg: ExperimentConfig, d: int | str, seed: int, slots: int) -> tuple[
         rest=cfg.subspace.rest,
         dense_limit_gib=cfg.subspace.dense_limit_gib,
     )
+    n_ref = getattr(cfg.train, "bn_reference", 0)
+    if n_ref > 0:  # from seeds alone, so Ray actors and replays get the same statistics
+        ref_env = make_vec_env(spec, 8, threads=getattr(cfg.train, "env_threads", None))
+        set_batchnorm_statistics(sub.module, random_observations(ref_env, n_ref, seeds["env"]))
+        ref_env.close()
     sub.eval()
     return spec, env, dims, seeds, sub
 

@@ -96,14 +96,17 @@ class SamePad2d(nn.Module):
         super().__init__()
         self.kernel, self.stride = kernel, stride
 
-    def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
+    def pads(self, h: int, w: int) -> list[int]:
+        """[left, right, top, bottom] for an h x w input."""
         pads = []
         for n in (w, h):
             out = -(-n // self.stride)
             total = max((out - 1) * self.stride + self.kernel - n, 0)
             pads += [total // 2, total - total // 2]
-        return nn.functional.pad(x, pads)
+        return pads
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.pad(x, self.pads(*x.shape[-2:]))
 
 
 class ConvNet(nn.Sequential):
@@ -165,7 +168,9 @@ class ConvNet(nn.Sequential):
             elif isinstance(m, nn.Flatten):
                 ops.append(("flatten",))
                 maps = False
-            elif isinstance(m, (nn.ReLU, nn.Tanh, SamePad2d, nn.MaxPool2d)):
+            elif isinstance(m, SamePad2d):
+                ops.append(("pad", m))
+            elif isinstance(m, (nn.ReLU, nn.Tanh, nn.MaxPool2d)):
                 ops.append(("module", m))
             else:
                 raise RlsubError(
@@ -206,6 +211,13 @@ class ConvNet(nn.Sequential):
             elif kind == "affine":
                 shape = (1, -1, 1, 1) if h.dim() == 4 else (N, 1, -1)
                 h = torch.addcmul(op[2].reshape(shape), h, op[1].reshape(shape))
+            elif kind == "pad":  # into a channels-last buffer (F.pad may drop the layout)
+                H, W = h.shape[-2:]
+                left, right, top, bottom = op[1].pads(H, W)
+                size = (h.shape[0], h.shape[1], H + top + bottom, W + left + right)
+                out = torch.empty(size, memory_format=torch.channels_last).zero_()
+                out[:, :, top : top + H, left : left + W] = h
+                h = out
             elif kind == "module":
                 h = op[1](h)
             elif kind == "flatten":
@@ -304,6 +316,33 @@ def build_network(name: str, kwargs: dict[str, Any] | None = None, seed: int = 0
             return BUILDERS[name](**kwargs)
         except TypeError as exc:
             raise RlsubError(f"network {name!r}: bad arguments {kwargs}: {exc}") from None
+
+
+@torch.no_grad()
+def set_batchnorm_statistics(module: nn.Module, x: Tensor) -> bool:
+    """Set every BatchNorm layer's running statistics to those of batch x (a forward in
+    training mode with a cumulative average), leaving the module's mode as it was.
+
+    With the statistics then frozen (eval mode) this is a fixed form of the virtual
+    batch normalisation of Salimans et al. (2017): features are normalised over a
+    reference batch, so the policy reacts to small changes of the input (in Pong,
+    the ball) rather than to the constant background. Returns False if there is no
+    BatchNorm layer.
+    """
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return False
+    momenta = [m.momentum for m in bns]
+    was_training = module.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    module.train()
+    module(x)
+    module.train(was_training)
+    for m, momentum in zip(bns, momenta, strict=True):
+        m.momentum = momentum
+    return True
 
 
 def count_parameters(module: nn.Module) -> int:

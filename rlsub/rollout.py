@@ -113,6 +113,27 @@ def reset_slots(env: gym.vector.VectorEnv, seeds: list[int]) -> np.ndarray:
     return np.asarray(obs)
 
 
+def random_observations(env: gym.vector.VectorEnv, n: int, seed: int, stride: int = 20) -> Tensor:
+    """n observations of uniformly random play (a reference batch), as the policy sees them.
+
+    Every `stride` steps all slots' observations are taken (seeded resets and
+    actions: any process gets the same batch). uint8 pixels are scaled to [0, 1].
+    """
+    S = env.num_envs
+    rng = np.random.default_rng(seed)
+    env.single_action_space.seed(int(rng.integers(2**31)))
+    obs = reset_slots(env, [seed + s for s in range(S)])
+    frames: list[np.ndarray] = []
+    while sum(len(f) for f in frames) < n:
+        for _ in range(stride):
+            actions = np.stack([np.asarray(env.single_action_space.sample()) for _ in range(S)])
+            obs, *_ = env.step(actions)
+        frames.append(np.array(obs))
+    batch = np.concatenate(frames)[:n]
+    x = torch.from_numpy(batch).float()
+    return x.mul_(1.0 / 255.0) if batch.dtype == np.uint8 else x
+
+
 @dataclass
 class RolloutResult:
     returns: np.ndarray  # (N, K) episode returns

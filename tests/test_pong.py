@@ -22,7 +22,12 @@ pytest.importorskip("ale_py", reason="ale-py is not installed (pip install 'rlsu
 from rlsub.config import experiment_from_dict  # noqa: E402
 from rlsub.envs import ENV_DIR, env_dims, load_env_spec, make_vec_env  # noqa: E402
 from rlsub.errors import RlsubError  # noqa: E402
-from rlsub.networks import ConvNet, build_network, count_parameters  # noqa: E402
+from rlsub.networks import (  # noqa: E402
+    ConvNet,
+    build_network,
+    count_parameters,
+    set_batchnorm_statistics,
+)
 from rlsub.rollout import pipelined_rollout, population_rollout  # noqa: E402
 from rlsub.subspace import Subspace  # noqa: E402
 from rlsub.trial import run_trial  # noqa: E402
@@ -174,9 +179,21 @@ def test_pipelined_rollout_equals_the_sequential_one():
 
 
 # -------------------------------------------------------------------- ES
+def test_batchnorm_statistics_from_a_reference_batch():
+    net = build_network("es_pong")
+    x = torch.rand(16, 4, 84, 84)
+    assert set_batchnorm_statistics(net, x) and net.training  # mode left as it was
+    bn = net[2]
+    assert not torch.allclose(bn.running_mean, torch.zeros(16))
+    net.eval()
+    h = net[:3](x)  # normalised over the batch by the frozen statistics
+    torch.testing.assert_close(h.mean((0, 2, 3)), torch.zeros(16), atol=1e-4, rtol=0)
+    assert not set_batchnorm_statistics(build_network("nature_cnn"), x)
+
+
 def test_es_generations_write_a_record_through_the_cli(tmp_path, short_pong):
     cfg_path = tmp_path / "pong_es.yaml"
-    cfg_path.write_text(yaml.safe_dump(_es_config(str(short_pong))))
+    cfg_path.write_text(yaml.safe_dump(_es_config(str(short_pong), bn_reference=16)))
     out = subprocess.run(
         [
             sys.executable,

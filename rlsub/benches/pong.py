@@ -19,7 +19,10 @@ All in one run, on ale-py's `AtariVectorEnv` with one emulator thread per core:
 Also printed: the population forward's time per step, the time to compute the
 population's theta (N Fastfood products), the memory of a population of theta
 (N x D float32) and the process's peak resident memory.
-Defaults take about a minute here; --population/--steps/--d/--threads scale it.
+Both ES loops run (sequential and pipelined, rlsub.rollout), the config's
+first; --threads sets the torch threads of the forward (default: the config's).
+Defaults take about two minutes here; --population/--steps/--d/--threads and
+--quick change the sizes.
 """
 
 from __future__ import annotations
@@ -148,10 +151,7 @@ def main(args: argparse.Namespace) -> None:
     d = getattr(args, "d", None) or 6000
     threads = getattr(args, "threads", None) or es_cfg.threads
     config_mode = (threads, bool(es_cfg.pipeline))
-    modes = [config_mode]
-    for m in [(1, False), (cores, False), (1, True)]:
-        if m not in modes and (not quick or m[1]):
-            modes.append(m)
+    modes = [config_mode, (threads, not config_mode[1])]  # the config's, then the other loop
     ppo_envs = 2 if quick else load_experiment(CONFIGS / "pong_ppo.yaml").train.n_envs
     ppo_steps = 20 if quick else 400
     spec = load_env_spec("pong")

@@ -21,7 +21,10 @@ convolutions use TensorFlow's 'SAME' padding (84 -> 21 -> 11), which the
 original TF code used: 32 x 11 x 11 = 3,872 features feed the FC256 layer.
 With PyTorch's default 'valid' padding (84 -> 20 -> 9) it would be 678,294.
 BatchNorm scale and shift count as parameters (they are in the subspace);
-running statistics are buffers.
+running statistics are buffers (`set_batchnorm_statistics` sets them from a
+reference batch). es_pong and nature_cnn are `ConvNet`s: besides the ordinary
+forward they evaluate a whole population of parameter sets in one call
+(grouped convolutions, batched matmuls), which ES rollouts use every step.
 """
 
 from __future__ import annotations

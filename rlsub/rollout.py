@@ -9,6 +9,10 @@ episodes. Episode k of every individual starts from the same seed (common
 random numbers), so a population rollout returns what each individual would
 get alone with those seeds.
 
+uint8 observations (Atari frames) are scaled to [0, 1] in torch. `max_steps`
+caps every episode (ES training on Atari). `pipelined_rollout` plays the same
+population in two ale-py vector envs so emulation overlaps the forward.
+
 Observation normalisation (Salimans et al. 2017): running mean and variance
 shared by the population. Within a rollout the statistics are fixed (every
 individual of a generation sees the same normalisation); the observations of

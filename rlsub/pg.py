@@ -88,7 +88,8 @@ class PGConfig:
         "hidden sizes of the actor-critic value network (null: the actor's)", default=None
     )
     z_lr_scale: float = doc(
-        "z's learning rate = the algorithm's learning_rate x this (direct parts: x 1)",
+        "z's learning rate = the algorithm's learning_rate x this (direct parts, and the "
+        "direct baseline d = 'direct': x 1)",
         default=1.0,
     )
     parts: Literal["actor", "all"] = doc(
@@ -274,7 +275,8 @@ def build_model(
         parts=pgc.parts,
         rest=cfg.subspace.rest,
         dense_limit_gib=cfg.subspace.dense_limit_gib,
-        z_lr_scale=pgc.z_lr_scale,
+        # the direct baseline trains theta itself at the algorithm's own learning rate
+        z_lr_scale=1.0 if d == "direct" else pgc.z_lr_scale,
     )
     policy_kwargs.update(kwargs.pop("policy_kwargs", {}))
     policy_kwargs["subspace"] = sub

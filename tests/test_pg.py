@@ -53,6 +53,14 @@ def test_ppo_actor_optimizer_sees_z_and_critic_only() -> None:
     assert list(pol.action_net.parameters()) == []  # now buffers (theta0 views)
 
 
+def test_z_lr_scale_applies_to_z_but_not_to_the_direct_baseline() -> None:
+    for d, scale in [(4, 100.0), ("direct", 1.0)]:
+        model, _ = _model("cartpole_ppo.yaml", d=d, z_lr_scale=100)
+        groups = model.policy.optimizer.param_groups
+        assert groups[0]["params"] == [model.policy.subspace.z]
+        assert groups[0]["lr_scale"] == scale, d
+
+
 def test_ppo_all_optimizer_sees_only_z() -> None:
     model, _ = _model("cartpole_ppo.yaml", d=8, parts="all")
     assert [tuple(p.shape) for p in _opt_params(model)] == [(8,)]

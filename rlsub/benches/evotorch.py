@@ -21,6 +21,7 @@ dependency: ``pip install 'rlsub[bench]'``.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 import time
@@ -114,6 +115,8 @@ def main(args: argparse.Namespace) -> None:
         raise RlsubError(
             "bench evotorch needs evotorch: pip install 'rlsub[bench]' (or pip install evotorch)"
         ) from None
+    # evotorch logs INFO lines to stdout, which would break --json's one object there.
+    logging.getLogger("evotorch").setLevel(logging.WARNING)
     torch.set_num_threads(1)
     quick = getattr(args, "quick", False)
     seeds = [0] if quick else [0, 1, 2]

@@ -103,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     cfg = load_experiment(args.config)
     rec = run_trial(
-        cfg, args.d, args.seed, policy_dir=args.out, progress=not args.json, catch=False
+        cfg, args.d, args.seed, policy_dir=args.out, progress=not args.quiet, catch=False
     )
     result = rec.to_dict()
     result.pop("config")
@@ -149,7 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--d", type=_d_value, required=True, help="subspace dimension, or 'direct'")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="runs/policies", help="directory for the compact policy file")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="the record as one JSON object on stdout")
+    s.add_argument(
+        "--quiet", action="store_true", help="no progress bar or evaluation lines on stderr"
+    )
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="replay a saved policy file")

@@ -28,6 +28,7 @@ the perturbations from the noise generator's state and send back returns only.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -328,6 +329,13 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
                     "train_mean": float(fitness.mean()),  # capped episodes, perturbed members
                 }
             )
+            if progress:  # one line per evaluation: a trail in the log if the run is killed
+                bar.write(
+                    f"generation {g + 1}: centre {mean:.2f} over {eval_K} episodes, "
+                    f"population mean {fitness.mean():.2f}, env steps {env_steps:,}, "
+                    f"{time.perf_counter() - t0:.0f} s",
+                    file=sys.stderr,
+                )
             if es.stop_when_solved and mean >= spec.solved_score:
                 break
     bar.close()

@@ -105,8 +105,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     rec = run_trial(
         cfg, args.d, args.seed, policy_dir=args.out, progress=not args.quiet, catch=False
     )
-    result = rec.to_dict()
-    result.pop("config")
+    result = rec.to_dict()  # the record carries its config
 
     def human(r: dict[str, Any]) -> str:
         solved = "" if r["solved"] is None else f"  solved={r['solved']} (>= {r['solved_score']})"
@@ -202,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="plots")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_delegate("rlsub.report:cli_report"))
+
+    s = sub.add_parser("curves", help="learning curves of single trials (rlsub train --json files)")
+    s.add_argument("records", nargs="+", help="JSON records written by rlsub train --json")
+    s.add_argument("--out", required=True, help="figure path (.png; the .pdf is written beside)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_delegate("rlsub.report:cli_curves"))
 
     s = sub.add_parser("demo", help="the main job: small sweeps and the difficulty table")
     s.add_argument("--out", default="runs/demo")

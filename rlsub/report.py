@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import math
 import shlex
 import sys
@@ -541,3 +542,100 @@ def cli_report(args: argparse.Namespace) -> None:
 
     result = report(args.stores, args.out, command_line())
     emit(args, result, format_report)
+
+
+def _record_env(rec: dict[str, Any]) -> Any | None:
+    """The env spec of a record's config, or None (supervised, or the spec is not loadable)."""
+    from rlsub.envs import load_env_spec
+
+    cfg = rec.get("config") or {}
+    env = cfg.get("env") or rec.get("task")  # records without their config name the env as task
+    if not env:
+        return None
+    try:
+        return load_env_spec(env, cfg.get("env_variant"))
+    except RlsubError:
+        return None
+
+
+def load_record_file(path: str | Path) -> dict[str, Any]:
+    """A record written by `rlsub train --json` (one JSON object); one clear error otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise RlsubError(f"{p}: no such record file (write one with rlsub train ... --json > FILE)")
+    try:
+        rec = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RlsubError(f"{p}: not a JSON record from rlsub train --json") from None
+    if not isinstance(rec, dict) or not isinstance(rec.get("curve"), list) or not rec["curve"]:
+        raise RlsubError(
+            f"{p}: no learning curve in this file (expected rlsub train --json output)"
+        )
+    return rec
+
+
+def learning_curves_figure(records: list[dict[str, Any]]) -> tuple[Any, str]:
+    """Evaluation return against env steps (emulator frames for frame-skipping envs)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    xlabel = "agent steps"
+    refs: dict[str, float] = {}
+    for rec in records:
+        spec = _record_env(rec)
+        skip = int(spec.kwargs.get("frameskip", 1)) if spec is not None else 1
+        if skip > 1:
+            xlabel = f"emulator frames (agent steps x {skip})"
+        xs = [p["step"] * skip for p in rec["curve"]]
+        d = "direct" if rec.get("direct") else f"d = {rec['d']:,}"
+        label = f"{rec['name']} {d} seed {rec['seed']}"
+        (ln,) = ax.plot(xs, [p["value"] for p in rec["curve"]], "o-", label=f"{label}: centre")
+        if all("train_mean" in p for p in rec["curve"]):
+            ax.plot(
+                xs,
+                [p["train_mean"] for p in rec["curve"]],
+                "--",
+                color=ln.get_color(),
+                alpha=0.6,
+                label=f"{label}: population mean (training games)",
+            )
+        if spec is not None:
+            refs[f"solved score ({spec.solved_score:g})"] = spec.solved_score
+            if spec.random_score is not None:
+                refs[f"random policy ({spec.random_score:g})"] = spec.random_score
+    for (name, y), style in zip(refs.items(), (":", "-."), strict=False):
+        ax.axhline(y, color="gray", ls=style, lw=1, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(_ylabel(False))
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig, xlabel
+
+
+def cli_curves(args: argparse.Namespace) -> None:
+    """`rlsub curves RECORD.json... --out FILE.png`: learning curves of single trials."""
+    from rlsub.cli import emit
+
+    records = [load_record_file(p) for p in args.records]
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".pdf"):
+        raise RlsubError(f"--out {out}: give a .png or .pdf file name (both are written)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    fig, xlabel = learning_curves_figure(records)
+    paths = []
+    for ext in FORMATS:
+        path = out.with_suffix(f".{ext}")
+        fig.savefig(path, dpi=120)
+        paths.append(str(path))
+    plt.close(fig)
+    result = {
+        "records": [str(p) for p in args.records],
+        "figures": paths,
+        "x": xlabel,
+        "command": command_line(),
+        "final": [
+            {"name": r["name"], "d": r["d"], "seed": r["seed"], "final": r["final_eval_mean"]}
+            for r in records
+        ],
+    }
+    emit(args, result, lambda r: "written:\n" + "\n".join(f"  {p}" for p in r["figures"]))

@@ -155,3 +155,51 @@ def test_demo_with_tiny_config(
     assert main(["demo", "--out", str(out), "--json"]) == 0  # resumes: reuses the store
     r = json.loads(capsys.readouterr().out)
     assert r["sweeps"][0]["trials"]["run"] == 0 and r["skipped"]
+
+
+def _record(name: str, env: str | None, d: int, steps: list[int]) -> dict[str, Any]:
+    curve = [{"step": s, "value": -21.0 + i, "train_mean": -21.0} for i, s in enumerate(steps)]
+    return {
+        "name": name,
+        "d": d,
+        "direct": False,
+        "seed": 0,
+        "final_eval_mean": curve[-1]["value"],
+        "curve": curve,
+        "config": {"env": env} if env else {},
+    }
+
+
+def test_curves_of_records_frames_for_atari(tmp_path: Path, capsys: Any) -> None:
+    from rlsub.report import learning_curves_figure
+
+    recs = [_record("pong_es", "pong", 6000, [100, 200, 300]), _record("x", None, 4, [5, 10])]
+    fig, xlabel = learning_curves_figure(recs)
+    ax = fig.axes[0]
+    assert xlabel == "emulator frames (agent steps x 4)" == ax.get_xlabel()
+    assert ax.get_ylabel() and ax.get_legend() is not None
+    xs = list(ax.get_lines()[0].get_xdata())
+    assert xs == [400, 800, 1200]  # frames = agent steps x frameskip 4 (envs/pong.yaml)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("random policy (-20.27)" in t for t in labels)
+    assert any("solved score (21)" in t for t in labels)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(recs[0]))
+    out = tmp_path / "p" / "pong.png"
+    assert main(["curves", str(path), "--out", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["figures"] == [str(out), str(out.with_suffix(".pdf"))]
+    assert out.stat().st_size > 0 and out.with_suffix(".pdf").stat().st_size > 0
+
+
+def test_curves_bad_input_one_error_line(cli: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    for path in (tmp_path / "nope.json", bad, empty):
+        proc = cli("curves", str(path), "--out", str(tmp_path / "c.png"), check=False)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("rlsub: error:") and str(path) in lines[0]
+    assert not (tmp_path / "c.png").exists()

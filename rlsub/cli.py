@@ -181,7 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("suite", help="the full benchmark: sweep every config of a suite file")
     s.add_argument("suite", help="suite YAML (e.g. configs/full_benchmark.yaml)")
     s.add_argument("--plan", action="store_true", help="print trials and estimated cost only")
-    s.add_argument("--measured", nargs="*", default=None, help="stores to take throughput from")
+    s.add_argument(
+        "--measured",
+        nargs="*",
+        default=None,
+        help="stores (or rlsub train --json records) to take throughput from",
+    )
     s.add_argument("--store-dir", default="runs/full", help="one store per experiment here")
     s.add_argument("--mode", choices=["grid", "adaptive"], default="grid")
     s.add_argument("--workers", type=int, default=1)

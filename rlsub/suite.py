@@ -9,10 +9,10 @@ A suite file names experiment configs, each with optional overrides of its
         train: {epochs: 100}
         sweep: {seeds: [0, 1, 2]}
 
-`rlsub suite FILE --plan [--measured STORE ...]` prints, without running
+`rlsub suite FILE --plan [--measured STORE|RECORD.json ...]` prints, without running
 anything, each experiment's trial count (grid mode: (len(d_grid) + baseline)
 x seeds), its budget per trial, and an estimate of its cost from throughput
-measured in earlier stores: seconds per budget unit (ES generation, PG env
+measured in earlier stores or `rlsub train --json` records: seconds per budget unit (ES generation, PG env
 step, supervised epoch) of finished trials of the same task, algorithm and
 network, times the budget, times the trials. An experiment with no such
 record is shown as not measured, never guessed.
@@ -112,7 +112,8 @@ def budget(cfg: ExperimentConfig) -> tuple[str, float]:
 
 def _record_units(row: dict[str, Any]) -> float | None:
     """Budget units a finished trial actually used (generations, env steps, epochs)."""
-    algo, info, train = row["algorithm"], row.get("info") or {}, row["config"].get("train", {})
+    algo, info = row["algorithm"], row.get("info") or {}
+    train = (row.get("config") or {}).get("train", {})
     if algo in ("es", "cmaes"):
         g = info.get("generations")
         return float(g) if g else None
@@ -129,6 +130,11 @@ def plan(cfgs: list[ExperimentConfig], measured: list[str | Path]) -> list[Plann
     for p in measured:
         if not Path(p).is_file():
             raise RlsubError(f"suite: measured store {str(p)!r} not found")
+        if Path(p).suffix == ".json":  # one record from rlsub train --json
+            from rlsub.report import load_record_file
+
+            rows.append(load_record_file(p))
+            continue
         with Store(p, readonly=True) as st:
             rows += st.rows(status="done")
     out = []

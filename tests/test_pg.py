@@ -98,7 +98,9 @@ def test_dqn_optimizer_and_target_update_copy_z() -> None:
     assert torch.equal(q.subspace.theta0, target.subspace.theta0)
     assert torch.equal(q.subspace.P(torch.eye(5)), target.subspace.P(torch.eye(5)))
     assert q.subspace.z is not target.subspace.z
+    obs = torch.randn(3, 4)
     with torch.no_grad():
+        before = target(obs)  # fills the target's no-grad theta cache
         q.subspace.z.copy_(torch.arange(5.0))
     from stable_baselines3.common.logger import configure
 
@@ -108,8 +110,9 @@ def test_dqn_optimizer_and_target_update_copy_z() -> None:
     model._n_calls = 0
     model._on_step()  # SB3's own target update (polyak_update over parameters)
     assert torch.equal(target.subspace.z, torch.arange(5.0))
-    obs = torch.randn(3, 4)
     assert torch.allclose(q(obs), target(obs))
+    with torch.no_grad():  # how DQN computes its targets: the cached theta must follow z
+        assert torch.allclose(q(obs), target(obs)) and not torch.allclose(target(obs), before)
 
 
 # ------------------------------------------------------------ one update

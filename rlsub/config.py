@@ -277,15 +277,20 @@ def experiment_from_dict(data: Any, where: str = "config") -> ExperimentConfig:
     return dataclasses.replace(cfg, train=train)
 
 
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML file at `path` (which exists); one-line ConfigError if it does not parse."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Load and validate configs/NAME.yaml."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path)
     cfg = experiment_from_dict(data, str(path))
     return dataclasses.replace(cfg, source=str(path))
 

@@ -25,9 +25,8 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
-import yaml
 
-from rlsub.config import check, doc, from_mapping
+from rlsub.config import check, doc, from_mapping, read_yaml
 from rlsub.errors import ConfigError, RlsubError
 
 ENV_DIR = Path(__file__).resolve().parent.parent / "envs"
@@ -71,10 +70,7 @@ def load_env_spec(name_or_path: str, variant: str | None = None) -> EnvSpec:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in ENV_DIR.glob("*.yaml")))
         raise RlsubError(f"unknown env {name_or_path!r}: no spec at {path}; known: {known}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path)
     spec = from_mapping(EnvSpec, data, str(path))
     if variant is not None:
         if variant not in spec.variants:

@@ -30,9 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rlsub.config import ExperimentConfig, check, doc, from_mapping, load_experiment, with_overrides
+from rlsub.config import (
+    ExperimentConfig,
+    check,
+    doc,
+    from_mapping,
+    load_experiment,
+    read_yaml,
+    with_overrides,
+)
 from rlsub.errors import ConfigError, RlsubError
 
 
@@ -84,10 +90,7 @@ def load_suite(path: str | Path) -> tuple[SuiteConfig, list[ExperimentConfig]]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"suite file {str(path)!r} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    data = read_yaml(path)
     suite = from_mapping(SuiteConfig, data, where=str(path))
     cfgs = []
     for i, e in enumerate(suite.experiments):

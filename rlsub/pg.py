@@ -98,12 +98,22 @@ class PGConfig:
         "both mean the whole Q-network",
         default="actor",
     )
+    stop_when_solved: bool = doc(
+        "end training at the first learning-curve evaluation that reaches the env's "
+        "solved score (OpenAI baselines' CartPole deepq example stops the same way); the "
+        "final evaluation then runs on fresh episodes. Needs eval_freq > 0",
+        default=False,
+    )
 
     def __post_init__(self) -> None:
         check(self.total_timesteps > 0, f"total_timesteps must be > 0, got {self.total_timesteps}")
         check(self.n_envs > 0, f"n_envs must be > 0, got {self.n_envs}")
         check(self.z_lr_scale > 0, f"z_lr_scale must be > 0, got {self.z_lr_scale}")
         check(self.eval_freq >= 0, f"eval_freq must be >= 0, got {self.eval_freq}")
+        check(
+            not self.stop_when_solved or self.eval_freq > 0,
+            "stop_when_solved needs eval_freq > 0 (the stop is decided at evaluations)",
+        )
         check(
             self.critic_hidden is None or all(h > 0 for h in self.critic_hidden),
             f"critic_hidden must hold positive sizes, got {self.critic_hidden}",
@@ -202,9 +212,17 @@ def evaluate(model: BaseAlgorithm, env: VecEnv, seed: int) -> tuple[float, float
 class _Curve(BaseCallback):
     """Progress bar (stderr) and a learning-curve point every `eval_freq` env steps."""
 
-    def __init__(self, total: int, eval_freq: int, point: Callable[[int], float], bar: bool):
+    def __init__(
+        self,
+        total: int,
+        eval_freq: int,
+        point: Callable[[int], float],
+        bar: bool,
+        stop_at: float | None = None,
+    ):
         super().__init__()
-        self.eval_freq, self.point = eval_freq, point
+        self.eval_freq, self.point, self.stop_at = eval_freq, point, stop_at
+        self.stopped_at: int | None = None
         self.next_eval = eval_freq if eval_freq > 0 else None
         self.bar = tqdm(total=total, unit="step", file=sys.stderr, disable=not bar)
         self.shown = 0
@@ -216,6 +234,9 @@ class _Curve(BaseCallback):
             value = self.point(self.num_timesteps)
             self.bar.set_postfix(eval=f"{value:.1f}")
             self.next_eval += self.eval_freq
+            if self.stop_at is not None and value >= self.stop_at:
+                self.stopped_at = self.num_timesteps
+                return False
         return True
 
     def _on_training_end(self) -> None:
@@ -362,7 +383,8 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
             curve.append({"step": float(step), "value": mean})
             return mean
 
-        callback = _Curve(pgc.total_timesteps, pgc.eval_freq, point, progress)
+        stop_at = spec.solved_score if pgc.stop_when_solved else None
+        callback = _Curve(pgc.total_timesteps, pgc.eval_freq, point, progress, stop_at)
         model.learn(total_timesteps=pgc.total_timesteps, callback=callback)
         final_mean, final_std = evaluate(model, eval_env, seeds["eval"])
         steps = int(model.num_timesteps)
@@ -383,6 +405,8 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         "policy_file": "compact rlsub subspace" if compact is not None else "none (parts: all)",
         "seeds": seeds,
     }
+    if pgc.stop_when_solved:
+        info["stopped_when_solved_at"] = callback.stopped_at
     return TrainResult(
         final_eval_mean=final_mean,
         final_eval_std=final_std,

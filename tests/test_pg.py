@@ -237,6 +237,24 @@ def test_same_seed_same_result(tmp_path: Path) -> None:
     assert torch.equal(a.subspace.z, b.subspace.z)
 
 
+def test_stop_when_solved_ends_training_at_the_first_solved_evaluation(tmp_path: Path) -> None:
+    path = _tiny_config(tmp_path, steps=2048)
+    for solved, expect_stop in [(1.0, 1024), (1e9, None)]:
+        spec = yaml.safe_load((tmp_path / "cartpole_fast.yaml").read_text())
+        spec["solved_score"] = solved  # 1.0: any policy; 1e9: none
+        (tmp_path / "cartpole_fast.yaml").write_text(yaml.safe_dump(spec))
+        cfg = with_overrides(load_experiment(path), train={"stop_when_solved": True})
+        res = train(cfg, 3, 0, progress=False)
+        assert res.info["stopped_when_solved_at"] == expect_stop
+        assert res.env_steps == (expect_stop or 2048)
+        assert res.curve[0]["step"] == 1024
+
+
+def test_stop_when_solved_needs_evaluations() -> None:
+    with pytest.raises(ConfigError, match=r"stop_when_solved needs eval_freq > 0"):
+        _cfg("cartpole_ppo.yaml", eval_freq=0, stop_when_solved=True)
+
+
 @pytest.mark.slow
 def test_ppo_small_d_learns_cartpole() -> None:
     cfg = _cfg("cartpole_ppo.yaml", total_timesteps=30_000, eval_freq=0)

@@ -398,7 +398,7 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
     finally:
         torch.set_num_threads(threads)
     direct = [p for n, p in model.policy.named_parameters() if not n.endswith("subspace.z")]
-    info = {
+    info: dict[str, Any] = {
         "parts": pgc.parts,
         "rest": cfg.subspace.rest,
         "trained_directly": int(sum(p.numel() for p in direct if p.requires_grad)),

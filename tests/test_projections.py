@@ -51,6 +51,22 @@ def test_column_norms_are_one(kind):
     assert torch.all((norms - 1).abs() < 0.05), norms
 
 
+def test_sparse_cpu_forward_over_several_row_blocks_equals_the_csr_product():
+    from rlsub.projections import CSC_BLOCK_ROWS, _csr_matmul
+
+    D = 2 * CSC_BLOCK_ROWS + 1_000  # three row blocks, the last one short
+    P = make_projection("sparse", D, 6, seed=3)
+    assert [(a, b) for a, b, _ in P.csc()] == [
+        (0, CSC_BLOCK_ROWS),
+        (CSC_BLOCK_ROWS, 2 * CSC_BLOCK_ROWS),
+        (2 * CSC_BLOCK_ROWS, D),
+    ]
+    Z = torch.randn(3, 6)
+    expected = _csr_matmul(P.P, Z)  # torch's CSR product, not the SciPy path
+    torch.testing.assert_close(P(Z), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(P(Z[1]), expected[1], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_batch_equals_single_and_is_differentiable(kind):
     P = make_projection(kind, 500, 12, seed=2)

@@ -37,6 +37,7 @@ import argparse
 import dataclasses
 import math
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -247,15 +248,43 @@ class _Bounded:
                         pending.appendleft(job)
 
 
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """Pool-worker initializer: end this worker once the sweep process that made it is gone.
+
+    A sweep killed with SIGKILL or SIGTERM cannot shut its pool down, and its
+    workers would go on running their trials for nothing (the rerun claims the
+    same trials again). Checked by a daemon thread every `every_s` seconds.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rlsub-parent-watch", daemon=True).start()
+
+
 class Pool(_Bounded):
-    """A process pool (spawn context): workers import rlsub afresh, nothing inherited."""
+    """A process pool (spawn context): workers import rlsub afresh, nothing inherited.
+
+    Workers end themselves when the sweep process dies (`_exit_with_parent`).
+    """
 
     def __init__(self, cfg: ExperimentConfig, policy_dir: str | None, workers: int) -> None:
         super().__init__(cfg, policy_dir)
         self.workers = workers
         self.ctx = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=self.ctx)
+        self.pool = self._new_pool()
         self.owner: dict[Future, ProcessPoolExecutor] = {}
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=self.ctx,
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
 
     def submit(self, job: Job) -> Future:
         fut = self.pool.submit(
@@ -290,7 +319,7 @@ class Pool(_Bounded):
         if kill:
             self._kill_processes()
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.ctx)
+        self.pool = self._new_pool()
 
     def _kill_processes(self) -> None:
         # concurrent.futures has no public kill before Python 3.14 (terminate_workers)

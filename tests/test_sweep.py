@@ -244,6 +244,48 @@ def test_kill_9_then_same_command_resumes(fake: None, tmp_path: Path) -> None:
     assert out["estimate"]["d_int90"] == json.loads(json.dumps(again))
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")  # a zombie is gone for our purpose
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; the watchdog is POSIX")
+def test_pool_workers_end_when_the_sweep_process_is_killed(fake: None, tmp_path: Path) -> None:
+    """SIGKILL the sweep mid-trial: its pool workers must not go on running trials."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(tests=str(TESTS)))
+    log = tmp_path / "runs.log"
+    config = fake_trainer.config(
+        sleep_s=30.0, log_file=str(log), sweep={"d_grid": [1, 2], "seeds": [0]}
+    )
+    cfg_path = tmp_path / "fake.yaml"
+    cfg_path.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, str(driver), "sweep", str(cfg_path), "--store",
+           str(tmp_path / "s.sqlite"), "--workers", "2", "--mode", "grid"]  # fmt: skip
+    # no pipes: orphaned workers would hold them open and hang communicate()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    pids: set[int] = set()
+    while len(pids) < 2 and time.time() < deadline:  # both workers are inside a trial
+        time.sleep(0.1)
+        if log.exists():
+            pids = {int(ln.split()[2]) for ln in log.read_text().splitlines()}
+    assert len(pids) == 2 and proc.pid not in pids
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while any(_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if _alive(p)]
+    for p in left:  # do not leave them behind when the check fails
+        os.kill(p, signal.SIGKILL)
+    assert not left  # well before their 30 s trials would end
+
+
 def test_bench_sweep_logic_with_the_fake_trainer(fake: None, tmp_path: Path) -> None:
     cfg = make_cfg(crossing=6.0, noise=3.0, solved_score=95.0)
     r = compare(cfg, tmp_path)

@@ -252,6 +252,14 @@ class SparseProjection(Projection):
             self.Pt = _csr_int32(
                 torch.sparse_coo_tensor(idx.flip(0), v, (d, D), check_invariants=False).coalesce()
             )
+        self.csc()  # built now, so that nbytes counts it from the start
+
+    @property
+    def nbytes(self) -> int:
+        """P and P^T (torch CSR), plus SciPy's CSC row blocks of P while on the CPU."""
+        blocks = self.csc() or []
+        extra = sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for _, _, m in blocks)
+        return super().nbytes + extra
 
     def _tensors(self) -> list[Tensor]:
         out = []

@@ -51,6 +51,14 @@ def test_column_norms_are_one(kind):
     assert torch.all((norms - 1).abs() < 0.05), norms
 
 
+def test_sparse_nbytes_counts_the_scipy_copy_it_holds():
+    P = make_projection("sparse", 5_000, 20, seed=1)
+    torch_bytes = sum(t.element_size() * t.nelement() for t in P._tensors())
+    nnz = P.P.values().numel()
+    # the CSC blocks add at least float32 values + int32 row indices per non-zero
+    assert P.nbytes >= torch_bytes + 8 * nnz
+
+
 def test_sparse_cpu_forward_over_several_row_blocks_equals_the_csr_product():
     from rlsub.projections import CSC_BLOCK_ROWS, _csr_matmul
 

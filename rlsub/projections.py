@@ -168,16 +168,24 @@ CSC_BLOCK_ROWS = 32_768
 
 
 def _csc_matmul(blocks: list[tuple[int, int, Any]], Z: np.ndarray, D: int) -> np.ndarray:
-    """(N, D) = (P Z^T)^T from SciPy CSC row blocks (start, stop, block of P)."""
-    out = np.empty((Z.shape[0], D), dtype=np.float32)
+    """(N, D) = (P Z^T)^T from SciPy CSC row blocks (start, stop, block of P).
+
+    For N > 1 the product is written as (D, N) and returned transposed (a view
+    with strides (1, N)): copying it into (N, D) order cost 7x the product
+    itself for CartPole's population (D = 562, N = 256: 236 us against 31).
+    """
     if Z.shape[0] == 1:
+        out = np.empty((1, D), dtype=np.float32)
         z = Z[0]
         for a, b, m in blocks:
             out[0, a:b] = m @ z
-    else:
-        for a, b, m in blocks:
-            out[:, a:b] = (m @ Z.T).T
-    return out
+        return out
+    if len(blocks) == 1:
+        return np.asarray(blocks[0][2] @ Z.T, dtype=np.float32).T
+    cols = np.empty((D, Z.shape[0]), dtype=np.float32)
+    for a, b, m in blocks:
+        cols[a:b] = m @ Z.T
+    return cols.T
 
 
 def _csr_matmul(M: Tensor, X: Tensor) -> Tensor:

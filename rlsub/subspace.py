@@ -172,6 +172,23 @@ class Subspace(nn.Module):
         """params: name -> (N, *shape) for the subspace tensors; x: (N, B, ...)."""
         return self.population_fn(params)(x)
 
+    def population_params(self, Z: Tensor) -> dict[str, Tensor]:
+        """Every tensor of the network for population Z: (N, d): name -> (N, *shape).
+
+        Subspace tensors come from theta0 + P Z; the others (trained directly or
+        frozen) are the module's own, expanded over N (views, no copies).
+        """
+        return self._complete(self.split(self.theta(Z)))
+
+    def _complete(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Subspace tensors (N, *shape) plus the module's other tensors expanded over N."""
+        N = next(iter(params.values())).shape[0]
+        full = dict(params)
+        for name, t in [*self.module.named_parameters(), *self.module.named_buffers()]:
+            if name not in full:
+                full[name] = t.expand(N, *t.shape)
+        return full
+
     def population_fn(self, params: dict[str, Tensor]) -> PopulationPolicy:
         """A function x: (N, B, ...) -> (N, B, ...) for a fixed population (prepared once).
 
@@ -179,11 +196,7 @@ class Subspace(nn.Module):
         dict, contiguous transposed weights for batched matmuls) happens here once.
         `.subset(idx)` gives the same function for individuals idx only.
         """
-        N = next(iter(params.values())).shape[0]
-        full: dict[str, Tensor] = dict(params)
-        for name, t in self.module.named_parameters():
-            full[name] = t.expand(N, *t.shape)
-        return PopulationPolicy(self.module, full)
+        return PopulationPolicy(self.module, self._complete(params))
 
     # ------------------------------------------------------------------ I/O
     def state(self) -> dict[str, Any]:

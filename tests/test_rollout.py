@@ -94,3 +94,50 @@ def test_unknown_env_and_variant_are_clear_errors():
     with pytest.raises(RlsubError, match="unknown variant 'v9'"):
         load_env_spec("cartpole", "v9")
     assert load_env_spec("cartpole", "v0").max_episode_steps == 200
+
+
+@pytest.mark.parametrize(
+    "env_name, activation, projection, include, max_steps",
+    [
+        ("cartpole", "tanh", "sparse", None, None),
+        ("cartpole", "relu", "dense", ["4"], None),  # only the last layer in the subspace
+        ("cartpole", "relu", "fastfood", None, 15),  # capped episodes
+        ("inverted_pendulum", "tanh", "sparse", None, None),  # box actions
+    ],
+)
+def test_lane_kernels_equal_the_torch_loop(env_name, activation, projection, include, max_steps):
+    """rlsub.lanes (compiled, one lane per slot) gives the torch loop's results and statistics."""
+    from rlsub import lanes
+
+    spec = load_env_spec(env_name)
+    N, K = 12, 2
+    env = make_vec_env(spec, N * K)
+    dims = env_dims(env)
+    kw = policy_network_kwargs("mlp", {"hidden": [16, 8], "activation": activation}, dims)
+    sub = Subspace.from_spec("mlp", kw, 1, 5, projection, 2, include=include)
+    assert lanes.supported(sub, dims)
+    norms = [RunningNorm(dims.obs_shape), RunningNorm(dims.obs_shape)]
+    gen = torch.Generator().manual_seed(0)
+    for rollout in range(3):  # the statistics of one rollout normalise the next
+        Z = torch.randn(N, 5, generator=gen) * 2.0
+        kernel, loop = (
+            population_rollout(
+                sub, Z, env, dims, K, 10 * rollout, norm, update_norm=True,
+                max_steps=max_steps, kernels=kernels,
+            )
+            for kernels, norm in zip((True, False), norms, strict=True)
+        )  # fmt: skip
+        np.testing.assert_array_equal(kernel.returns, loop.returns)
+        np.testing.assert_array_equal(kernel.lengths, loop.lengths)
+        assert (kernel.env_steps, kernel.slot_steps, kernel.capped) == (
+            loop.env_steps, loop.slot_steps, loop.capped,
+        )  # fmt: skip
+        # Box actions differ in the last float32 bits (sums in another order), and MuJoCo
+        # carries that into later observations: same episodes, statistics to 1e-3.
+        rtol, atol = (5e-5, 1e-7) if dims.discrete else (1e-3, 1e-4)
+        np.testing.assert_allclose(norms[0].mean, norms[1].mean, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(norms[0].var, norms[1].var, rtol=rtol, atol=atol)
+        assert norms[0].count == norms[1].count
+    assert loop.lengths.min() < loop.lengths.max()  # slots finished at different steps
+    if max_steps is not None:
+        assert loop.capped > 0

@@ -1,12 +1,16 @@
 """`rlsub bench rollout`: policy-in-the-loop env steps/s over raw env steps/s.
 
-For each env, the same vector env (same slot count) is stepped
+For each env, the same vector env (same slot count) is stepped, in interleaved
+rounds whose median ratio is printed,
   (a) with a constant action for T steps (the physical limit here), and
   (b) by `population_rollout` of a population of random subspace policies
       (batched forward, masking, observation normalisation),
 and the ratio of slot steps per second is printed, measured in one run.
 (b) counts every slot step it takes (finished slots are stepped but masked),
-the same work as (a); the useful-step fraction is printed beside it.
+the same work as (a); the useful-step fraction is printed beside it. (b) runs
+through the compiled lane kernels (rlsub.lanes, what training uses) and, for
+comparison, through the torch loop (`kernels=False`); one warm-up rollout
+each comes first (numba compiles or loads its cache there).
 """
 
 from __future__ import annotations
@@ -34,45 +38,76 @@ def raw_steps_per_s(env: Any, steps: int) -> float:
     return env.num_envs * steps / (time.perf_counter() - t)
 
 
-def policy_steps_per_s(
-    env: Any, dims: Any, sub: Subspace, N: int, min_steps: int
-) -> tuple[float, float]:
-    norm = RunningNorm(dims.obs_shape)
-    gen = torch.Generator().manual_seed(0)
-    slot_steps = useful = 0
-    t = time.perf_counter()
-    seed = 0
-    while slot_steps < min_steps:
-        Z = torch.randn(N, sub.d, generator=gen) * 0.5
-        res = population_rollout(sub, Z, env, dims, 1, seed, norm, update_norm=True)
-        slot_steps += res.slot_steps
-        useful += res.env_steps
-        seed += 1
-    return slot_steps / (time.perf_counter() - t), useful / slot_steps
+class PolicyLoop:
+    """Population rollouts of random subspace policies, timed in chunks of >= `steps` slot steps."""
+
+    def __init__(self, env: Any, dims: Any, sub: Subspace, N: int, kernels: bool) -> None:
+        self.env, self.dims, self.sub, self.N, self.kernels = env, dims, sub, N, kernels
+        self.norm = RunningNorm(dims.obs_shape)
+        self.gen = torch.Generator().manual_seed(0)
+        self.seed = 0
+        self.slot_steps = self.useful = 0
+        self.chunk(1)  # warm-up (numba compiles or loads its cache here)
+
+    def chunk(self, min_steps: int) -> float:
+        """Slot steps per second over rollouts totalling at least min_steps slot steps."""
+        done = 0
+        t = time.perf_counter()
+        while done < min_steps:
+            Z = torch.randn(self.N, self.sub.d, generator=self.gen) * 0.5
+            res = population_rollout(
+                self.sub, Z, self.env, self.dims, 1, self.seed, self.norm,
+                update_norm=True, kernels=self.kernels,
+            )  # fmt: skip
+            done += res.slot_steps
+            self.slot_steps += res.slot_steps
+            self.useful += res.env_steps
+            self.seed += 1
+        return done / (time.perf_counter() - t)
 
 
-def measure(env_name: str, slots: int, d: int, steps: int) -> dict[str, Any]:
+def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[str, Any]:
+    """Ratios as medians over `rounds` rounds of (raw, kernels, torch loop), each >= steps/rounds.
+
+    The three are interleaved so that each round's ratio compares runs made
+    moments apart: this machine's speed drifts by up to 1.5x within a minute.
+    """
     spec = load_env_spec(env_name)
     env = make_vec_env(spec, slots)
     dims = env_dims(env)
     kw = policy_network_kwargs("mlp", {"hidden": [20, 20], "activation": "relu"}, dims)
     sub = Subspace.from_spec("mlp", kw, 0, d, "sparse", 0)
-    raw = raw_steps_per_s(env, steps)
-    pol, useful = policy_steps_per_s(env, dims, sub, slots, steps * slots)
-    raw2 = raw_steps_per_s(env, steps)  # again, to bracket machine noise
+    lanes, torch_loop = (
+        PolicyLoop(env, dims, sub, slots, True),
+        PolicyLoop(env, dims, sub, slots, False),
+    )
+    per = max(1, steps // rounds)
+    raws, pols, tors = [], [], []
+    for _ in range(rounds):
+        raws.append(raw_steps_per_s(env, per))
+        pols.append(lanes.chunk(per * slots))
+        tors.append(torch_loop.chunk(per * slots))
     env.close()
-    raw_best = max(raw, raw2)
+    raw_best = float(np.median(raws))
+    pol, pol_torch = float(np.median(pols)), float(np.median(tors))
+    ratio = float(np.median(np.array(pols) / np.array(raws)))
+    ratio_torch = float(np.median(np.array(tors) / np.array(raws)))
+    useful = lanes.useful / lanes.slot_steps
     row = {
         "env": spec.id,
         "slots": slots,
         "d": d,
+        "rounds": rounds,
         "raw_steps_s": raw_best,
         "policy_steps_s": pol,
-        "ratio": pol / raw_best,
+        "ratio": ratio,
+        "torch_loop_steps_s": pol_torch,
+        "torch_loop_ratio": ratio_torch,
         "useful_fraction": useful,
     }
     print(
-        f"  {spec.id}: raw {raw_best:,.0f} steps/s, policy {pol:,.0f} steps/s, ratio {pol / raw_best:.2f}",
+        f"  {spec.id}: raw {raw_best:,.0f} steps/s, policy {pol:,.0f} steps/s, "
+        f"ratio {ratio:.2f} (torch loop {ratio_torch:.2f}), medians of {rounds} rounds",
         file=sys.stderr,
     )
     return row
@@ -82,8 +117,8 @@ def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     quick = getattr(args, "quick", False)
     rows = [
-        measure("cartpole", 256, 8, 200 if quick else 2000),
-        measure("inverted_pendulum", 64, 4, 50 if quick else 500),
+        measure("cartpole", 256, 8, 200 if quick else 4000, 2 if quick else 10),
+        measure("inverted_pendulum", 64, 4, 50 if quick else 500, 2 if quick else 5),
     ]
     targets = {"CartPole-v1": 0.7, "InvertedPendulum-v5": 0.5}
     for r in rows:
@@ -92,13 +127,15 @@ def main(args: argparse.Namespace) -> None:
 
     def human(r: dict[str, Any]) -> str:
         lines = [
-            "| env | slots | raw steps/s | policy-in-the-loop steps/s | ratio | target | useful steps |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| env | slots | raw steps/s | policy-in-the-loop steps/s | ratio | target "
+            "| torch loop ratio | useful steps |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for x in r["rows"]:
             lines.append(
                 f"| {x['env']} | {x['slots']} | {x['raw_steps_s']:,.0f} | {x['policy_steps_s']:,.0f} | "
-                f"{x['ratio']:.2f} | >= {x['target']} | {x['useful_fraction']:.0%} |"
+                f"{x['ratio']:.2f} | >= {x['target']} | {x['torch_loop_ratio']:.2f} "
+                f"| {x['useful_fraction']:.0%} |"
             )
         return "\n".join(lines)
 

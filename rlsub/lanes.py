@@ -33,6 +33,7 @@ from torch import nn
 
 from rlsub.envs import EnvDims
 from rlsub.networks import MLP
+from rlsub.rollout import SlotStepper
 from rlsub.subspace import Subspace
 
 # reassociation and FMA so the lane loops vectorise; NaN and inf keep their meaning
@@ -236,14 +237,16 @@ def rollout(
     net = (pol.w, pol.sizes, pol.tanh, pol.buf, norm, s1, s2, update)
     heads = (pol.discrete, pol.ai, pol.af, pol.low, pol.high)
     _act(np.asarray(obs), done, pol.lanes, S, *net, *heads)  # type: ignore[call-arg]
-    steps = capped = 0
+    step = SlotStepper(env, obs)
+    steps = capped = slot_steps = 0
     while True:
-        obs, reward, term, trunc, _ = env.step(pol.actions)
+        obs, reward, term, trunc, stepped = step(pol.actions, done)
         steps += 1
+        slot_steps += stepped
         last = max_steps is not None and steps >= max_steps
         playing = _step(  # type: ignore[call-arg]
-            np.asarray(obs), np.asarray(reward), np.asarray(term), np.asarray(trunc),
-            done, returns, lengths, pol.lanes, pol.state, *net, last, *heads,
+            obs, reward, term, trunc, done, returns, lengths, pol.lanes, pol.state, *net, last,
+            *heads,
         )  # fmt: skip
         if playing == 0:
             break
@@ -254,4 +257,4 @@ def rollout(
         count = int(lengths.sum())
         m = s1 / count
         obs_norm.update_moments(m, np.maximum(s2 / count - m * m, 0.0), count)
-    return returns, lengths, steps * S, capped
+    return returns, lengths, slot_steps, capped

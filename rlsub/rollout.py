@@ -146,12 +146,54 @@ def _lanes() -> Any:
     return lanes
 
 
+class SlotStepper:
+    """env.step for a rollout whose finished slots are masked: (obs, reward, term, trunc, n).
+
+    A SyncVectorEnv (MuJoCo) is a Python loop over single envs, so only the slots
+    still playing are stepped (n of them); a finished slot keeps its last
+    observation and gets reward 0, and its env is reset by the next rollout's
+    reset. Other vector envs step every slot (n = num_envs).
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, obs: np.ndarray) -> None:
+        self.env = env
+        self.sync = isinstance(env, gym.vector.SyncVectorEnv)
+        if self.sync:
+            S = env.num_envs
+            self.obs = np.array(obs, copy=True)
+            self.reward = np.zeros(S)
+            self.term = np.zeros(S, dtype=bool)
+            self.trunc = np.zeros(S, dtype=bool)
+
+    def __call__(
+        self, actions: np.ndarray, done: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        if not self.sync:
+            obs, reward, term, trunc, _ = self.env.step(actions)
+            return (
+                np.asarray(obs),
+                np.asarray(reward),
+                np.asarray(term),
+                np.asarray(trunc),
+                len(done),
+            )
+        self.reward[:] = 0.0
+        self.term[:] = False
+        self.trunc[:] = False
+        active = np.flatnonzero(~done)
+        envs = self.env.envs  # type: ignore[attr-defined]
+        for s in active:
+            o, r, te, tr, _ = envs[s].step(actions[s])
+            self.obs[s], self.reward[s], self.term[s], self.trunc[s] = o, r, te, tr
+        return self.obs.copy(), self.reward, self.term, self.trunc, len(active)
+
+
 @dataclass
 class RolloutResult:
     returns: np.ndarray  # (N, K) episode returns
     lengths: np.ndarray  # (N, K) episode lengths
     env_steps: int  # useful steps (active slots only)
-    slot_steps: int  # all slot steps taken, masked ones included
+    slot_steps: int  # slot steps simulated: masked ones too, except in a SyncVectorEnv
     capped: int = 0  # episodes cut short by max_steps
 
 
@@ -195,6 +237,7 @@ def population_rollout(
     out_shape = (dims.n_actions,)  # logits (discrete) or the action vector (continuous)
     alive = torch.arange(N)
     obs = reset_slots(env, [seed + k for _ in range(N) for k in range(K)])
+    stepper = SlotStepper(env, obs)
     done = np.zeros(S, dtype=bool)
     returns = np.zeros(S)
     lengths = np.zeros(S, dtype=np.int64)
@@ -221,11 +264,11 @@ def population_rollout(
             out = out.reshape(S, -1)
         else:
             out = policy(xt.reshape(N, K, *dims.obs_shape)).reshape(S, -1)
-        obs, reward, term, trunc, _ = env.step(actions_from_outputs(out, dims))
+        obs, reward, term, trunc, n = stepper(actions_from_outputs(out, dims), done)
         active = ~done
         returns += np.where(active, reward, 0.0)
         lengths += active
-        slot_steps += S
+        slot_steps += n
         done |= np.asarray(term) | np.asarray(trunc)
         steps += 1
         if done.all():

@@ -141,3 +141,19 @@ def test_lane_kernels_equal_the_torch_loop(env_name, activation, projection, inc
     assert loop.lengths.min() < loop.lengths.max()  # slots finished at different steps
     if max_steps is not None:
         assert loop.capped > 0
+
+
+def test_bench_rollout_quick_reports_both_loops(cli):
+    """`rlsub bench rollout --quick --json`: a row per env with both loops' ratios (speed is
+    measured by the full run, not here)."""
+    import json
+
+    r = json.loads(cli("bench", "rollout", "--quick", "--json").stdout)
+    rows = {row["env"]: row for row in r["rows"]}
+    assert set(rows) == {"CartPole-v1", "InvertedPendulum-v5"}
+    for row in rows.values():
+        assert row["raw_steps_s"] > 0 and row["policy_steps_s"] > 0
+        assert 0 < row["ratio"] < 5 and 0 < row["torch_loop_ratio"] < 5
+        assert row["rounds"] == 2
+    assert rows["CartPole-v1"]["useful_fraction"] < 1  # masked slots are stepped there
+    assert rows["InvertedPendulum-v5"]["useful_fraction"] == 1  # only playing slots stepped

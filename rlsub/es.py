@@ -404,7 +404,9 @@ def _train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) -
         return float(res.returns.mean()), float(res.returns.std())
 
     bar = tqdm(range(es.generations), desc=f"CMA-ES d={sub.d}", disable=not progress, leave=False)
+    generations = 0
     for g in bar:
+        generations = g + 1
         X = np.asarray(cmaes.ask())
         Z = torch.as_tensor(X, dtype=torch.float32)
         res = population_rollout(
@@ -438,5 +440,5 @@ def _train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) -
         solved_score=spec.solved_score,
         subspace=sub,
         extra=_policy_extra(cfg, dims, norm),
-        info={"eval_episodes": eval_K},
+        info={"eval_episodes": eval_K, "generations": generations},
     )

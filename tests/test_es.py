@@ -70,6 +70,7 @@ def test_cmaes_runs(tmp_path):
     )
     rec = run_trial(cfg, 2, seed=0, progress=False)
     assert rec.status == "done" and rec.env_steps > 0
+    assert rec.info["generations"] == 2  # what `rlsub suite --plan` prices a CMA-ES trial by
 
 
 @pytest.mark.parametrize(

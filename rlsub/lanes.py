@@ -177,10 +177,9 @@ class LanePolicy:
         else:
             full = sub.population_params(Z)
             flat = torch.cat([full[name].reshape(N, -1) for name in order], 1)
-        # (P, N), our own writable float32 copy (theta of a sparse P comes as its (D, N) transpose)
+        # (P, N), writable: theta is a fresh tensor (a sparse P hands it over as the transpose
+        # of a (D, N) array, so no copy is made then)
         w = np.ascontiguousarray(flat.detach().T.numpy(), dtype=np.float32)
-        if np.shares_memory(w, sub.theta0.numpy()):
-            w = w.copy()
         self.w = np.repeat(w, K, axis=1) if K > 1 else w
         self.sizes = np.asarray(module.sizes, dtype=np.int64)
         self.tanh = module.activation == "tanh"

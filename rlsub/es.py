@@ -405,6 +405,7 @@ def _train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) -
 
     bar = tqdm(range(es.generations), desc=f"CMA-ES d={sub.d}", disable=not progress, leave=False)
     generations = 0
+    t0 = time.perf_counter()
     for g in bar:
         generations = g + 1
         X = np.asarray(cmaes.ask())
@@ -415,7 +416,10 @@ def _train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) -
         env_steps += res.env_steps
         fitness = res.returns.mean(1)
         cmaes.tell(list(X), list(-fitness))  # pycma minimises
-        bar.set_postfix(mean=f"{fitness.mean():.1f}", best=f"{fitness.max():.1f}")
+        rate = env_steps / (time.perf_counter() - t0)
+        bar.set_postfix(
+            mean=f"{fitness.mean():.1f}", best=f"{fitness.max():.1f}", steps_s=f"{rate:,.0f}"
+        )
         if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
             mean, _ = evaluate(torch.as_tensor(cmaes.mean, dtype=torch.float32))
             best = max(best, mean)

@@ -224,9 +224,10 @@ def population_rollout(
     S = N * K
     if env.num_envs != S:
         raise ValueError(f"env has {env.num_envs} slots, need N*K = {S}")
-    if kernels and _lanes().supported(sub, dims):
-        obs = reset_slots(env, [seed + k for _ in range(N) for k in range(K)])
-        rets, lens, slot_steps, capped = _lanes().rollout(
+    obs = reset_slots(env, [seed + k for _ in range(N) for k in range(K)])
+    lanes = _lanes() if kernels else None
+    if lanes is not None and lanes.supported(sub, dims):
+        rets, lens, slot_steps, capped = lanes.rollout(
             sub, Z, env, dims, K, obs, obs_norm, update_norm, max_steps
         )
         return RolloutResult(
@@ -236,7 +237,6 @@ def population_rollout(
     policy = full_policy = sub.population_fn(sub.split(sub.theta(Z)))
     out_shape = (dims.n_actions,)  # logits (discrete) or the action vector (continuous)
     alive = torch.arange(N)
-    obs = reset_slots(env, [seed + k for _ in range(N) for k in range(K)])
     stepper = SlotStepper(env, obs)
     done = np.zeros(S, dtype=bool)
     returns = np.zeros(S)

@@ -6,8 +6,9 @@ rounds whose median ratio is printed,
   (b) by `population_rollout` of a population of random subspace policies
       (batched forward, masking, observation normalisation),
 and the ratio of slot steps per second is printed, measured in one run.
-(b) counts every slot step it takes (finished slots are stepped but masked),
-the same work as (a); the useful-step fraction is printed beside it. (b) runs
+(b) counts every slot step it simulates: CartPole's native vector env steps
+finished slots too (masked), the same work as (a); MuJoCo's SyncVectorEnv
+steps only the slots still playing. The useful-step fraction is printed beside it. (b) runs
 through the compiled lane kernels (rlsub.lanes, what training uses) and, for
 comparison, through the torch loop (`kernels=False`); one warm-up rollout
 each comes first (numba compiles or loads its cache there).
@@ -88,7 +89,7 @@ def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[
         pols.append(lanes.chunk(per * slots))
         tors.append(torch_loop.chunk(per * slots))
     env.close()
-    raw_best = float(np.median(raws))
+    raw = float(np.median(raws))
     pol, pol_torch = float(np.median(pols)), float(np.median(tors))
     ratio = float(np.median(np.array(pols) / np.array(raws)))
     ratio_torch = float(np.median(np.array(tors) / np.array(raws)))
@@ -98,7 +99,7 @@ def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[
         "slots": slots,
         "d": d,
         "rounds": rounds,
-        "raw_steps_s": raw_best,
+        "raw_steps_s": raw,
         "policy_steps_s": pol,
         "ratio": ratio,
         "torch_loop_steps_s": pol_torch,
@@ -106,7 +107,7 @@ def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[
         "useful_fraction": useful,
     }
     print(
-        f"  {spec.id}: raw {raw_best:,.0f} steps/s, policy {pol:,.0f} steps/s, "
+        f"  {spec.id}: raw {raw:,.0f} steps/s, policy {pol:,.0f} steps/s, "
         f"ratio {ratio:.2f} (torch loop {ratio_torch:.2f}), medians of {rounds} rounds",
         file=sys.stderr,
     )

@@ -141,7 +141,7 @@ class Subspace(nn.Module):
     def theta(self, z: Tensor | None = None) -> Tensor:
         """theta0 + P z: (D,) for z: (d,), (N, D) for z: (N, d). Default z: self.z."""
         z = self.z if z is None else z
-        return self.theta0 + self.P(z)
+        return self.P.affine(self.theta0, z)
 
     def split(self, theta: Tensor) -> dict[str, Tensor]:
         """Flat theta (D,) or (N, D) -> {name: (shape) or (N, *shape)} views."""
@@ -156,8 +156,39 @@ class Subspace(nn.Module):
         return self.call(self.split(self.theta()), *args, **kwargs)
 
     def call(self, params: dict[str, Tensor], *args: Any, **kwargs: Any) -> Any:
-        """Run the module with subspace tensors `params` (e.g. from a theta cached once per step)."""
-        return functional_call(self.module, params, args, kwargs)
+        """Run the module with subspace tensors `params` (e.g. from a theta cached once per step).
+
+        The subspace tensors are buffers of the module (views of theta0 at rest), so for
+        exactly those names they are swapped for `params` for the length of the call and
+        put back after it: what `functional_call` does, without its generic
+        re-parametrisation (about 0.1 ms a call on MNIST FC). Other names go through
+        `functional_call`.
+        """
+        if len(params) != len(self.names) or any(n not in params for n in self.names):
+            return functional_call(self.module, params, args, kwargs)
+        owners = self._owners()
+        old = [owner._buffers[leaf] for owner, leaf in owners]
+        for (owner, leaf), name in zip(owners, self.names, strict=True):
+            owner._buffers[leaf] = params[name]
+        try:
+            return self.module(*args, **kwargs)
+        finally:
+            for (owner, leaf), t in zip(owners, old, strict=True):
+                owner._buffers[leaf] = t
+
+    def _owners(self) -> list[tuple[nn.Module, str]]:
+        """(module, attribute) holding each subspace tensor, in the order of self.names."""
+        cached = self.__dict__.get("_owner_cache")
+        if cached is None or cached[0] is not self.module:
+            owners = []
+            for n in self.names:
+                owner_name, _, leaf = n.rpartition(".")
+                owners.append(
+                    (self.module.get_submodule(owner_name) if owner_name else self.module, leaf)
+                )
+            cached = (self.module, owners)
+            self.__dict__["_owner_cache"] = cached
+        return cached[1]
 
     # ------------------------------------------------------------ population
     def population_forward(self, Z: Tensor, x: Tensor) -> Tensor:

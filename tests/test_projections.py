@@ -152,3 +152,29 @@ def test_bad_input_gives_clear_error(kind, D, d, match):
 def test_dense_refuses_over_memory_limit_naming_alternatives():
     with pytest.raises(RlsubError, match="sparse or fastfood"):
         make_projection("dense", 1_000_000, 1000, seed=0, dense_limit_gib=1.0)
+
+
+@pytest.mark.parametrize(
+    "D,d,sizes",
+    [
+        (3_000, 40, [2_000, 990, 10]),  # a 10-row layer: rows far longer than the ELL width
+        (50, 45, None),  # d close to D: many duplicated (row, column) draws
+        (40_000, 33_000, None),  # 2d + 1 > 65,535: int32 codes instead of uint16
+    ],
+)
+def test_sparse_single_z_cpu_path_equals_the_csr_product(D, d, sizes):
+    from rlsub.projections import _csr_matmul
+
+    P = make_projection("sparse", D, d, seed=5, layer_sizes=sizes)
+    assert P.ell.ell.dtype == (np.int32 if 2 * d + 1 > 65_535 else np.uint16)
+    z = torch.randn(d, requires_grad=True)
+    theta0 = torch.randn(D)
+    expected = theta0 + _csr_matmul(P.P, z.detach()[None])[0]  # torch's CSR, not the ELL kernel
+    out = P.affine(theta0, z)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(P(z), expected - theta0, rtol=1e-5, atol=1e-5)
+    g = torch.randn(D)
+    out.backward(g)
+    torch.testing.assert_close(z.grad, torch.mv(P.Pt, g), rtol=1e-5, atol=1e-5)
+    if sizes is not None:  # the leftover list is used, so the test covers it
+        assert len(P.ell.rem_rows) > 0

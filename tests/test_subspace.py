@@ -149,3 +149,22 @@ def test_module_code_untouched_and_works_with_bn():
     out = sub(torch.randn(8, 3))
     assert out.shape == (8, 1)
     assert sub.module[1].running_mean.abs().sum() > 0  # BN buffers still updated in train mode
+
+
+def test_call_swaps_theta_in_and_puts_theta0_back_even_on_error():
+    from torch.func import functional_call
+
+    sub = Subspace(build_network("mlp", {"in_dim": 4, "out_dim": 2}, seed=0), 6, "sparse", seed=0)
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        sub.z.normal_()
+    params = sub.split(sub.theta())
+    torch.testing.assert_close(sub.call(params, x), functional_call(sub.module, params, (x,)))
+    at_rest = {n: t.data_ptr() for n, t in sub.module.named_buffers()}
+    with pytest.raises(RuntimeError):
+        sub.call(params, torch.randn(5, 3))  # wrong input width
+    assert {n: t.data_ptr() for n, t in sub.module.named_buffers()} == at_rest
+    # theta0 is untouched: the module alone still computes the z = 0 network
+    with torch.no_grad():
+        sub.z.zero_()
+    torch.testing.assert_close(sub(x), sub.module(x))

@@ -127,6 +127,8 @@ class ConvNet(nn.Sequential):
       `baddbmm` with each member's weight in its (out, in) layout.
     """
 
+    pair_forward = True  # batched_prepare takes antithetic pairs (Subspace.antithetic_fn)
+
     def _layers(self) -> list[tuple[str, nn.Module]]:
         for _, m in self.named_children():
             if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.dilation != (1, 1)):
@@ -140,9 +142,19 @@ class ConvNet(nn.Sequential):
                 )
         return list(self.named_children())
 
-    def batched_prepare(self, params: dict[str, Tensor]) -> list[tuple[Any, ...]]:
-        """params: name -> (N, *shape) for every parameter -> the ops of batched_apply."""
+    def batched_prepare(
+        self, params: dict[str, Tensor], pairs: dict[str, tuple[Tensor, Tensor]] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """params: name -> (N, *shape) for every parameter -> the ops of batched_apply.
+
+        `pairs` holds Linear weights given as antithetic pairs instead: name -> (centre
+        (out, in), delta (H, out, in)), for the population [centre + delta_i (i < H);
+        centre - delta_i] (N = 2H). Such a layer is computed as centre x + sign * (delta x),
+        so a step reads the centre once and each delta once for the two members of its
+        pair, instead of N full weights (es_pong's FC256 is 99 % of D).
+        """
         N = next(iter(params.values())).shape[0]
+        pairs = pairs or {}
         ops: list[tuple[Any, ...]] = []
         maps = True  # feature maps until Flatten, then vectors
         for name, m in self._layers():
@@ -167,7 +179,16 @@ class ConvNet(nn.Sequential):
                     if m.bias is None
                     else params[f"{name}.bias"].unsqueeze(1).contiguous()
                 )
-                ops.append(("linear", params[f"{name}.weight"].contiguous(), b))
+                if f"{name}.weight" in pairs:
+                    centre, delta = pairs[f"{name}.weight"]
+                    H = delta.shape[0]
+                    if N != 2 * H:
+                        raise ValueError(f"pairs: {N} members need {N // 2} deltas, got {H}")
+                    pair = torch.arange(N) % H
+                    sign = (1 - 2 * (torch.arange(N) >= H)).long()
+                    ops.append(("linear_pm", centre, delta, b, pair, sign))
+                else:
+                    ops.append(("linear", params[f"{name}.weight"].contiguous(), b))
             elif isinstance(m, nn.Flatten):
                 ops.append(("flatten",))
                 maps = False
@@ -194,6 +215,10 @@ class ConvNet(nn.Sequential):
                 out.append(("conv", w, b, stride, padding, len(idx)))
             elif op[0] in ("affine", "linear"):
                 out.append((op[0], op[1][idx], op[2][idx]))
+            elif op[0] == "linear_pm":  # keep only the deltas of pairs still represented
+                _, centre, delta, b, pair, sign = op
+                used, pair_idx = torch.unique(pair[idx], return_inverse=True)
+                out.append(("linear_pm", centre, delta[used], b[idx], pair_idx, sign[idx]))
             else:
                 out.append(op)
         return out
@@ -227,7 +252,26 @@ class ConvNet(nn.Sequential):
                 h = h.reshape(B, N, -1).transpose(0, 1)
             elif kind == "linear":
                 h = torch.baddbmm(op[2], h, op[1].transpose(1, 2))
+            elif kind == "linear_pm":
+                h = ConvNet._linear_pairs(h, *op[1:])
         return h
+
+    @staticmethod
+    def _linear_pairs(
+        h: Tensor, centre: Tensor, delta: Tensor, b: Tensor, pair: Tensor, sign: Tensor
+    ) -> Tensor:
+        """h: (M, B, F) -> (M, B, out) = b + centre h + sign * delta[pair] h (see batched_prepare)."""
+        M, B, F_in = h.shape
+        n_pairs = delta.shape[0]
+        hc = torch.addmm(
+            b.reshape(M, -1).repeat_interleave(B, 0), h.reshape(M * B, F_in), centre.t()
+        )
+        slot = (sign < 0).long()  # row of the pair's input block: 0 for +, 1 for -
+        x = h.new_zeros(n_pairs, 2, B, F_in)
+        x[pair, slot] = h
+        hd = torch.bmm(x.reshape(n_pairs, 2 * B, F_in), delta.transpose(1, 2))
+        hd = hd.reshape(n_pairs, 2, B, -1)[pair, slot]  # (M, B, out)
+        return torch.addcmul(hc.reshape(M, B, -1), hd, sign.to(h.dtype).reshape(M, 1, 1))
 
 
 def es_pong(in_channels: int = 4, n_actions: int = 6, size: int = 84) -> nn.Module:

@@ -95,14 +95,20 @@ def actions_from_outputs(out: Tensor, dims: EnvDims) -> np.ndarray:
     return np.clip(a, dims.low, dims.high)
 
 
-def reset_slots(env: gym.vector.VectorEnv, seeds: list[int]) -> np.ndarray:
+def reset_slots(env: gym.vector.VectorEnv, seeds: list[int] | None) -> np.ndarray:
     """Reset every slot from its own seed; returns observations (S, *obs_shape).
+
+    seeds None: reset without seeding, so every slot continues its own RNG (ale-py
+    reloads the ROM to seed a slot: about 45 ms each, on one core).
 
     gymnasium's native CartPole vector env seeds all slots from one RNG, so for it
     each slot's start state is drawn here from its own seed with CartPole's
     distribution (uniform in [-0.05, 0.05]^4), exactly as a single env would.
     """
     base = env.unwrapped
+    if seeds is None:
+        obs, _ = env.reset()
+        return np.asarray(obs)
     if type(base).__name__ == "CartPoleVectorEnv":
         env.reset(seed=seeds[0])
         unique, which = np.unique(np.asarray(seeds), return_inverse=True)
@@ -204,15 +210,19 @@ def population_rollout(
     env: gym.vector.VectorEnv,
     dims: EnvDims,
     episodes: int,
-    seed: int,
+    seed: int | None,
     obs_norm: RunningNorm | None = None,
     update_norm: bool = False,
     max_steps: int | None = None,
     kernels: bool = True,
+    pairs: tuple[Tensor, Tensor] | None = None,
 ) -> RolloutResult:
     """Run N = len(Z) individuals x K = `episodes` episodes in `env` (N*K slots).
 
-    Z: (N, d). Episode k of every individual starts from seed `seed + k`.
+    Z: (N, d). Episode k of every individual starts from seed `seed + k`; seed
+    None resets without seeding (each slot continues its RNG: no common random
+    numbers, see `reset_slots`). `pairs` = (z, E) says that Z is ES's antithetic
+    [z + E; z - E]: the policy is then built by `Subspace.antithetic_fn`.
     uint8 observations (pixels) are scaled to [0, 1] in torch, as SB3 does for
     images. `max_steps` cuts every episode after that many agent steps (its
     return so far counts; `capped` says how many were cut); None plays to the
@@ -224,7 +234,7 @@ def population_rollout(
     S = N * K
     if env.num_envs != S:
         raise ValueError(f"env has {env.num_envs} slots, need N*K = {S}")
-    obs = reset_slots(env, [seed + k for _ in range(N) for k in range(K)])
+    obs = reset_slots(env, None if seed is None else [seed + k for _ in range(N) for k in range(K)])
     lanes = _lanes() if kernels else None
     if lanes is not None and lanes.supported(sub, dims):
         rets, lens, slot_steps, capped = lanes.rollout(
@@ -234,7 +244,7 @@ def population_rollout(
             rets.reshape(N, K), lens.reshape(N, K), int(lens.sum()), slot_steps, capped
         )
     # theta once per rollout, not per step
-    policy = full_policy = sub.population_fn(sub.split(sub.theta(Z)))
+    policy = full_policy = _population_policy(sub, Z, pairs)
     out_shape = (dims.n_actions,)  # logits (discrete) or the action vector (continuous)
     alive = torch.arange(N)
     stepper = SlotStepper(env, obs)
@@ -289,10 +299,34 @@ def population_rollout(
     )
 
 
+def _population_policy(sub: Subspace, Z: Tensor, pairs: tuple[Tensor, Tensor] | None) -> Any:
+    if pairs is None:
+        return sub.population_fn(sub.split(sub.theta(Z)))
+    z, E = pairs
+    if Z.shape[0] != 2 * E.shape[0]:
+        raise ValueError(f"pairs: Z has {Z.shape[0]} members, E {E.shape[0]} pairs")
+    return sub.antithetic_fn(z, E)
+
+
+def pair_halves(N: int) -> tuple[Tensor, Tensor] | None:
+    """Members of the two envs of `pipelined_rollout` with antithetic pairs kept together.
+
+    [z + E; z - E] with N = 2H: the first env gets pairs [0, ceil(N/2) / 2), both signs.
+    None when ceil(N/2) is odd (no pair-closed split into the envs' sizes).
+    """
+    nA = (N + 1) // 2
+    if N % 2 or nA % 2:
+        return None
+    H, a = N // 2, nA // 2
+    first = torch.cat([torch.arange(a), H + torch.arange(a)])
+    second = torch.cat([torch.arange(a, H), H + torch.arange(a, H)])
+    return first, second
+
+
 class _Half:
     """One half of a pipelined population: its env, policy, slots and running totals."""
 
-    def __init__(self, env: Any, policy: Any, n: int, K: int, seeds: list[int]) -> None:
+    def __init__(self, env: Any, policy: Any, n: int, K: int, seeds: list[int] | None) -> None:
         self.env, self.policy, self.n, self.K = env, policy, n, K
         if env.num_envs != n * K:
             raise ValueError(f"env has {env.num_envs} slots, need {n} x {K} = {n * K}")
@@ -330,8 +364,9 @@ def pipelined_rollout(
     envs: tuple[Any, Any],
     dims: EnvDims,
     episodes: int,
-    seed: int,
+    seed: int | None,
     max_steps: int | None = None,
+    pairs: tuple[Tensor, Tensor] | None = None,
 ) -> RolloutResult:
     """`population_rollout` split over two ale-py vector envs so emulation and forward overlap.
 
@@ -345,27 +380,25 @@ def pipelined_rollout(
     On a 2-core machine this keeps both cores busy where the sequential loop
     leaves one idle during every forward. A half whose games have all ended is
     no longer stepped. No observation normalisation (pixels are scaled by 1/255).
+    seed None and `pairs` as in `population_rollout`; with pairs, each env gets
+    whole pairs (`pair_halves`) so that their deltas are read once per pair.
     """
     N, K = Z.shape[0], episodes
     if N < 2:
         raise ValueError("pipelined_rollout needs at least 2 individuals (one per env)")
     nA = (N + 1) // 2
-    full = sub.population_fn(sub.split(sub.theta(Z)))
+    full = _population_policy(sub, Z, pairs)
+    members = (pair_halves(N) if pairs is not None else None) or (
+        torch.arange(nA),
+        torch.arange(nA, N),
+    )
+
+    def seeds(n: int) -> list[int] | None:
+        return None if seed is None else [seed + k for _ in range(n) for k in range(K)]
+
     halves = [
-        _Half(
-            envs[0],
-            full.subset(torch.arange(nA)),
-            nA,
-            K,
-            [seed + k for _ in range(nA) for k in range(K)],
-        ),
-        _Half(
-            envs[1],
-            full.subset(torch.arange(nA, N)),
-            N - nA,
-            K,
-            [seed + k for _ in range(N - nA) for k in range(K)],
-        ),
+        _Half(env, full.subset(idx), len(idx), K, seeds(len(idx)))
+        for env, idx in zip(envs, members, strict=True)
     ]
     A, B = halves
     if A.playing:
@@ -386,8 +419,11 @@ def pipelined_rollout(
         if b_on:
             B.receive()
         steps += 1
-    returns = np.concatenate([h.returns for h in halves]).reshape(N, K)
-    lengths = np.concatenate([h.lengths for h in halves]).reshape(N, K)
+    order = torch.cat(members).numpy()
+    returns = np.empty((N, K))
+    lengths = np.empty((N, K), dtype=np.int64)
+    returns[order] = np.concatenate([h.returns for h in halves]).reshape(N, K)
+    lengths[order] = np.concatenate([h.lengths for h in halves]).reshape(N, K)
     capped = int(sum((~h.done).sum() for h in halves))
     return RolloutResult(
         returns, lengths, int(lengths.sum()), sum(h.slot_steps for h in halves), capped

@@ -229,6 +229,38 @@ class Subspace(nn.Module):
         """
         return PopulationPolicy(self.module, self._complete(params))
 
+    def antithetic_fn(
+        self, z: Tensor, E: Tensor, min_pair_numel: int = 1 << 16
+    ) -> PopulationPolicy:
+        """The population [z + E_i (i < H); z - E_i] for z: (d,), E: (H, d): N = 2H members.
+
+        ES's antithetic pairs, prepared as `population_fn` would prepare Z = [z + E; z - E],
+        from 1 + H projections (theta_c = theta0 + P z, and P E) instead of 2H: member
+        i's tensors are theta_c + P E_i, member H + i's theta_c - P E_i. Modules with
+        pair-aware batched forwards (rlsub.networks.ConvNet) keep every Linear weight of
+        at least `min_pair_numel` entries as centre and delta (each step then reads the
+        centre once and each delta once per pair); the other tensors are formed per
+        member. Results equal population_fn's up to float rounding.
+        """
+        if z.dim() != 1 or E.dim() != 2 or E.shape[1] != self.d or z.shape[0] != self.d:
+            raise ValueError(f"antithetic_fn: z must be ({self.d},), E (H, {self.d})")
+        prepare = getattr(self.module, "batched_prepare", None)
+        if prepare is None or not getattr(self.module, "pair_forward", False):
+            return self.population_fn(self.split(self.theta(torch.cat([z + E, z - E]))))
+        centre = self.split(self.theta(z[None]))  # name -> (1, *shape)
+        delta = self.split(self.P(E))  # name -> (H, *shape)
+        pairs: dict[str, tuple[Tensor, Tensor]] = {}
+        params: dict[str, Tensor] = {}
+        H = E.shape[0]
+        for name in self.names:
+            c, e = centre[name], delta[name]
+            if name.endswith("weight") and c.dim() == 3 and c[0].numel() >= min_pair_numel:
+                pairs[name] = (c[0], e)
+                params[name] = c.expand(2 * H, *c.shape[1:])  # placeholder: not read
+            else:
+                params[name] = torch.cat([c + e, c - e])
+        return PopulationPolicy(self.module, self._complete(params), pairs)
+
     # ------------------------------------------------------------------ I/O
     def state(self) -> dict[str, Any]:
         """What save() writes: everything needed to rebuild this exact network."""
@@ -346,13 +378,21 @@ class PopulationPolicy:
     functional_call.
     """
 
-    def __init__(self, module: nn.Module, full: dict[str, Tensor]) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        full: dict[str, Tensor],
+        pairs: dict[str, tuple[Tensor, Tensor]] | None = None,
+    ) -> None:
         self.module = module
         self.full = full
         self.N = next(iter(full.values())).shape[0]
         prepare = getattr(module, "batched_prepare", None)
         self.apply = getattr(module, "batched_apply", None)
-        self.prepared = prepare(full) if prepare is not None and self.apply is not None else None
+        if prepare is None or self.apply is None:
+            self.prepared = None
+        else:
+            self.prepared = prepare(full, pairs) if pairs else prepare(full)
         if self.prepared is None:
 
             def one(p: dict[str, Tensor], xi: Tensor) -> Tensor:

@@ -66,40 +66,77 @@ def raw_steps_per_s(spec: Any, slots: int, threads: int, steps: int) -> float:
 
 
 def es_in_loop(
-    spec: Any, N: int, d: int, env_threads: int, steps: int, sigma: float, modes: list[Any]
+    spec: Any,
+    N: int,
+    d: int,
+    env_threads: int,
+    steps: int,
+    sigma: float,
+    modes: list[Any],
+    reseed: bool,
+    pipe_env_threads: int,
 ) -> dict[str, Any]:
-    """Forward and theta times, then one capped rollout per mode (threads, pipelined)."""
+    """Forward and theta times, then one capped rollout per mode (threads, pipelined).
+
+    The population is ES's: antithetic pairs [z + E; z - E] around a centre z, built as
+    rlsub.es builds it (`Subspace.antithetic_fn`), beside the same Z as 2H independent
+    members (`population_fn`) for the forward's time. With reseed false (the Pong
+    configs) the envs are seeded once before the timed rollouts, which reset unseeded,
+    as ES does after its first generation. The envs are built and one short rollout
+    is played before each timed one (ES plays one every generation).
+    """
     env = make_vec_env(spec, N, threads=env_threads)
     dims = env_dims(env)
     kw = policy_network_kwargs("es_pong", {}, dims)
     sub = Subspace.from_spec("es_pong", kw, 0, d, "fastfood", 0).eval()
-    Z = torch.randn(N, d, generator=torch.Generator().manual_seed(0)) * sigma
-    out: dict[str, Any] = {"D": sub.D, "forward_ms": {}, "modes": []}
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(d, generator=g) * sigma
+    E = torch.randn(N // 2, d, generator=g) * sigma
+    Z = torch.cat([z + E, z - E])
+    out: dict[str, Any] = {"D": sub.D, "forward_ms": {}, "forward_members_ms": {}, "modes": []}
     with torch.no_grad():
         torch.set_num_threads(1)
         t = time.perf_counter()
-        policy = sub.population_fn(sub.split(sub.theta(Z)))
+        members: Any = sub.population_fn(sub.split(sub.theta(Z)))
+        out["theta_members_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        policy = sub.antithetic_fn(z, E)
         out["theta_s"] = time.perf_counter() - t
         x = torch.rand(N, 1, *dims.obs_shape)
         for threads in sorted({m[0] for m in modes}):
             torch.set_num_threads(threads)
             out["forward_ms"][threads] = timeit(lambda: policy(x), repeat=20, warmup=2) * 1e3
+            out["forward_members_ms"][threads] = (
+                timeit(lambda: members(x), repeat=20, warmup=2) * 1e3
+            )
+    members = None  # 2 x 61 MiB less during the rollouts
+    seed = None if not reseed else 0
+    if not reseed:
+        env.reset(seed=0)
     halves: tuple[Any, Any] | None = None
     out["peak_before_kib"] = _status_kib("VmHWM") or 0  # PeakRSS resets the high-water mark
+
+    def rollout(pipelined: bool, max_steps: int) -> Any:
+        if pipelined:
+            assert halves is not None
+            return pipelined_rollout(sub, Z, halves, dims, 1, seed, max_steps, pairs=(z, E))
+        return population_rollout(sub, Z, env, dims, 1, seed, max_steps=max_steps, pairs=(z, E))
+
     for threads, pipelined in modes:
         torch.set_num_threads(threads)
+        if pipelined and halves is None:  # built (ROMs loaded) before the timed rollout
+            nA = (N + 1) // 2  # as pipelined_rollout splits the population
+            halves = (
+                make_vec_env(spec, nA, threads=pipe_env_threads),
+                make_vec_env(spec, N - nA, threads=pipe_env_threads),
+            )
+            if not reseed:
+                for e in halves:
+                    e.reset(seed=0)
+        rollout(pipelined, 50)  # warm-up: ES runs a rollout every generation
         with PeakRSS() as rss:
             t = time.perf_counter()
-            if pipelined:
-                if halves is None:
-                    nA = (N + 1) // 2  # as pipelined_rollout splits the population
-                    halves = (
-                        make_vec_env(spec, nA, threads=env_threads),
-                        make_vec_env(spec, N - nA, threads=env_threads),
-                    )
-                res = pipelined_rollout(sub, Z, halves, dims, 1, 0, max_steps=steps)
-            else:
-                res = population_rollout(sub, Z, env, dims, 1, 0, max_steps=steps)
+            res = rollout(pipelined, steps)
             wall = time.perf_counter() - t
         out["modes"].append(
             {
@@ -160,7 +197,8 @@ def main(args: argparse.Namespace) -> None:
         _log(f"raw ALE, {N} slots, {cores} threads ...")
         raw1 = raw_steps_per_s(spec, N, cores, steps)
         _log(f"ES in the loop: population {N}, d={d}, games capped at {steps} steps ...")
-        es = es_in_loop(spec, N, d, cores, steps, es_cfg.sigma, modes)
+        pipe_threads = es_cfg.env_threads or cores
+        es = es_in_loop(spec, N, d, cores, steps, es_cfg.sigma, modes, es_cfg.reseed, pipe_threads)
         raw2 = raw_steps_per_s(spec, N, cores, steps)
         _log(f"raw ALE, {ppo_envs} slots; PPO in the loop ...")
         raw_ppo = raw_steps_per_s(spec, ppo_envs, cores, ppo_steps)
@@ -183,12 +221,16 @@ def main(args: argparse.Namespace) -> None:
         "raw_steps_s_runs": [raw1, raw2],
         "es_modes": es["modes"],
         "es_config_mode": {"torch_threads": config_mode[0], "pipelined": config_mode[1]},
+        "pipeline_env_threads": pipe_threads,
         "es_steps_s": config_row["steps_s"],
         "es_ratio": config_row["ratio"],
         "es_best_ratio": max(m["ratio"] for m in es["modes"]),
         "es_target": 0.5,
         "es_forward_ms_per_step": es["forward_ms"],
+        "es_forward_members_ms_per_step": es["forward_members_ms"],
         "es_theta_s_per_population": es["theta_s"],
+        "es_theta_members_s_per_population": es["theta_members_s"],
+        "es_reseed": es_cfg.reseed,
         "theta_population_mib": N * es["D"] * 4 / 2**20,
         "ppo_envs": ppo_envs,
         "raw_steps_s_ppo_slots": raw_ppo,
@@ -215,19 +257,29 @@ def main(args: argparse.Namespace) -> None:
             "| --- | ---: | ---: | ---: | ---: |",
         ]
         for i, m in enumerate(r["es_modes"]):
-            kind = "pipelined (2 envs)" if m["pipelined"] else "sequential"
+            kind = (
+                f"pipelined (2 envs, {r['pipeline_env_threads']} emulator thread(s) each)"
+                if m["pipelined"]
+                else f"sequential ({r['cores']} emulator threads)"
+            )
             tag = " (configs/pong_es.yaml)" if i == 0 else ""
             lines.append(
                 f"| {kind}{tag} | {m['torch_threads']} | {m['steps_s']:,.0f} | "
                 f"{m['ratio']:.2f} | {m['useful_fraction']:.0%} |"
             )
         fwd = ", ".join(
-            f"{t} thread(s) {ms:.1f} ms" for t, ms in sorted(r["es_forward_ms_per_step"].items())
+            f"{t} thread(s) {ms:.1f} ms (as {r['population']} independent members: "
+            f"{r['es_forward_members_ms_per_step'][t]:.1f} ms)"
+            for t, ms in sorted(r["es_forward_ms_per_step"].items())
         )
         lines += [
             f"ES target: ratio >= {r['es_target']}; best {r['es_best_ratio']:.2f}",
-            f"population forward ({r['population']} members, 1 obs each) per step: {fwd}; "
-            f"theta of the population: {r['es_theta_s_per_population']:.2f} s per rollout",
+            f"population forward ({r['population']} members in antithetic pairs, 1 obs each) "
+            f"per step: {fwd}",
+            f"theta of the population per rollout: {r['es_theta_s_per_population']:.2f} s "
+            f"(1 + {r['population'] // 2} projections; as independent members "
+            f"{r['es_theta_members_s_per_population']:.2f} s); resets "
+            + ("seeded every rollout" if r["es_reseed"] else "unseeded (reseed: false)"),
             f"theta of the population: {r['population']} x {r['D']:,} float32 = "
             f"{r['theta_population_mib']:.0f} MiB; process peak RSS {r['peak_rss_mib'] or 0:,.0f} MiB",
             f"raw ALE, {r['ppo_envs']} slots: {r['raw_steps_s_ppo_slots']:,.0f} steps/s; "

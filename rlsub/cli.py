@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=None, help="pong: agent steps per game")
     s.add_argument("--d", type=int, default=None, help="pong: subspace dimension")
     s.add_argument("--threads", type=int, default=None, help="pong: torch threads for ES")
+    s.add_argument(
+        "--episodes", type=int, default=None, help="pong: ES episodes per member (slots = N x K)"
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
     return p

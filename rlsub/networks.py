@@ -128,6 +128,7 @@ class ConvNet(nn.Sequential):
     """
 
     pair_forward = True  # batched_prepare takes antithetic pairs (Subspace.antithetic_fn)
+    uint8_input = True  # batched_apply scales uint8 pixels by 1/255 itself
 
     def _layers(self) -> list[tuple[str, nn.Module]]:
         for _, m in self.named_children():
@@ -200,14 +201,41 @@ class ConvNet(nn.Sequential):
                 raise RlsubError(
                     f"ConvNet population forward: unsupported layer {type(m).__name__}"
                 )
-        return ops
+        return self._first_conv_s2d(ops)
+
+    @staticmethod
+    def _first_conv_s2d(ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """A first convolution of kernel m*s, stride s > 1 (after an optional SamePad2d)
+        becomes an "input" op: rlsub.frames' space-to-depth input, then an m x m
+        convolution of stride 1 (the plain pad + conv is kept for inputs whose padded
+        size is not a multiple of s)."""
+        from rlsub.frames import depth_weights
+
+        pad = ops[0][1] if ops and ops[0][0] == "pad" else None
+        rest = ops[1:] if pad is not None else ops
+        if not rest or rest[0][0] != "conv":
+            return ops
+        _, w, b, stride, padding, N = rest[0]
+        k, s = w.shape[-1], stride[0]
+        if stride[0] != stride[1] or w.shape[-2] != k or s < 2 or k % s or tuple(padding) != (0, 0):
+            return ops
+        ws = depth_weights(w, s).contiguous(memory_format=torch.channels_last)
+        return [("input", pad, s, ws, b, w, N), *rest[1:]]
 
     @staticmethod
     def batched_subset(prepared: list[tuple[Any, ...]], idx: Tensor) -> list[tuple[Any, ...]]:
         """The ops of batched_prepare for members `idx` (a 1-D index tensor) only."""
         out: list[tuple[Any, ...]] = []
         for op in prepared:
-            if op[0] == "conv":
+            if op[0] == "input":
+                _, pad, s, ws, b, w, N = op
+                ws = ws.reshape(N, -1, *ws.shape[1:])[idx].flatten(0, 1)
+                w = w.reshape(N, -1, *w.shape[1:])[idx].flatten(0, 1)
+                b = None if b is None else b.reshape(N, -1)[idx].flatten()
+                ws = ws.contiguous(memory_format=torch.channels_last)
+                w = w.contiguous(memory_format=torch.channels_last)
+                out.append(("input", pad, s, ws, b, w, len(idx)))
+            elif op[0] == "conv":
                 _, w, b, stride, padding, N = op
                 w = w.reshape(N, -1, *w.shape[1:])[idx].flatten(0, 1)
                 b = None if b is None else b.reshape(N, -1)[idx].flatten()
@@ -227,11 +255,27 @@ class ConvNet(nn.Sequential):
     def batched_apply(prepared: list[tuple[Any, ...]], x: Tensor) -> Tensor:
         """x: (N, B, C, H, W) -> (N, B, out) with the population's ops from batched_prepare."""
         N, B = x.shape[:2]
-        if x.dim() == 5:  # (B, N*C, H, W) in channels-last memory: grouped convs run fastest so
-            h = x.permute(1, 3, 4, 0, 2).reshape(B, *x.shape[3:], -1).permute(0, 3, 1, 2)
-        else:
-            h = x.transpose(0, 1).reshape(B, -1)
-        for op in prepared:
+        ops = list(prepared)
+        h: Tensor | None = None
+        if ops and ops[0][0] == "input":  # space-to-depth first convolution (rlsub.frames)
+            from rlsub.frames import space_to_depth
+
+            _, pad, s, ws, b, w, groups = ops.pop(0)
+            H, W = x.shape[-2:]
+            pads = pad.pads(H, W) if pad is not None else [0, 0, 0, 0]
+            if (H + pads[2] + pads[3]) % s == 0 and (W + pads[0] + pads[1]) % s == 0:
+                h = F.conv2d(space_to_depth(x, pads, s), ws, b, groups=groups)
+            else:  # the plain pad + conv
+                plain = [("conv", w, b, (s, s), (0, 0), groups)]
+                ops = ([("pad", pad)] if pad is not None else []) + plain + ops
+        if h is None:
+            if x.dtype == torch.uint8:  # pixels
+                x = x.float().mul_(1.0 / 255.0)
+            if x.dim() == 5:  # (B, N*C, H, W) in channels-last memory: grouped convs run fastest
+                h = x.permute(1, 3, 4, 0, 2).reshape(B, *x.shape[3:], -1).permute(0, 3, 1, 2)
+            else:
+                h = x.transpose(0, 1).reshape(B, -1)
+        for op in ops:
             kind = op[0]
             if kind == "conv":
                 _, w, b, stride, padding, groups = op

@@ -259,9 +259,7 @@ def population_rollout(
     steps = 0
     while True:
         obs = np.asarray(obs)
-        xt = torch.from_numpy(obs).float()
-        if obs.dtype == np.uint8:
-            xt.mul_(1.0 / 255.0)
+        xt = _policy_input(obs, policy, obs_norm is None)
         if obs_norm is not None:
             if update_norm:
                 seen.append(xt)
@@ -297,6 +295,18 @@ def population_rollout(
     return RolloutResult(
         returns.reshape(N, K), lengths.reshape(N, K), int(lengths.sum()), slot_steps, capped
     )
+
+
+def _policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
+    """Observations as the policy takes them: uint8 pixels scaled to [0, 1], or kept as
+    uint8 for a ConvNet population (it scales them itself, in its first pass over them:
+    rlsub.frames) when `raw_ok` (no observation normalisation)."""
+    x = torch.from_numpy(obs)
+    if obs.dtype == np.uint8:
+        if raw_ok and getattr(policy, "takes_uint8", False):
+            return x
+        return x.float().mul_(1.0 / 255.0)
+    return x.float()
 
 
 def _population_policy(sub: Subspace, Z: Tensor, pairs: tuple[Tensor, Tensor] | None) -> Any:
@@ -342,10 +352,7 @@ class _Half:
         return self.n > 0 and not self.done.all()
 
     def act(self, dims: EnvDims) -> None:
-        obs = np.asarray(self.obs)
-        x = torch.from_numpy(obs).float()
-        if obs.dtype == np.uint8:
-            x.mul_(1.0 / 255.0)
+        x = _policy_input(np.asarray(self.obs), self.policy, True)
         out = self.policy(x.reshape(self.n, self.K, *dims.obs_shape))
         self.action = actions_from_outputs(out.reshape(self.n * self.K, -1), dims)
 

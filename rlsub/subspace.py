@@ -400,6 +400,11 @@ class PopulationPolicy:
 
             self.batched = torch.vmap(one)
 
+    @property
+    def takes_uint8(self) -> bool:
+        """True when uint8 pixels may be passed as they are (the module scales them by 1/255)."""
+        return self.prepared is not None and bool(getattr(self.module, "uint8_input", False))
+
     def __call__(self, x: Tensor) -> Tensor:
         if self.prepared is not None:
             assert self.apply is not None

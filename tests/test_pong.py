@@ -169,6 +169,30 @@ def test_pipelined_pairs_and_unseeded_resets():
     np.testing.assert_array_equal(runs[0].returns, runs[1].returns)
 
 
+def test_convnet_takes_uint8_pixels_and_odd_sizes():
+    """uint8 frames go through rlsub.frames (space-to-depth, scaled by 1/255) and give what
+    the float frames give; a first convolution whose input is not a multiple of its stride
+    falls back to the plain convolution."""
+    sub = Subspace.from_spec("es_pong", {}, 0, 30, "fastfood", 1).eval()
+    Z = torch.randn(2, 30) * 0.5
+    frames = torch.randint(0, 256, (2, 3, 4, 84, 84), dtype=torch.uint8)
+    with torch.no_grad():
+        policy = sub.population_fn(sub.split(sub.theta(Z)))
+        assert policy.takes_uint8 and policy.prepared[0][0] == "input"
+        torch.testing.assert_close(
+            policy(frames), policy(frames.float() / 255), rtol=1e-4, atol=1e-5
+        )
+    net = ConvNet(nn.Conv2d(1, 2, 4, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 3 * 3, 3))
+    odd = Subspace(net, 5, "dense", seed=0).eval()  # 9 x 9 input: (9 - 4) / 2 + 1 = 3
+    Z = torch.randn(2, 5)
+    x = torch.rand(2, 1, 1, 9, 9)
+    with torch.no_grad():
+        out = odd.population_fn(odd.split(odd.theta(Z)))(x)
+        for i in range(2):
+            with odd.z_set_to(Z[i]):
+                torch.testing.assert_close(out[i], odd(x[i]), rtol=1e-4, atol=1e-5)
+
+
 def test_convnet_population_forward_needs_eval_mode():
     sub = Subspace.from_spec("es_pong", {}, 0, 10, "fastfood", 1)
     with pytest.raises(RlsubError, match="eval mode"):

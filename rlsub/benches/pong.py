@@ -75,6 +75,7 @@ def es_in_loop(
     modes: list[Any],
     reseed: bool,
     pipe_env_threads: int,
+    K: int = 1,
 ) -> dict[str, Any]:
     """Forward and theta times, then one capped rollout per mode (threads, pipelined).
 
@@ -85,7 +86,7 @@ def es_in_loop(
     as ES does after its first generation. The envs are built and one short rollout
     is played before each timed one (ES plays one every generation).
     """
-    env = make_vec_env(spec, N, threads=env_threads)
+    env = make_vec_env(spec, N * K, threads=env_threads)
     dims = env_dims(env)
     kw = policy_network_kwargs("es_pong", {}, dims)
     sub = Subspace.from_spec("es_pong", kw, 0, d, "fastfood", 0).eval()
@@ -102,7 +103,7 @@ def es_in_loop(
         t = time.perf_counter()
         policy = sub.antithetic_fn(z, E)
         out["theta_s"] = time.perf_counter() - t
-        x = torch.rand(N, 1, *dims.obs_shape)
+        x = torch.randint(0, 256, (N, K, *dims.obs_shape), dtype=torch.uint8)
         for threads in sorted({m[0] for m in modes}):
             torch.set_num_threads(threads)
             out["forward_ms"][threads] = timeit(lambda: policy(x), repeat=20, warmup=2) * 1e3
@@ -119,16 +120,16 @@ def es_in_loop(
     def rollout(pipelined: bool, max_steps: int) -> Any:
         if pipelined:
             assert halves is not None
-            return pipelined_rollout(sub, Z, halves, dims, 1, seed, max_steps, pairs=(z, E))
-        return population_rollout(sub, Z, env, dims, 1, seed, max_steps=max_steps, pairs=(z, E))
+            return pipelined_rollout(sub, Z, halves, dims, K, seed, max_steps, pairs=(z, E))
+        return population_rollout(sub, Z, env, dims, K, seed, max_steps=max_steps, pairs=(z, E))
 
     for threads, pipelined in modes:
         torch.set_num_threads(threads)
         if pipelined and halves is None:  # built (ROMs loaded) before the timed rollout
             nA = (N + 1) // 2  # as pipelined_rollout splits the population
             halves = (
-                make_vec_env(spec, nA, threads=pipe_env_threads),
-                make_vec_env(spec, N - nA, threads=pipe_env_threads),
+                make_vec_env(spec, nA * K, threads=pipe_env_threads),
+                make_vec_env(spec, (N - nA) * K, threads=pipe_env_threads),
             )
             if not reseed:
                 for e in halves:
@@ -184,6 +185,7 @@ def main(args: argparse.Namespace) -> None:
     cores = os.cpu_count() or 1
     es_cfg = load_experiment(CONFIGS / "pong_es.yaml").train
     N = getattr(args, "population", None) or (4 if quick else es_cfg.population)
+    K = getattr(args, "episodes", None) or es_cfg.episodes_per_member
     steps = getattr(args, "steps", None) or (40 if quick else 600)
     d = getattr(args, "d", None) or 6000
     threads = getattr(args, "threads", None) or es_cfg.threads
@@ -194,12 +196,14 @@ def main(args: argparse.Namespace) -> None:
     spec = load_env_spec("pong")
     old_threads = torch.get_num_threads()
     try:
-        _log(f"raw ALE, {N} slots, {cores} threads ...")
-        raw1 = raw_steps_per_s(spec, N, cores, steps)
+        _log(f"raw ALE, {N * K} slots, {cores} threads ...")
+        raw1 = raw_steps_per_s(spec, N * K, cores, steps)
         _log(f"ES in the loop: population {N}, d={d}, games capped at {steps} steps ...")
         pipe_threads = es_cfg.env_threads or cores
-        es = es_in_loop(spec, N, d, cores, steps, es_cfg.sigma, modes, es_cfg.reseed, pipe_threads)
-        raw2 = raw_steps_per_s(spec, N, cores, steps)
+        es = es_in_loop(
+            spec, N, d, cores, steps, es_cfg.sigma, modes, es_cfg.reseed, pipe_threads, K
+        )
+        raw2 = raw_steps_per_s(spec, N * K, cores, steps)
         _log(f"raw ALE, {ppo_envs} slots; PPO in the loop ...")
         raw_ppo = raw_steps_per_s(spec, ppo_envs, cores, ppo_steps)
         ppo = ppo_in_loop(spec, d, ppo_envs, ppo_steps, train=not quick)
@@ -214,6 +218,8 @@ def main(args: argparse.Namespace) -> None:
         "env": spec.id,
         "cores": cores,
         "population": N,
+        "episodes_per_member": K,
+        "slots": N * K,
         "d": d,
         "D": es["D"],
         "steps_per_game": steps,
@@ -250,7 +256,7 @@ def main(args: argparse.Namespace) -> None:
             f"Pong ({r['env']}), {r['cores']} cores, ale-py AtariVectorEnv with {r['cores']} "
             f"threads; es_pong D={r['D']:,} in Fastfood d={r['d']:,}; games capped at "
             f"{r['steps_per_game']} agent steps",
-            f"raw ALE, {r['population']} slots: {r['raw_steps_s']:,.0f} steps/s "
+            f"raw ALE, {r['slots']} slots: {r['raw_steps_s']:,.0f} steps/s "
             f"(runs before/after ES: {r['raw_steps_s_runs'][0]:,.0f}, "
             f"{r['raw_steps_s_runs'][1]:,.0f}; the faster is the reference)",
             "| ES in the loop | torch threads | steps/s | ratio to raw | useful steps |",
@@ -274,7 +280,8 @@ def main(args: argparse.Namespace) -> None:
         )
         lines += [
             f"ES target: ratio >= {r['es_target']}; best {r['es_best_ratio']:.2f}",
-            f"population forward ({r['population']} members in antithetic pairs, 1 obs each) "
+            f"population forward ({r['population']} members in antithetic pairs, "
+            f"{r['episodes_per_member']} obs each) "
             f"per step: {fwd}",
             f"theta of the population per rollout: {r['es_theta_s_per_population']:.2f} s "
             f"(1 + {r['population'] // 2} projections; as independent members "

@@ -125,6 +125,12 @@ class ConvNet(nn.Sequential):
       group i of one grouped convolution (channels-last memory: about twice
       as fast on a CPU); after Flatten, (N, B, F) goes through
       `baddbmm` with each member's weight in its (out, in) layout.
+    - the first convolution, when its kernel is a multiple m*s of its stride s,
+      runs as an m x m convolution of stride 1 over a space-to-depth input that
+      rlsub.frames writes in one pass from the frames; uint8 frames are scaled
+      by 1/255 there (`uint8_input`), so rollouts hand them over as they come;
+    - `pairs` (Subspace.antithetic_fn): large Linear weights of an antithetic
+      population given as centre and delta (op "linear_pm").
     """
 
     pair_forward = True  # batched_prepare takes antithetic pairs (Subspace.antithetic_fn)

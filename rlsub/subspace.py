@@ -9,14 +9,17 @@ parameters chosen for the subspace (`include`, by name prefix; all by default)
 are turned into buffers holding theta0, so `Subspace.parameters()` yields
 exactly z plus the parameters left outside the subspace when `rest="direct"`
 (with `rest="frozen"` those become buffers too). The module's own code is not
-touched: the forward goes through `torch.func.functional_call` with theta
-split back into named tensors.
+touched: the forward puts theta, split back into named views, in place of
+those buffers for the length of the call (`call`), as `torch.func.functional_call`
+would, and puts theta0 back after it.
 
 A population of N vectors Z: (N, d) is evaluated in one call with
 `population_forward(Z, x)` for x: (N, B, ...) -> (N, B, ...): the module's own
 `batched_prepare`/`batched_apply` when it has them (rlsub.networks.MLP: batched
 matmuls; rlsub.networks.ConvNet: grouped convolutions), else `torch.vmap` over
-`functional_call`.
+`functional_call`. `antithetic_fn(z, E)` prepares ES's antithetic population
+[z + E; z - E] from 1 + H projections; rlsub.networks.ConvNet then keeps its
+large Linear weights as centre and signed delta.
 
 `save(path)` writes a compact file (network spec, projection kind and seed, d,
 theta0 seed, z, directly trained tensors and true buffers): kilobytes for a

@@ -193,7 +193,10 @@ class ConvNet(nn.Sequential):
                         raise ValueError(f"pairs: {N} members need {N // 2} deltas, got {H}")
                     pair = torch.arange(N) % H
                     sign = (1 - 2 * (torch.arange(N) >= H)).long()
-                    ops.append(("linear_pm", centre, delta, b, pair, sign))
+                    # the centre as (in, out), contiguous: MKL's product of 8 rows with it
+                    # took 0.23 ms against 0.50 ms through the transposed (out, in) view
+                    centre_t = centre.t().contiguous()
+                    ops.append(("linear_pm", centre_t, delta, b, pair, sign))
                 else:
                     ops.append(("linear", params[f"{name}.weight"].contiguous(), b))
             elif isinstance(m, nn.Flatten):
@@ -308,14 +311,13 @@ class ConvNet(nn.Sequential):
 
     @staticmethod
     def _linear_pairs(
-        h: Tensor, centre: Tensor, delta: Tensor, b: Tensor, pair: Tensor, sign: Tensor
+        h: Tensor, centre_t: Tensor, delta: Tensor, b: Tensor, pair: Tensor, sign: Tensor
     ) -> Tensor:
-        """h: (M, B, F) -> (M, B, out) = b + centre h + sign * delta[pair] h (see batched_prepare)."""
+        """h: (M, B, F) -> (M, B, out) = b + centre h + sign * delta[pair] h (see batched_prepare);
+        centre_t: the centre weight transposed, (F, out)."""
         M, B, F_in = h.shape
         n_pairs = delta.shape[0]
-        hc = torch.addmm(
-            b.reshape(M, -1).repeat_interleave(B, 0), h.reshape(M * B, F_in), centre.t()
-        )
+        hc = torch.addmm(b.reshape(M, -1).repeat_interleave(B, 0), h.reshape(M * B, F_in), centre_t)
         slot = (sign < 0).long()  # row of the pair's input block: 0 for +, 1 for -
         x = h.new_zeros(n_pairs, 2, B, F_in)
         x[pair, slot] = h

@@ -412,3 +412,14 @@ def test_random_score(short_pong):
     r = random_score(str(short_pong), 3, seed=0)
     assert r["episodes"] == 3 and r["mean_length"] == 60 and r["env_steps"] == 180
     assert -21 <= r["mean"] <= 0 and len(r["returns"]) == 3
+
+
+def test_bench_pong_quick_reports_interleaved_ratios(cli):
+    """`rlsub bench pong --quick --json`: both ES loops, each rollout set between two raw ALE
+    runs, the pairs' memory below the members' (speed is measured by the full run)."""
+    r = json.loads(cli("bench", "pong", "--quick", "--json").stdout)
+    assert r["rounds"] == 1 and len(r["raw_steps_s_runs"]) == 4  # 2 loops x (before, after)
+    for m in r["es_modes"]:
+        assert len(m["ratio_rounds"]) == 1 and 0 < m["ratio"] < 5 and m["steps_s"] > 0
+    assert r["es_modes"][0]["pipelined"] and not r["es_modes"][1]["pipelined"]
+    assert 0 < r["policy_pairs_mib"] < r["policy_members_mib"]

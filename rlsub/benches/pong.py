@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -51,8 +52,11 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def raw_steps_per_s(spec: Any, slots: int, threads: int, steps: int) -> float:
-    env = make_vec_env(spec, slots, threads=threads)
+def raw_steps_per_s(spec: Any, slots: int, threads: int, steps: int, env: Any = None) -> float:
+    """Agent steps/s of `slots` slots with a constant action (NOOP), in `env` if given."""
+    own = env is None
+    if env is None:
+        env = make_vec_env(spec, slots, threads=threads)
     env.reset(seed=0)
     action = np.zeros(slots, dtype=np.int64)
     for _ in range(10):
@@ -61,8 +65,25 @@ def raw_steps_per_s(spec: Any, slots: int, threads: int, steps: int) -> float:
     for _ in range(steps):
         env.step(action)
     rate = slots * steps / (time.perf_counter() - t)
-    env.close()
+    if own:
+        env.close()
     return rate
+
+
+def _storage_bytes(obj: Any) -> int:
+    """Bytes of the distinct tensor storages inside nested tuples/lists (a prepared policy)."""
+    seen: dict[int, int] = {}
+
+    def walk(o: Any) -> None:
+        if isinstance(o, torch.Tensor):
+            st = o.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+        elif isinstance(o, (list, tuple)):
+            for x in o:
+                walk(x)
+
+    walk(obj)
+    return sum(seen.values())
 
 
 def es_in_loop(
@@ -76,6 +97,8 @@ def es_in_loop(
     reseed: bool,
     pipe_env_threads: int,
     K: int = 1,
+    raw: Any = None,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     """Forward and theta times, then one capped rollout per mode (threads, pipelined).
 
@@ -85,6 +108,11 @@ def es_in_loop(
     configs) the envs are seeded once before the timed rollouts, which reset unseeded,
     as ES does after its first generation. The envs are built and one short rollout
     is played before each timed one (ES plays one every generation).
+
+    `raw()` (raw ALE steps/s) runs right before and after every timed rollout, for
+    `rounds` rounds per mode: this machine's speed drifts by up to 1.5x within a
+    minute, so each rollout is set against the faster of its two neighbours and the
+    mode's ratio is the median over the rounds.
     """
     env = make_vec_env(spec, N * K, threads=env_threads)
     dims = env_dims(env)
@@ -103,6 +131,8 @@ def es_in_loop(
         t = time.perf_counter()
         policy = sub.antithetic_fn(z, E)
         out["theta_s"] = time.perf_counter() - t
+        out["pairs_mib"] = _storage_bytes(policy.prepared) / 2**20
+        out["members_mib"] = _storage_bytes(members.prepared) / 2**20
         x = torch.randint(0, 256, (N, K, *dims.obs_shape), dtype=torch.uint8)
         for threads in sorted({m[0] for m in modes}):
             torch.set_num_threads(threads)
@@ -134,21 +164,38 @@ def es_in_loop(
             if not reseed:
                 for e in halves:
                     e.reset(seed=0)
-        rollout(pipelined, 50)  # warm-up: ES runs a rollout every generation
-        with PeakRSS() as rss:
-            t = time.perf_counter()
-            res = rollout(pipelined, steps)
-            wall = time.perf_counter() - t
+        rates, ratios, raws = [], [], []
+        for _ in range(rounds):
+            before = raw() if raw is not None else None
+            torch.set_num_threads(threads)
+            rollout(pipelined, 50)  # warm-up: ES runs a rollout every generation
+            with PeakRSS() as rss:
+                t = time.perf_counter()
+                res = rollout(pipelined, steps)
+                wall = time.perf_counter() - t
+            rates.append(res.slot_steps / wall)
+            if raw is not None and before is not None:
+                after = raw()
+                raws += [before, after]
+                ratios.append(rates[-1] / max(before, after))
         out["modes"].append(
             {
                 "torch_threads": threads,
                 "pipelined": pipelined,
-                "steps_s": res.slot_steps / wall,
+                "steps_s": statistics.median(rates),
+                "steps_s_rounds": rates,
+                "ratio_rounds": ratios,
+                "raw_rounds": raws,
                 "useful_fraction": res.env_steps / res.slot_steps,
                 "rss_mib": rss.mib,
             }
         )
-        _log(f"  threads={threads} pipelined={pipelined}: {res.slot_steps / wall:,.0f} steps/s")
+        _log(
+            f"  threads={threads} pipelined={pipelined}: "
+            + ", ".join(f"{r:,.0f}" for r in rates)
+            + " steps/s"
+            + (f" (ratios {', '.join(f'{q:.2f}' for q in ratios)})" if ratios else "")
+        )
     env.close()
     for e in halves or ():
         e.close()
@@ -189,6 +236,7 @@ def main(args: argparse.Namespace) -> None:
     steps = getattr(args, "steps", None) or (40 if quick else 600)
     d = getattr(args, "d", None) or 6000
     threads = getattr(args, "threads", None) or es_cfg.threads
+    rounds = 1 if quick else 3
     config_mode = (threads, bool(es_cfg.pipeline))
     modes = [config_mode, (threads, not config_mode[1])]  # the config's, then the other loop
     ppo_envs = 2 if quick else load_experiment(CONFIGS / "pong_ppo.yaml").train.n_envs
@@ -196,22 +244,40 @@ def main(args: argparse.Namespace) -> None:
     spec = load_env_spec("pong")
     old_threads = torch.get_num_threads()
     try:
-        _log(f"raw ALE, {N * K} slots, {cores} threads ...")
-        raw1 = raw_steps_per_s(spec, N * K, cores, steps)
-        _log(f"ES in the loop: population {N}, d={d}, games capped at {steps} steps ...")
+        raw_env = make_vec_env(spec, N * K, threads=cores)
+
+        def raw() -> float:
+            return raw_steps_per_s(spec, N * K, cores, steps, env=raw_env)
+
+        _log(
+            f"ES in the loop: population {N}, d={d}, games capped at {steps} steps, "
+            f"{rounds} round(s) per loop between raw ALE runs ({N * K} slots, {cores} threads) ..."
+        )
         pipe_threads = es_cfg.env_threads or cores
         es = es_in_loop(
-            spec, N, d, cores, steps, es_cfg.sigma, modes, es_cfg.reseed, pipe_threads, K
+            spec,
+            N,
+            d,
+            cores,
+            steps,
+            es_cfg.sigma,
+            modes,
+            es_cfg.reseed,
+            pipe_threads,
+            K,
+            raw=raw,
+            rounds=rounds,
         )
-        raw2 = raw_steps_per_s(spec, N * K, cores, steps)
+        raw_env.close()
         _log(f"raw ALE, {ppo_envs} slots; PPO in the loop ...")
         raw_ppo = raw_steps_per_s(spec, ppo_envs, cores, ppo_steps)
         ppo = ppo_in_loop(spec, d, ppo_envs, ppo_steps, train=not quick)
     finally:
         torch.set_num_threads(old_threads)
-    raw = max(raw1, raw2)
+    raw_runs = [r for m in es["modes"] for r in m["raw_rounds"]]
+    raw_median = statistics.median(raw_runs)
     for m in es["modes"]:
-        m["ratio"] = m["steps_s"] / raw
+        m["ratio"] = statistics.median(m["ratio_rounds"])
     config_row = es["modes"][0]
     peak = max(_status_kib("VmHWM") or 0, es["peak_before_kib"]) or None
     result = {
@@ -223,8 +289,9 @@ def main(args: argparse.Namespace) -> None:
         "d": d,
         "D": es["D"],
         "steps_per_game": steps,
-        "raw_steps_s": raw,
-        "raw_steps_s_runs": [raw1, raw2],
+        "raw_steps_s": raw_median,
+        "raw_steps_s_runs": raw_runs,
+        "rounds": rounds,
         "es_modes": es["modes"],
         "es_config_mode": {"torch_threads": config_mode[0], "pipelined": config_mode[1]},
         "pipeline_env_threads": pipe_threads,
@@ -238,6 +305,8 @@ def main(args: argparse.Namespace) -> None:
         "es_theta_members_s_per_population": es["theta_members_s"],
         "es_reseed": es_cfg.reseed,
         "theta_population_mib": N * es["D"] * 4 / 2**20,
+        "policy_pairs_mib": es["pairs_mib"],
+        "policy_members_mib": es["members_mib"],
         "ppo_envs": ppo_envs,
         "raw_steps_s_ppo_slots": raw_ppo,
         "ppo_steps_s": ppo["rate"],
@@ -256,11 +325,13 @@ def main(args: argparse.Namespace) -> None:
             f"Pong ({r['env']}), {r['cores']} cores, ale-py AtariVectorEnv with {r['cores']} "
             f"threads; es_pong D={r['D']:,} in Fastfood d={r['d']:,}; games capped at "
             f"{r['steps_per_game']} agent steps",
-            f"raw ALE, {r['slots']} slots: {r['raw_steps_s']:,.0f} steps/s "
-            f"(runs before/after ES: {r['raw_steps_s_runs'][0]:,.0f}, "
-            f"{r['raw_steps_s_runs'][1]:,.0f}; the faster is the reference)",
-            "| ES in the loop | torch threads | steps/s | ratio to raw | useful steps |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            f"raw ALE, {r['slots']} slots: median {r['raw_steps_s']:,.0f} steps/s over "
+            f"{len(r['raw_steps_s_runs'])} runs ({min(r['raw_steps_s_runs']):,.0f}-"
+            f"{max(r['raw_steps_s_runs']):,.0f}), one before and one after every ES rollout; "
+            f"each rollout's ratio is to the faster of its two, the loop's the median of "
+            f"{r['rounds']} round(s)",
+            "| ES in the loop | torch threads | steps/s (median) | ratio to raw (median) | rounds | useful steps |",
+            "| --- | ---: | ---: | ---: | --- | ---: |",
         ]
         for i, m in enumerate(r["es_modes"]):
             kind = (
@@ -271,7 +342,8 @@ def main(args: argparse.Namespace) -> None:
             tag = " (configs/pong_es.yaml)" if i == 0 else ""
             lines.append(
                 f"| {kind}{tag} | {m['torch_threads']} | {m['steps_s']:,.0f} | "
-                f"{m['ratio']:.2f} | {m['useful_fraction']:.0%} |"
+                f"{m['ratio']:.2f} | {', '.join(f'{q:.2f}' for q in m['ratio_rounds'])} | "
+                f"{m['useful_fraction']:.0%} |"
             )
         fwd = ", ".join(
             f"{t} thread(s) {ms:.1f} ms (as {r['population']} independent members: "
@@ -288,7 +360,9 @@ def main(args: argparse.Namespace) -> None:
             f"{r['es_theta_members_s_per_population']:.2f} s); resets "
             + ("seeded every rollout" if r["es_reseed"] else "unseeded (reseed: false)"),
             f"theta of the population: {r['population']} x {r['D']:,} float32 = "
-            f"{r['theta_population_mib']:.0f} MiB; process peak RSS {r['peak_rss_mib'] or 0:,.0f} MiB",
+            f"{r['theta_population_mib']:.0f} MiB; the prepared policy holds "
+            f"{r['policy_pairs_mib']:.0f} MiB as pairs ({r['policy_members_mib']:.0f} MiB as "
+            f"members); process peak RSS {r['peak_rss_mib'] or 0:,.0f} MiB",
             f"raw ALE, {r['ppo_envs']} slots: {r['raw_steps_s_ppo_slots']:,.0f} steps/s; "
             f"PPO predict in the loop: {r['ppo_steps_s']:,.0f} steps/s, ratio {r['ppo_ratio']:.2f}",
             f"PPO training (collection + one update of configs/pong_ppo.yaml): {train}",

@@ -186,11 +186,7 @@ class ThetaSwap:
 
     def __init__(self, sub: Subspace) -> None:
         self.sub = sub
-        self.owners = []
-        for name in sub.names:
-            owner_name, _, leaf = name.rpartition(".")
-            owner = sub.module.get_submodule(owner_name) if owner_name else sub.module
-            self.owners.append((owner, leaf))
+        self.owners = sub.owners
         self.depth = 0
         self.cache: tuple[tuple[int, ...], Tensor, Tensor] | None = None
 

@@ -326,20 +326,22 @@ class SparseProjection(Projection):
         return self._csc
 
     def _single_on_cpu(self, z: Tensor) -> bool:
+        """z: (d,) float32 with P on the CPU: the case of the ELL kernel."""
         return (
             z.dim() == 1
+            and z.shape[0] == self.d
             and z.device.type == "cpu"
             and z.dtype == torch.float32
-            and (self.P.device.type == "cpu")
+            and self.P.device.type == "cpu"
         )
 
     def __call__(self, z: Tensor) -> Tensor:
-        if z.shape[-1] == self.d and self._single_on_cpu(z):
+        if self._single_on_cpu(z):
             return _SparseAffine.apply(z, None, self.Pt, self.ell)
         return super().__call__(z)
 
     def affine(self, theta0: Tensor, z: Tensor) -> Tensor:
-        if z.shape[-1] == self.d and self._single_on_cpu(z) and theta0.dtype == torch.float32:
+        if self._single_on_cpu(z) and theta0.dtype == torch.float32:
             return _SparseAffine.apply(z, theta0, self.Pt, self.ell)
         return super().affine(theta0, z)
 

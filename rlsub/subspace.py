@@ -51,9 +51,14 @@ def _matches(name: str, prefixes: Sequence[str] | None) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def _to_buffer(module: nn.Module, name: str, value: Tensor, persistent: bool) -> None:
+def _owner(module: nn.Module, name: str) -> tuple[nn.Module, str]:
+    """(submodule, attribute) that holds the tensor `name` of `module`."""
     owner_name, _, leaf = name.rpartition(".")
-    owner = module.get_submodule(owner_name) if owner_name else module
+    return (module.get_submodule(owner_name) if owner_name else module), leaf
+
+
+def _to_buffer(module: nn.Module, name: str, value: Tensor, persistent: bool) -> None:
+    owner, leaf = _owner(module, name)
     del owner._parameters[leaf]
     owner.register_buffer(leaf, value, persistent=persistent)
 
@@ -138,6 +143,8 @@ class Subspace(nn.Module):
                 _to_buffer(module, n, params[n].detach(), persistent=True)
             self.direct_names = []
         self.module = module
+        # (submodule, attribute) of each subspace tensor, in the order of self.names
+        self.owners = [_owner(module, n) for n in self.names]
         self.z = nn.Parameter(torch.zeros(d))
 
     # ----------------------------------------------------------------- theta
@@ -169,29 +176,14 @@ class Subspace(nn.Module):
         """
         if len(params) != len(self.names) or any(n not in params for n in self.names):
             return functional_call(self.module, params, args, kwargs)
-        owners = self._owners()
-        old = [owner._buffers[leaf] for owner, leaf in owners]
-        for (owner, leaf), name in zip(owners, self.names, strict=True):
+        old = [owner._buffers[leaf] for owner, leaf in self.owners]
+        for (owner, leaf), name in zip(self.owners, self.names, strict=True):
             owner._buffers[leaf] = params[name]
         try:
             return self.module(*args, **kwargs)
         finally:
-            for (owner, leaf), t in zip(owners, old, strict=True):
+            for (owner, leaf), t in zip(self.owners, old, strict=True):
                 owner._buffers[leaf] = t
-
-    def _owners(self) -> list[tuple[nn.Module, str]]:
-        """(module, attribute) holding each subspace tensor, in the order of self.names."""
-        cached = self.__dict__.get("_owner_cache")
-        if cached is None or cached[0] is not self.module:
-            owners = []
-            for n in self.names:
-                owner_name, _, leaf = n.rpartition(".")
-                owners.append(
-                    (self.module.get_submodule(owner_name) if owner_name else self.module, leaf)
-                )
-            cached = (self.module, owners)
-            self.__dict__["_owner_cache"] = cached
-        return cached[1]
 
     # ------------------------------------------------------------ population
     def population_forward(self, Z: Tensor, x: Tensor) -> Tensor:
@@ -349,9 +341,7 @@ class Subspace(nn.Module):
         self.P.to(self.z.device)
         # keep the module's subspace buffers as views of theta0 on the new device
         offset = 0
-        for n, shape, size in zip(self.names, self.shapes, self.sizes, strict=True):
-            owner_name, _, leaf = n.rpartition(".")
-            owner = self.module.get_submodule(owner_name) if owner_name else self.module
+        for (owner, leaf), shape, size in zip(self.owners, self.shapes, self.sizes, strict=True):
             owner._buffers[leaf] = self.theta0[offset : offset + size].view(shape)
             offset += size
         return self

@@ -22,7 +22,8 @@ learning curve and the final score are full-game scores, and each curve point
 also carries the generation's mean capped fitness (`train_mean`). Pixel
 observations are scaled to [0, 1], never normalised (obs_norm must be false).
 `backend: ray` plays the population on Ray actors (rlsub.es_ray) that rebuild
-the perturbations from the noise generator's state and send back returns only.
+the perturbations from the noise generator's state, play whole antithetic
+pairs with the same seeds (`reseed` included) and send back returns only.
 """
 
 from __future__ import annotations
@@ -98,6 +99,13 @@ class ESConfig:
         "deterministic). ale-py reloads the ROM to seed a slot, about 45 ms each on one "
         "core (0.7 s a generation for 16 Pong slots), so the Pong configs use false",
         default=True,
+    )
+    pair_dtype: Literal["float32", "bfloat16"] = doc(
+        "storage of the antithetic pairs' large Linear deltas (ConvNets: es_pong's FC256, "
+        "Subspace.antithetic_fn). bfloat16 halves the bytes each step reads (the Pong "
+        "forward is bound by them) and rounds each perturbation of those weights to 8 "
+        "significant bits (relative error <= 2^-9); the update still uses the exact eps",
+        default="float32",
     )
     backend: Literal["local", "ray"] = doc(
         "where the population plays: this process, or Ray actors (rlsub.es_ray)",
@@ -248,6 +256,7 @@ def _build(cfg: ExperimentConfig, d: int | str, seed: int, slots: int) -> tuple[
         ref_env = make_vec_env(spec, 8, threads=getattr(cfg.train, "env_threads", None))
         set_batchnorm_statistics(sub.module, random_observations(ref_env, n_ref, seeds["env"]))
         ref_env.close()
+    sub.pair_dtype = getattr(torch, getattr(cfg.train, "pair_dtype", "float32"))
     sub.eval()
     return spec, env, dims, seeds, sub
 
@@ -309,7 +318,7 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         seed_now = roll_seed if es.reseed or g == 0 else None
         pairs = (state.z, es.sigma * eps)  # Z = [z + sigma eps; z - sigma eps]
         if pool is not None:
-            res = pool.rollout(state.z, noise_state, roll_seed)
+            res = pool.rollout(state.z, noise_state, seed_now)  # whole pairs per actor
         elif envs is not None:
             res = pipelined_rollout(
                 sub, Z, envs, dims, K, seed_now, es.max_steps_per_episode, pairs=pairs

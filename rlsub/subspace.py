@@ -145,6 +145,8 @@ class Subspace(nn.Module):
         self.module = module
         # (submodule, attribute) of each subspace tensor, in the order of self.names
         self.owners = [_owner(module, n) for n in self.names]
+        # dtype of antithetic_fn's pair deltas (rlsub.es sets it from train.pair_dtype)
+        self.pair_dtype: torch.dtype = torch.float32
         self.z = nn.Parameter(torch.zeros(d))
 
     # ----------------------------------------------------------------- theta
@@ -225,7 +227,11 @@ class Subspace(nn.Module):
         return PopulationPolicy(self.module, self._complete(params))
 
     def antithetic_fn(
-        self, z: Tensor, E: Tensor, min_pair_numel: int = 1 << 16
+        self,
+        z: Tensor,
+        E: Tensor,
+        min_pair_numel: int = 1 << 16,
+        delta_dtype: torch.dtype | None = None,
     ) -> PopulationPolicy:
         """The population [z + E_i (i < H); z - E_i] for z: (d,), E: (H, d): N = 2H members.
 
@@ -236,6 +242,11 @@ class Subspace(nn.Module):
         at least `min_pair_numel` entries as centre and delta (each step then reads the
         centre once and each delta once per pair); the other tensors are formed per
         member. Results equal population_fn's up to float rounding.
+
+        delta_dtype (default: `self.pair_dtype`, float32): torch.bfloat16 stores those
+        deltas rounded to bfloat16 (8 significant bits, relative error <= 2^-9), which
+        halves the bytes a step reads; the members are then theta_c +- bf16(P E_i),
+        not exactly population_fn's.
         """
         if z.dim() != 1 or E.dim() != 2 or E.shape[1] != self.d or z.shape[0] != self.d:
             raise ValueError(f"antithetic_fn: z must be ({self.d},), E (H, {self.d})")
@@ -250,7 +261,7 @@ class Subspace(nn.Module):
         for name in self.names:
             c, e = centre[name], delta[name]
             if name.endswith("weight") and c.dim() == 3 and c[0].numel() >= min_pair_numel:
-                pairs[name] = (c[0], e)
+                pairs[name] = (c[0], e.to(delta_dtype or self.pair_dtype))
                 params[name] = c.expand(2 * H, *c.shape[1:])  # placeholder: not read
             else:
                 params[name] = torch.cat([c + e, c - e])

@@ -31,3 +31,16 @@ def run_cli(
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def ray_local():
+    """A local Ray of 2 CPUs for the test (skipped, with the reason shown, without ray)."""
+    ray = pytest.importorskip(
+        "ray", reason="ray is not installed (optional extra: pip install 'rlsub[ray]')"
+    )
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

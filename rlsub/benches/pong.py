@@ -99,6 +99,7 @@ def es_in_loop(
     K: int = 1,
     raw: Any = None,
     rounds: int = 1,
+    pair_dtype: str = "float32",
 ) -> dict[str, Any]:
     """Forward and theta times, then one capped rollout per mode (threads, pipelined).
 
@@ -118,6 +119,7 @@ def es_in_loop(
     dims = env_dims(env)
     kw = policy_network_kwargs("es_pong", {}, dims)
     sub = Subspace.from_spec("es_pong", kw, 0, d, "fastfood", 0).eval()
+    sub.pair_dtype = getattr(torch, pair_dtype)
     g = torch.Generator().manual_seed(0)
     z = torch.randn(d, generator=g) * sigma
     E = torch.randn(N // 2, d, generator=g) * sigma
@@ -202,6 +204,103 @@ def es_in_loop(
     return out
 
 
+def _shard_worker(conn: Any, cfg_data: dict[str, Any], d: int, members: list[int]) -> None:
+    """One process of `shards_in_loop`: an ES shard (rlsub.es_ray.ESShard, what a Ray
+    actor runs) answering ("run", z, noise_state, seed) with (slot_steps, start, end)."""
+    from rlsub.es_ray import ESShard
+
+    shard = ESShard(cfg_data, d, 0, members)
+    conn.send("ready")
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            shard.close()
+            return
+        _, z, state, seed = msg
+        with torch.no_grad():
+            t = time.monotonic()  # system-wide on Linux: comparable across processes
+            res = shard.rollout(z, state, seed)
+            conn.send((res[3], t, time.monotonic()))
+
+
+def _shard_generation(conns: list[Any], z: Any, state: Any, seed: int | None) -> float:
+    """Slot steps/s of one generation played by all shard processes at once."""
+    for c in conns:
+        c.send(("run", z, state, seed))
+    parts = [c.recv() for c in conns]
+    return sum(p[0] for p in parts) / (max(p[2] for p in parts) - min(p[1] for p in parts))
+
+
+def shards_in_loop(
+    N: int, K: int, d: int, steps: int, dtypes: list[str], raw: Any, rounds: int
+) -> list[dict[str, Any]]:
+    """ES as `backend: ray` places it on this machine: one process per core, each an
+    ESShard holding whole antithetic pairs in its own AtariVectorEnv (1 emulator thread,
+    1 torch thread), emulation and forward in turn. Every process plays its share of one
+    generation at once; the rate is all slot steps over first start to last end. Run
+    with each pair dtype, `rounds` times, each between two raw ALE runs as above."""
+    import multiprocessing as mp
+
+    from rlsub.es_ray import shard_members
+
+    cores = os.cpu_count() or 1
+    base = load_experiment(CONFIGS / "pong_es.yaml").to_dict()
+    z = (torch.randn(d, generator=torch.Generator().manual_seed(0)) * 0.05).numpy()
+    state = torch.Generator().manual_seed(1).get_state().numpy()
+    ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch or ALE threads
+    out = []
+    for dtype in dtypes:
+        data = dict(base)
+        data["train"] = dict(
+            base["train"],
+            population=N,
+            episodes_per_member=K,
+            max_steps_per_episode=steps,
+            pair_dtype=dtype,
+            threads=1,
+            env_threads=1,
+            backend="local",
+        )
+        procs, conns = [], []
+        for members in shard_members(N, cores):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_shard_worker, args=(child, data, d, members.tolist()))
+            proc.start()
+            procs.append(proc)
+            conns.append(parent)
+        try:
+            for c in conns:
+                c.recv()  # built
+
+            _shard_generation(conns, z, state, 0)  # seeds the slots, warms up
+            rates, ratios = [], []
+            for _ in range(rounds):
+                before = raw()
+                rates.append(_shard_generation(conns, z, state, None))  # unseeded resets
+                ratios.append(rates[-1] / max(before, raw()))
+        finally:
+            for c in conns:
+                c.send(None)
+            for proc in procs:
+                proc.join(timeout=30)
+        out.append(
+            {
+                "pair_dtype": dtype,
+                "processes": len(procs),
+                "steps_s": statistics.median(rates),
+                "steps_s_rounds": rates,
+                "ratio_rounds": ratios,
+                "ratio": statistics.median(ratios),
+            }
+        )
+        _log(
+            f"  {len(procs)} shard processes, pairs {dtype}: "
+            + ", ".join(f"{r:,.0f}" for r in rates)
+            + f" steps/s (ratios {', '.join(f'{q:.2f}' for q in ratios)})"
+        )
+    return out
+
+
 def ppo_in_loop(spec: Any, d: int, n_envs: int, steps: int, train: bool) -> dict[str, Any]:
     from rlsub.pg import build_model
     from rlsub.sb3_atari import sb3_atari_env
@@ -267,7 +366,12 @@ def main(args: argparse.Namespace) -> None:
             K,
             raw=raw,
             rounds=rounds,
+            pair_dtype=es_cfg.pair_dtype,
         )
+        _log(
+            f"ES as {cores} shard processes (backend: ray's placement), float32 and bfloat16 pairs ..."
+        )
+        shards = shards_in_loop(N, K, d, steps, ["float32", "bfloat16"], raw, rounds)
         raw_env.close()
         _log(f"raw ALE, {ppo_envs} slots; PPO in the loop ...")
         raw_ppo = raw_steps_per_s(spec, ppo_envs, cores, ppo_steps)
@@ -297,7 +401,9 @@ def main(args: argparse.Namespace) -> None:
         "pipeline_env_threads": pipe_threads,
         "es_steps_s": config_row["steps_s"],
         "es_ratio": config_row["ratio"],
-        "es_best_ratio": max(m["ratio"] for m in es["modes"]),
+        "es_shards": shards,
+        "es_pair_dtype": es_cfg.pair_dtype,
+        "es_best_ratio": max([m["ratio"] for m in es["modes"]] + [m["ratio"] for m in shards]),
         "es_target": 0.5,
         "es_forward_ms_per_step": es["forward_ms"],
         "es_forward_members_ms_per_step": es["forward_members_ms"],
@@ -339,11 +445,18 @@ def main(args: argparse.Namespace) -> None:
                 if m["pipelined"]
                 else f"sequential ({r['cores']} emulator threads)"
             )
-            tag = " (configs/pong_es.yaml)" if i == 0 else ""
+            tag = f" (configs/pong_es.yaml), pairs {r['es_pair_dtype']}" if i == 0 else ""
             lines.append(
                 f"| {kind}{tag} | {m['torch_threads']} | {m['steps_s']:,.0f} | "
                 f"{m['ratio']:.2f} | {', '.join(f'{q:.2f}' for q in m['ratio_rounds'])} | "
                 f"{m['useful_fraction']:.0%} |"
+            )
+        for m in r["es_shards"]:
+            lines.append(
+                f"| {m['processes']} shard processes, 1 emulator + 1 torch thread each "
+                f"(backend: ray's placement), pairs {m['pair_dtype']} | 1 | "
+                f"{m['steps_s']:,.0f} | {m['ratio']:.2f} | "
+                f"{', '.join(f'{q:.2f}' for q in m['ratio_rounds'])} | - |"
             )
         fwd = ", ".join(
             f"{t} thread(s) {ms:.1f} ms (as {r['population']} independent members: "

@@ -378,7 +378,9 @@ def pipelined_rollout(
     """`population_rollout` split over two ale-py vector envs so emulation and forward overlap.
 
     Individuals [0, ceil(N/2)) play in envs[0], the rest in envs[1] (K slots each,
-    the same seeds as `population_rollout`, so the same results). ale-py's
+    the same seeds as `population_rollout`, so with a seed the same results; with
+    seed None each slot's reset RNG depends on how its env is shared, so results
+    differ once games end at different steps). ale-py's
     `send` returns at once and its threads emulate one half while this thread
     computes the other half's forward:
 

@@ -7,6 +7,7 @@ so every test plays at most a couple of full Pong games.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -495,3 +496,8 @@ def test_bench_pong_quick_reports_interleaved_ratios(cli):
         assert len(m["ratio_rounds"]) == 1 and 0 < m["ratio"] < 5 and m["steps_s"] > 0
     assert r["es_modes"][0]["pipelined"] and not r["es_modes"][1]["pipelined"]
     assert 0 < r["policy_pairs_mib"] < r["policy_members_mib"]
+    # ES as one shard process per core, float32 then bfloat16 pairs
+    assert [m["pair_dtype"] for m in r["es_shards"]] == ["float32", "bfloat16"]
+    for m in r["es_shards"]:
+        assert m["processes"] == min(os.cpu_count() or 1, 2)  # 4 members: at most 2 pairs
+        assert len(m["ratio_rounds"]) == 1 and 0 < m["ratio"] < 5 and m["steps_s"] > 0

@@ -155,8 +155,8 @@ class ConvNet(nn.Sequential):
         """params: name -> (N, *shape) for every parameter -> the ops of batched_apply.
 
         `pairs` holds Linear weights given as antithetic pairs instead: name -> (centre
-        (out, in), delta (H, out, in), float32 or bfloat16), for the population [centre + delta_i (i < H);
-        centre - delta_i] (N = 2H). Such a layer is computed as centre x + sign * (delta x),
+        (out, in), delta (H, out, in), float32 or bfloat16), for the population
+        [centre + delta_i (i < H); centre - delta_i] (N = 2H). Such a layer is computed as centre x + sign * (delta x),
         so a step reads the centre once and each delta once for the two members of its
         pair, instead of N full weights (es_pong's FC256 is 99 % of D). bfloat16 deltas
         halve what a step reads; their product accumulates in float32 and is added to the
@@ -324,26 +324,26 @@ class ConvNet(nn.Sequential):
     def _linear_pairs(
         h: Tensor,
         centre_t: Tensor,
-        delta_t: Tensor,
+        delta_k: Tensor,
         b: Tensor,
         pair: Tensor,
         slot: Tensor,
         sign: Tensor,
     ) -> Tensor:
         """h: (M, B, F) -> (M, B, out) = b + centre h + sign * delta[pair] h (see batched_prepare);
-        centre_t: the centre weight transposed, (F, out); delta_t: the deltas, float32
-        (pairs, F, out) or bfloat16 (pairs, out, F) as batched_prepare lays them out; slot: each member's row in its
-        pair (0 for +, 1 for -); sign: (M, 1, 1), +1 or -1."""
+        centre_t: the centre weight transposed, (F, out); delta_k: the deltas, float32
+        (pairs, F, out) or bfloat16 (pairs, out, F) as batched_prepare lays them out;
+        slot: each member's row in its pair (0 for +, 1 for -); sign: (M, 1, 1), +1 or -1."""
         M, B, F_in = h.shape
-        n_pairs = delta_t.shape[0]
+        n_pairs = delta_k.shape[0]
         hc = torch.addmm(b.reshape(M, -1).repeat_interleave(B, 0), h.reshape(M * B, F_in), centre_t)
         x = h.new_zeros(n_pairs, 2, B, F_in)
         x[pair, slot] = h
         x = x.reshape(n_pairs, 2 * B, F_in)
-        if delta_t.dtype == torch.bfloat16:  # (pairs, out, F) bf16, float32 accumulation
-            hd = torch.bmm(delta_t, x.to(delta_t.dtype).transpose(1, 2)).transpose(1, 2).float()
+        if delta_k.dtype == torch.bfloat16:  # (pairs, out, F) bf16, float32 accumulation
+            hd = torch.bmm(delta_k, x.to(delta_k.dtype).transpose(1, 2)).transpose(1, 2).float()
         else:  # (pairs, F, out)
-            hd = torch.bmm(x, delta_t)
+            hd = torch.bmm(x, delta_k)
         hd = hd.reshape(n_pairs, 2, B, -1)[pair, slot]  # (M, B, out)
         return torch.addcmul(hc.reshape(M, B, -1), hd, sign)
 

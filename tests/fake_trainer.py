@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from rlsub.trial import TrainResult
+from rlsub.algos.base import Trainer, TrainResult
 
 D = 562
 
@@ -33,9 +33,9 @@ def fast_versions() -> dict[str, str]:
 
 
 if os.environ.get("RLSUB_FAKE_FAST_VERSIONS"):
-    import rlsub.trial
+    import rlsub.experiment.trial
 
-    rlsub.trial.versions = fast_versions
+    rlsub.experiment.trial.versions = fast_versions
 
 
 @dataclass(frozen=True)
@@ -92,16 +92,14 @@ def train(cfg: Any, d: int | str, seed: int, progress: bool = False) -> TrainRes
 
 
 def register(monkeypatch: pytest.MonkeyPatch | None = None) -> None:
-    """Register algorithm 'fake' (with monkeypatch: undone after the test)."""
-    import rlsub.config
-    import rlsub.trial
+    """Register algorithm 'fake' by name in this process (configs from `config()` use the
+    import path "fake_trainer:TRAINER", which spawned workers resolve too)."""
+    from rlsub.core.registry import TRAINERS
 
     if monkeypatch is None:
-        rlsub.config.ALGORITHMS["fake"] = "fake_trainer:FakeConfig"
-        rlsub.trial.TRAINERS["fake"] = "fake_trainer"
+        TRAINERS.register("fake", "fake_trainer:TRAINER")
     else:
-        monkeypatch.setitem(rlsub.config.ALGORITHMS, "fake", "fake_trainer:FakeConfig")
-        monkeypatch.setitem(rlsub.trial.TRAINERS, "fake", "fake_trainer")
+        monkeypatch.setitem(TRAINERS._entries, "fake", "fake_trainer:TRAINER")
 
 
 def config(**train: Any) -> dict[str, Any]:
@@ -109,9 +107,12 @@ def config(**train: Any) -> dict[str, Any]:
     sweep = train.pop("sweep", {})
     return {
         "name": "fake",
-        "algorithm": "fake",
+        "algorithm": "fake_trainer:TRAINER",
         "env": "fake",
         "network": {"name": "mlp"},
         "train": train,
         "sweep": {"d_grid": [1, 2, 4, 8, 16, 32, 64, 128, 256], "seeds": [0, 1, 2], **sweep},
     }
+
+
+TRAINER = Trainer(FakeConfig, train)

@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 import torch
 
-from rlsub import datasets
-from rlsub.datasets import RemoteFile, load_dataset
-from rlsub.errors import RlsubError
+from rlsub.core.errors import RlsubError
+from rlsub.data import datasets, formats
+from rlsub.data.cache import RemoteFile
+from rlsub.data.datasets import load_dataset
 
 N_TRAIN, N_TEST = 40, 16
 
@@ -68,7 +69,7 @@ def write_mnist(folder: Path, seed: int = 0) -> dict[str, RemoteFile]:
 def _cifar_batches(seed: int = 0) -> dict[str, dict]:
     rng = np.random.default_rng(seed)
     batches = {}
-    for name in (*datasets.CIFAR10_TRAIN_BATCHES, datasets.CIFAR10_TEST_BATCH):
+    for name in (*formats.CIFAR10_TRAIN_BATCHES, formats.CIFAR10_TEST_BATCH):
         n = 6
         batches[name] = {
             "data": rng.integers(0, 256, (n, 3072)).astype(np.uint8),
@@ -85,7 +86,7 @@ def write_cifar(folder: Path, seed: int = 0) -> tuple[dict[str, RemoteFile], dic
     with tarfile.open(path, "w:gz") as tar:
         for name, batch in batches.items():
             blob = pickle.dumps(batch)
-            info = tarfile.TarInfo(f"{datasets.CIFAR10_FOLDER}/{name}")
+            info = tarfile.TarInfo(f"{formats.CIFAR10_FOLDER}/{name}")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
     return {"archive": RemoteFile(path.name, _md5(path), ())}, batches
@@ -110,7 +111,7 @@ def test_mnist_from_local_dir(tmp_path, sub):
     ds = load_dataset("mnist", data_dir=tmp_path / "data", files=files, progress=False)
     assert ds.x_train.shape == (N_TRAIN, 1, 28, 28) and ds.x_test.shape == (N_TEST, 1, 28, 28)
     assert ds.y_train.tolist() == [i % 10 for i in range(N_TRAIN)]
-    raw = datasets.read_idx(tmp_path / "data" / sub / "train-images-idx3-ubyte.gz")
+    raw = formats.read_idx(tmp_path / "data" / sub / "train-images-idx3-ubyte.gz")
     expected = (torch.from_numpy(raw.astype(np.float32)) / 255 - 0.1307) / 0.3081
     assert torch.allclose(ds.x_train[:, 0], expected, atol=1e-5)
     assert not (tmp_path / "cache").exists()  # a local directory never touches the cache
@@ -149,7 +150,7 @@ def test_idx_with_wrong_length_is_refused(tmp_path):
     path = tmp_path / "x.gz"
     path.write_bytes(gzip.compress(_idx(np.zeros((3, 4, 4)))[:-5]))
     with pytest.raises(RlsubError, match="header says 48"):
-        datasets.read_idx(path)
+        formats.read_idx(path)
 
 
 # ---------------------------------------------------------------- CIFAR-10
@@ -167,7 +168,7 @@ def test_cifar_from_tarball(tmp_path):
 
 def test_cifar_from_extracted_folder(tmp_path):
     _, batches = write_cifar(tmp_path / "archive")
-    folder = tmp_path / "data" / datasets.CIFAR10_FOLDER
+    folder = tmp_path / "data" / formats.CIFAR10_FOLDER
     folder.mkdir(parents=True)
     for name, batch in batches.items():
         (folder / name).write_bytes(pickle.dumps(batch))
@@ -176,12 +177,12 @@ def test_cifar_from_extracted_folder(tmp_path):
 
 
 def test_cifar_refuses_foreign_pickles(tmp_path):
-    folder = tmp_path / datasets.CIFAR10_FOLDER
+    folder = tmp_path / formats.CIFAR10_FOLDER
     folder.mkdir()
-    for name in (*datasets.CIFAR10_TRAIN_BATCHES, datasets.CIFAR10_TEST_BATCH):
+    for name in (*formats.CIFAR10_TRAIN_BATCHES, formats.CIFAR10_TEST_BATCH):
         (folder / name).write_bytes(pickle.dumps({"data": functools.partial(print)}))
     with pytest.raises(RlsubError, match="data_batch_1: not a CIFAR-10 python batch"):
-        datasets.read_cifar10(folder)
+        formats.read_cifar10(folder)
 
 
 def test_cifar_truncated_archive(tmp_path):

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from rlsub.config import experiment_from_dict, load_experiment, with_overrides
-from rlsub.errors import ConfigError
-from rlsub.es import ESConfig, ESState, centred_ranks, es_ask, es_tell
-from rlsub.evaluate import evaluate_policy_file
-from rlsub.trial import run_trial
+from rlsub.algos.es import ESConfig, ESState, centred_ranks, es_ask, es_tell
+from rlsub.algos.evaluate import evaluate_policy_file
+from rlsub.core.config import experiment_from_dict, load_experiment, with_overrides
+from rlsub.core.errors import ConfigError
+from rlsub.experiment.trial import run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,9 +119,9 @@ def test_ray_shards_hold_whole_pairs_and_map_back():
     """Without Ray: actors' shards (rlsub.es_ray.ESShard, in-process) hold whole antithetic
     pairs, their Z rows are the generation's rows exactly, and their returns, gathered back
     to the members' order, equal the one-env rollout's (seeded CartPole: returns differ)."""
-    from rlsub.es import _build
-    from rlsub.es_ray import ESShard, gather, shard_members
-    from rlsub.rollout import population_rollout
+    from rlsub.algos.es_ray import ESShard, gather, shard_members
+    from rlsub.algos.es_setup import build_setup
+    from rlsub.rollout.population import population_rollout
 
     assert [m.tolist() for m in shard_members(8, 3)] == [[0, 1, 4, 5], [2, 6], [3, 7]]
     assert [m.tolist() for m in shard_members(6, 9)] == [[0, 3], [1, 4], [2, 5]]
@@ -132,7 +132,7 @@ def test_ray_shards_hold_whole_pairs_and_map_back():
     z = torch.randn(3, generator=torch.Generator().manual_seed(0)) * 10
     noise_state = gen.get_state()
     eps, Z = es_ask(ESState(z, z * 0, z * 0), 4, 0.5, gen)
-    _, env, dims, _, sub = _build(cfg, 3, 0, 16)
+    _, env, dims, _, sub = build_setup(cfg, 3, 0, 16)
     ref = population_rollout(sub, Z, env, dims, 2, 5, pairs=(z, 0.5 * eps))
     assert len(np.unique(ref.returns)) > 2
     shards = shard_members(8, 3)
@@ -156,7 +156,7 @@ def test_es_on_ray_equals_local_on_cartpole(ray_local):
     with reseed: false CartPole's vector env draws every slot's unseeded reset from one
     shared RNG, so results depend on how the slots are split. More actors than the Ray
     cluster's CPUs is one clear error, not a hang."""
-    from rlsub.errors import RlsubError
+    from rlsub.core.errors import RlsubError
 
     cfg = load_experiment(ROOT / "configs/cartpole_es.yaml")
     for population in (8, 6):

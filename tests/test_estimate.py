@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlsub.estimate import estimate_all, estimate_group, format_group
-from rlsub.store import Store, trial_key
-from rlsub.trial import TrialRecord
+from rlsub.analysis.estimate import estimate_all, estimate_group, format_group
+from rlsub.experiment.record import TrialRecord
+from rlsub.experiment.store import Store, trial_key
 
 GRID = [1, 2, 4, 8, 16, 32, 64, 128]
 

@@ -12,11 +12,11 @@ import torch
 import yaml
 from stable_baselines3 import PPO
 
-from rlsub.config import experiment_from_dict, load_experiment, with_overrides
-from rlsub.errors import ConfigError, RlsubError
-from rlsub.pg import build_model, compact_subspace, policy_subspace, sb3_env_factory, train
-from rlsub.pg_policies import subspace_kwargs
-from rlsub.subspace import Subspace
+from rlsub.algos.pg import build_model, compact_subspace, policy_subspace, sb3_env_factory, train
+from rlsub.algos.pg_policies import subspace_kwargs
+from rlsub.core.config import experiment_from_dict, load_experiment, with_overrides
+from rlsub.core.errors import ConfigError, RlsubError
+from rlsub.core.subspace import Subspace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def _cfg(name: str, **train: Any) -> Any:
 def _model(name: str, d: int | str = 4, seed: int = 0, n_envs: int = 2, **train: Any) -> Any:
     from stable_baselines3.common.env_util import make_vec_env
 
-    from rlsub.envs import load_env_spec
+    from rlsub.envs.spec import load_env_spec
 
     cfg = _cfg(name, n_envs=n_envs, **train)
     spec = load_env_spec(cfg.env, cfg.env_variant)
@@ -83,7 +83,7 @@ def test_rest_frozen_leaves_only_z_trainable() -> None:
     cfg = with_overrides(cfg, subspace={"rest": "frozen"})
     from stable_baselines3.common.env_util import make_vec_env
 
-    from rlsub.envs import load_env_spec
+    from rlsub.envs.spec import load_env_spec
 
     env = make_vec_env(sb3_env_factory(load_env_spec("cartpole")), n_envs=2, seed=0)
     model, _ = build_model(cfg, 4, 0, env)

@@ -20,18 +20,18 @@ from torch import nn
 
 pytest.importorskip("ale_py", reason="ale-py is not installed (pip install 'rlsub[atari]')")
 
-from rlsub.config import experiment_from_dict  # noqa: E402
-from rlsub.envs import ENV_DIR, env_dims, load_env_spec, make_vec_env  # noqa: E402
-from rlsub.errors import RlsubError  # noqa: E402
-from rlsub.networks import (  # noqa: E402
-    ConvNet,
-    build_network,
-    count_parameters,
-    set_batchnorm_statistics,
-)
-from rlsub.rollout import pipelined_rollout, population_rollout  # noqa: E402
-from rlsub.subspace import Subspace  # noqa: E402
-from rlsub.trial import run_trial  # noqa: E402
+from rlsub.core.config import experiment_from_dict
+from rlsub.core.errors import RlsubError
+from rlsub.core.registry import build_network, count_parameters
+from rlsub.core.subspace import Subspace
+from rlsub.envs.spec import ENV_DIR, env_dims, load_env_spec
+from rlsub.envs.vector import make_vec_env
+from rlsub.experiment.trial import run_trial
+from rlsub.nets.batchnorm import set_batchnorm_statistics
+from rlsub.nets.convnet import ConvNet
+from rlsub.rollout.pairs import antithetic_policy
+from rlsub.rollout.pipelined import pipelined_rollout
+from rlsub.rollout.population import population_rollout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +118,7 @@ def test_convnet_population_forward_equals_each_member(net):
 
 
 def test_antithetic_pairs_forward_equals_the_members_forward():
-    """Subspace.antithetic_fn (centre + signed deltas for the FC256 weight) gives what
+    """rlsub.rollout.pairs.antithetic_policy (centre + signed deltas for the FC256 weight) gives what
     population_fn gives for Z = [z + E; z - E], for the whole population and subsets."""
     sub = Subspace.from_spec("es_pong", {}, 0, 40, "fastfood", 1).eval()
     for m in sub.module.modules():
@@ -129,15 +129,15 @@ def test_antithetic_pairs_forward_equals_the_members_forward():
     x = torch.rand(6, 2, 4, 84, 84)
     with torch.no_grad():
         members = sub.population_fn(sub.split(sub.theta(torch.cat([z + E, z - E]))))
-        pairs = sub.antithetic_fn(z, E)
+        pairs = antithetic_policy(sub, z, E)
         assert any(op[0] == "linear_pm" for op in pairs.prepared)  # the pair path is taken
         expected = members(x)
         torch.testing.assert_close(pairs(x), expected, rtol=1e-4, atol=1e-5)
         for idx in ([0, 3], [5, 1, 2], [4]):  # whole pairs, broken pairs, one member
             i = torch.tensor(idx)
             torch.testing.assert_close(pairs.subset(i)(x[i]), expected[i], rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match="antithetic_fn"):
-        sub.antithetic_fn(z, E[:, :5])
+    with pytest.raises(ValueError, match="antithetic_policy"):
+        antithetic_policy(sub, z, E[:, :5])
 
 
 def test_bfloat16_pair_deltas_stay_within_rounding_of_the_members():
@@ -149,8 +149,7 @@ def test_bfloat16_pair_deltas_stay_within_rounding_of_the_members():
     with torch.no_grad():
         expected = sub.population_fn(sub.split(sub.theta(torch.cat([z + E, z - E]))))(x)
         centre = sub.population_fn(sub.split(sub.theta(z.expand(6, 40))))(x)
-        sub.pair_dtype = torch.bfloat16
-        pairs = sub.antithetic_fn(z, E)
+        pairs = antithetic_policy(sub, z, E, delta_dtype=torch.bfloat16)
         (op,) = [op for op in pairs.prepared if op[0] == "linear_pm"]
         assert op[2].dtype == torch.bfloat16
         out = pairs(x)
@@ -158,7 +157,7 @@ def test_bfloat16_pair_deltas_stay_within_rounding_of_the_members():
         effect = (expected - centre).abs().max()
         assert effect > 1e-3  # the deltas matter at this sigma
         assert (out - expected).abs().max() < 0.02 * effect
-        float32 = sub.antithetic_fn(z, E, delta_dtype=torch.float32)(x)
+        float32 = antithetic_policy(sub, z, E, delta_dtype=torch.float32)(x)
         torch.testing.assert_close(float32, expected, rtol=1e-4, atol=1e-5)
 
 
@@ -166,7 +165,7 @@ def test_pipelined_pairs_and_unseeded_resets():
     """With pairs, each env of the pipeline gets whole pairs; results are mapped back to
     the members' order and equal the sequential rollout's. Unseeded resets continue each
     slot's RNG: the same from the same first seeding."""
-    from rlsub.rollout import pair_halves
+    from rlsub.rollout.pipelined import pair_halves
 
     assert pair_halves(6) is None  # halves of 3 cannot hold whole pairs
     first, second = pair_halves(8)
@@ -351,8 +350,9 @@ def test_ray_shards_rebuild_the_same_population(short_pong):
     """Without Ray: an actor's class, run in-process, plays its members exactly as the
     in-process trainer plays them (whole antithetic pairs, pairs=(z, E) as rlsub.es passes
     them), from the noise generator's state alone; seeded, then unseeded resets."""
-    from rlsub.es import ESState, _build, es_ask
-    from rlsub.es_ray import ESShard, gather, shard_members
+    from rlsub.algos.es import ESState, es_ask
+    from rlsub.algos.es_ray import ESShard, gather, shard_members
+    from rlsub.algos.es_setup import build_setup
 
     assert [m.tolist() for m in shard_members(4, 3)] == [[0, 2], [1, 3]]  # at most H actors
     assert [m.tolist() for m in shard_members(8, 3)] == [[0, 1, 4, 5], [2, 6], [3, 7]]
@@ -362,7 +362,7 @@ def test_ray_shards_rebuild_the_same_population(short_pong):
     z = torch.randn(20) * 0.1
     state_before = gen.get_state()
     eps, Z = es_ask(ESState(z, z * 0, z * 0), 2, 0.05, gen)
-    _, env, dims, _, sub = _build(cfg, 20, 0, 4)
+    _, env, dims, _, sub = build_setup(cfg, 20, 0, 4)
     refs = [
         population_rollout(sub, Z, env, dims, 1, s, max_steps=12, pairs=(z, 0.05 * eps))
         for s in (7, None)
@@ -390,8 +390,9 @@ def test_es_on_ray_local(short_pong, ray_local):
     reseed: false (configs/pong_es.yaml's setting) gives the same results only while no game
     ends before the cap, as here: a finished slot is autoreset (a no-op draw from its RNG)
     if its env steps on, which depends on the other slots in that env (rlsub.es_ray)."""
-    from rlsub.es import ESState, _build, es_ask
-    from rlsub.es_ray import RayPopulation
+    from rlsub.algos.es import ESState, es_ask
+    from rlsub.algos.es_ray import RayPopulation
+    from rlsub.algos.es_setup import build_setup
 
     train = {"backend": "ray", "workers": 2, "reseed": False, "eval_every": 1}
     cfg = experiment_from_dict(_es_config(str(short_pong), **train))
@@ -409,7 +410,7 @@ def test_es_on_ray_local(short_pong, ray_local):
         )
     )
     pool = RayPopulation(cfg, 20, 0)
-    _, env, dims, _, sub = _build(cfg, 20, 0, 6)
+    _, env, dims, _, sub = build_setup(cfg, 20, 0, 6)
     gen = torch.Generator().manual_seed(5)
     z = torch.randn(20, generator=torch.Generator().manual_seed(4))
     try:
@@ -434,7 +435,7 @@ def test_es_on_ray_local(short_pong, ray_local):
 
 # ------------------------------------------------------------------- SB3
 def test_adapter_hands_over_final_observations(short_pong):
-    from rlsub.sb3_atari import sb3_atari_env
+    from rlsub.algos.sb3_atari import sb3_atari_env
 
     env = sb3_atari_env(load_env_spec(str(short_pong)), 2, seed=0)
     obs = env.reset()
@@ -480,7 +481,7 @@ def test_ppo_updates_through_the_adapter(tmp_path, short_pong):
 
 # -------------------------------------------------------------- commands
 def test_random_score(short_pong):
-    from rlsub.evaluate import random_score
+    from rlsub.algos.evaluate import random_score
 
     r = random_score(str(short_pong), 3, seed=0)
     assert r["episodes"] == 3 and r["mean_length"] == 60 and r["env_steps"] == 180

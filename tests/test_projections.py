@@ -6,15 +6,9 @@ import pytest
 import torch
 from scipy.linalg import hadamard
 
-from rlsub.errors import RlsubError
-from rlsub.projections import (
-    FastfoodProjection,
-    _factor_sizes,
-    _hadamard,
-    fwht,
-    make_projection,
-    materialize,
-)
+from rlsub.core.errors import RlsubError
+from rlsub.core.fastfood import FastfoodProjection, _factor_sizes, _hadamard, fwht
+from rlsub.core.projections import make_projection, materialize
 
 KINDS = ["dense", "sparse", "fastfood"]
 
@@ -60,7 +54,7 @@ def test_sparse_nbytes_counts_the_scipy_copy_it_holds():
 
 
 def test_sparse_cpu_forward_over_several_row_blocks_equals_the_csr_product():
-    from rlsub.projections import CSC_BLOCK_ROWS, _csr_matmul
+    from rlsub.core.sparse import CSC_BLOCK_ROWS, _csr_matmul
 
     D = 2 * CSC_BLOCK_ROWS + 1_000  # three row blocks, the last one short
     P = make_projection("sparse", D, 6, seed=3)
@@ -163,7 +157,7 @@ def test_dense_refuses_over_memory_limit_naming_alternatives():
     ],
 )
 def test_sparse_single_z_cpu_path_equals_the_csr_product(D, d, sizes):
-    from rlsub.projections import _csr_matmul
+    from rlsub.core.sparse import _csr_matmul
 
     P = make_projection("sparse", D, d, seed=5, layer_sizes=sizes)
     assert P.ell.ell.dtype == (np.int32 if 2 * d + 1 > 65_535 else np.uint16)

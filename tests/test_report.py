@@ -12,23 +12,16 @@ import matplotlib
 import pytest
 import yaml
 
-import rlsub.trial
-from rlsub.cli import main
-from rlsub.config import experiment_from_dict
-from rlsub.errors import RlsubError
-from rlsub.estimate import estimate_all
-from rlsub.report import (
-    COLUMNS,
-    build_rows,
-    comparisons,
-    curves_figure,
-    difficulty_figure,
-    load_records,
-    paper_value,
-    report,
-)
-from rlsub.store import Store
-from rlsub.sweep import run_sweep
+import rlsub.experiment.trial
+from rlsub.analysis.estimate import estimate_all
+from rlsub.analysis.figures import comparisons, curves_figure, difficulty_figure
+from rlsub.analysis.report import load_records, report
+from rlsub.analysis.tables import COLUMNS, build_rows, paper_value
+from rlsub.cli.main import main
+from rlsub.core.config import experiment_from_dict
+from rlsub.core.errors import RlsubError
+from rlsub.experiment.store import Store
+from rlsub.sweep.strategy import run_sweep
 
 matplotlib.use("Agg")
 
@@ -36,13 +29,14 @@ matplotlib.use("Agg")
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_trainer.register(monkeypatch)
-    monkeypatch.setattr(rlsub.trial, "versions", fake_trainer.fast_versions)
+    monkeypatch.setattr(rlsub.experiment.trial, "versions", fake_trainer.fast_versions)
     monkeypatch.setenv("RLSUB_FAKE_FAST_VERSIONS", "1")
 
 
 def fake_dict(name: str = "fake", projection: str = "dense", **train: Any) -> dict[str, Any]:
     data = fake_trainer.config(**train)
     data["name"] = name
+    data["algorithm"] = "fake"  # registered by name in this process (fixture `fake`)
     data["subspace"] = {"projection": projection}
     data["sweep"]["d_grid"] = [1, 2, 4, 8, 16, 32, 64]
     data["sweep"]["seeds"] = [0, 1]
@@ -171,7 +165,7 @@ def _record(name: str, env: str | None, d: int, steps: list[int]) -> dict[str, A
 
 
 def test_curves_of_records_frames_for_atari(tmp_path: Path, capsys: Any) -> None:
-    from rlsub.report import learning_curves_figure
+    from rlsub.analysis.figures import learning_curves_figure
 
     recs = [_record("pong_es", "pong", 6000, [100, 200, 300]), _record("x", None, 4, [5, 10])]
     fig, xlabel = learning_curves_figure(recs)

@@ -3,10 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from rlsub.envs import env_dims, load_env_spec, make_vec_env, policy_network_kwargs
-from rlsub.errors import RlsubError
-from rlsub.rollout import RunningNorm, actions_from_outputs, population_rollout
-from rlsub.subspace import Subspace
+from rlsub.core.errors import RlsubError
+from rlsub.core.subspace import Subspace
+from rlsub.envs.spec import env_dims, load_env_spec, policy_network_kwargs
+from rlsub.envs.vector import make_vec_env
+from rlsub.rollout.population import population_rollout
+from rlsub.rollout.slots import RunningNorm, actions_from_outputs
 
 
 def _setup(env_name="cartpole", slots=8, d=6):
@@ -107,7 +109,7 @@ def test_unknown_env_and_variant_are_clear_errors():
 )
 def test_lane_kernels_equal_the_torch_loop(env_name, activation, projection, include, max_steps):
     """rlsub.lanes (compiled, one lane per slot) gives the torch loop's results and statistics."""
-    from rlsub import lanes
+    from rlsub.rollout import lanes
 
     spec = load_env_spec(env_name)
     N, K = 12, 2

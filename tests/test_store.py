@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rlsub.errors import RlsubError
-from rlsub.store import SCHEMA_VERSION, Store, default_path, trial_key
-from rlsub.trial import TrialRecord
+from rlsub.core.errors import RlsubError
+from rlsub.experiment.record import TrialRecord
+from rlsub.experiment.store import SCHEMA_VERSION, Store, default_path, trial_key
 
 
 def record(d: int | str, seed: int, score: float = 1.0, status: str = "done") -> TrialRecord:

@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from rlsub.errors import RlsubError
-from rlsub.networks import build_network, count_parameters
-from rlsub.subspace import Subspace
+from rlsub.core.errors import RlsubError
+from rlsub.core.registry import build_network, count_parameters
+from rlsub.core.subspace import Subspace
 
 KINDS = ["dense", "sparse", "fastfood"]
 MLP_KW = {"in_dim": 4, "out_dim": 2, "hidden": [20, 20], "activation": "relu"}

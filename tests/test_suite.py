@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlsub.suite import load_suite
+from rlsub.sweep.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 

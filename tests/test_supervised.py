@@ -15,13 +15,13 @@ import torch
 import yaml
 from test_datasets import N_TEST, N_TRAIN, write_mnist
 
-from rlsub.config import experiment_from_dict, load_experiment, with_overrides
-from rlsub.datasets import load_dataset
-from rlsub.errors import ConfigError, RlsubError
-from rlsub.networks import build_network
-from rlsub.subspace import Subspace
-from rlsub.supervised import SupervisedConfig, _weights_sq, evaluate, network_kwargs, train
-from rlsub.trial import run_trial
+from rlsub.algos.supervised import SupervisedConfig, _weights_sq, evaluate, network_kwargs, train
+from rlsub.core.config import experiment_from_dict, load_experiment, with_overrides
+from rlsub.core.errors import ConfigError, RlsubError
+from rlsub.core.registry import build_network
+from rlsub.core.subspace import Subspace
+from rlsub.data.datasets import load_dataset
+from rlsub.experiment.trial import run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "configs" / "digits_fc.yaml"
@@ -159,7 +159,7 @@ def test_network_that_does_not_fit_the_data():
 def test_mnist_networks_on_generated_files(tmp_path, monkeypatch, network):
     files = write_mnist(tmp_path / "mnist")
     # the canonical checksums are those of the real files: point the table at ours
-    monkeypatch.setattr("rlsub.datasets.MNIST_FILES", files)
+    monkeypatch.setattr("rlsub.data.datasets.MNIST_FILES", files)
     cfg = experiment_from_dict(_mnist_cfg(tmp_path, network))
     rec = run_trial(cfg, 20, 0, progress=False, catch=False)
     assert rec.status == "done" and rec.d == 20

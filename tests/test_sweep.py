@@ -17,14 +17,14 @@ import fake_trainer
 import pytest
 import yaml
 
-import rlsub.trial
+import rlsub.experiment.trial
+from rlsub.analysis.estimate import estimate_group
 from rlsub.benches.sweep import compare, grid_steps_apart
-from rlsub.cli import main
-from rlsub.config import ExperimentConfig, experiment_from_dict
-from rlsub.errors import RlsubError
-from rlsub.estimate import estimate_group
-from rlsub.store import Store
-from rlsub.sweep import coarse_seeds, run_sweep
+from rlsub.cli.main import main
+from rlsub.core.config import ExperimentConfig, experiment_from_dict
+from rlsub.core.errors import RlsubError
+from rlsub.experiment.store import Store
+from rlsub.sweep.strategy import coarse_seeds, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -33,7 +33,7 @@ TESTS = Path(__file__).resolve().parent
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_trainer.register(monkeypatch)
-    monkeypatch.setattr(rlsub.trial, "versions", fake_trainer.fast_versions)
+    monkeypatch.setattr(rlsub.experiment.trial, "versions", fake_trainer.fast_versions)
     monkeypatch.setenv("RLSUB_FAKE_FAST_VERSIONS", "1")  # for spawned workers
 
 

@@ -1,7 +1,10 @@
 """Benchmarks run by `rlsub bench NAME`: each prints ratios measured in one run.
 
 Shared helpers: `timeit` (median of repeats) and `PeakRSS` (peak resident
-memory of this process over a block, Linux only).
+memory of this process over a block, Linux only). Each bench's `main(args)` returns
+(result, human formatter); `rlsub bench` prints it.
+
+Imports: any layer below (core ... sweep); loaded by name from rlsub.cli.
 """
 
 from __future__ import annotations

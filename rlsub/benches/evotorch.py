@@ -25,18 +25,18 @@ import logging
 import math
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from rlsub.cli import emit
-from rlsub.config import load_experiment, with_overrides
-from rlsub.errors import RlsubError
+from rlsub.core.bundled import config_path
+from rlsub.core.config import load_experiment, with_overrides
+from rlsub.core.errors import RlsubError
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "cartpole_es.yaml"
+CONFIG = config_path("cartpole_es")
 SOLVED = 475.0
 
 
@@ -97,7 +97,7 @@ def run_evotorch(es: Any, seed: int, eval_episodes: int) -> dict[str, Any]:
 
 
 def run_rlsub(cfg: Any, d: int | str, seed: int) -> dict[str, Any]:
-    from rlsub.es import train
+    from rlsub.algos.es import train
 
     t0 = time.perf_counter()
     r = train(cfg, d, seed, progress=False)
@@ -108,7 +108,7 @@ def run_rlsub(cfg: Any, d: int | str, seed: int) -> dict[str, Any]:
     }
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     try:
         import evotorch  # noqa: F401
     except ImportError:
@@ -177,4 +177,4 @@ def main(args: argparse.Namespace) -> None:
             )
         return "\n".join(lines)
 
-    emit(args, result, human)
+    return result, human

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
-from rlsub.cli import emit
-from rlsub.config import load_experiment
-from rlsub.envs import load_env_spec
-from rlsub.pg import algorithm_kwargs, build_model, policy_subspace, sb3_env_factory
+from rlsub.algos.pg import algorithm_kwargs, build_model, policy_subspace, sb3_env_factory
+from rlsub.core.bundled import config_path
+from rlsub.core.config import load_experiment
+from rlsub.envs.spec import load_env_spec
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "cartpole_ppo.yaml"
+CONFIG = config_path("cartpole_ppo")
 
 
 def _time_learn(model: Any, steps: int) -> float:
@@ -33,7 +33,7 @@ def _time_learn(model: Any, steps: int) -> float:
     return time.perf_counter() - t
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     steps = 10_000 if getattr(args, "quick", False) else 100_000
     d = 16
     cfg = load_experiment(CONFIG)
@@ -83,4 +83,4 @@ def main(args: argparse.Namespace) -> None:
             f"ratio subspace / full           {r['ratio']:7.2f}  (target <= {r['target']})"
         )
 
-    emit(args, result, human)
+    return result, human

@@ -32,20 +32,23 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from rlsub.benches import PeakRSS, _status_kib, timeit
-from rlsub.cli import emit
-from rlsub.config import load_experiment
-from rlsub.envs import env_dims, load_env_spec, make_vec_env, policy_network_kwargs
-from rlsub.rollout import pipelined_rollout, population_rollout
-from rlsub.subspace import Subspace
+from rlsub.core.bundled import CONFIG_DIR
+from rlsub.core.config import load_experiment
+from rlsub.core.subspace import Subspace
+from rlsub.envs.spec import env_dims, load_env_spec, policy_network_kwargs
+from rlsub.envs.vector import make_vec_env
+from rlsub.rollout.pairs import antithetic_policy
+from rlsub.rollout.pipelined import pipelined_rollout
+from rlsub.rollout.population import population_rollout
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = CONFIG_DIR
 
 
 def _log(msg: str) -> None:
@@ -104,7 +107,7 @@ def es_in_loop(
     """Forward and theta times, then one capped rollout per mode (threads, pipelined).
 
     The population is ES's: antithetic pairs [z + E; z - E] around a centre z, built as
-    rlsub.es builds it (`Subspace.antithetic_fn`), beside the same Z as 2H independent
+    rlsub.algos.es builds it (`rlsub.rollout.pairs`), beside the same Z as 2H independent
     members (`population_fn`) for the forward's time. With reseed false (the Pong
     configs) the envs are seeded once before the timed rollouts, which reset unseeded,
     as ES does after its first generation. The envs are built and one short rollout
@@ -119,7 +122,7 @@ def es_in_loop(
     dims = env_dims(env)
     kw = policy_network_kwargs("es_pong", {}, dims)
     sub = Subspace.from_spec("es_pong", kw, 0, d, "fastfood", 0).eval()
-    sub.pair_dtype = getattr(torch, pair_dtype)
+    dtype = getattr(torch, pair_dtype)
     g = torch.Generator().manual_seed(0)
     z = torch.randn(d, generator=g) * sigma
     E = torch.randn(N // 2, d, generator=g) * sigma
@@ -131,7 +134,7 @@ def es_in_loop(
         members: Any = sub.population_fn(sub.split(sub.theta(Z)))
         out["theta_members_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        policy = sub.antithetic_fn(z, E)
+        policy = antithetic_policy(sub, z, E, delta_dtype=dtype)
         out["theta_s"] = time.perf_counter() - t
         out["pairs_mib"] = _storage_bytes(policy.prepared) / 2**20
         out["members_mib"] = _storage_bytes(members.prepared) / 2**20
@@ -152,8 +155,10 @@ def es_in_loop(
     def rollout(pipelined: bool, max_steps: int) -> Any:
         if pipelined:
             assert halves is not None
-            return pipelined_rollout(sub, Z, halves, dims, K, seed, max_steps, pairs=(z, E))
-        return population_rollout(sub, Z, env, dims, K, seed, max_steps=max_steps, pairs=(z, E))
+            return pipelined_rollout(sub, Z, halves, dims, K, seed, max_steps, pairs=(z, E, dtype))
+        return population_rollout(
+            sub, Z, env, dims, K, seed, max_steps=max_steps, pairs=(z, E, dtype)
+        )
 
     for threads, pipelined in modes:
         torch.set_num_threads(threads)
@@ -207,7 +212,7 @@ def es_in_loop(
 def _shard_worker(conn: Any, cfg_data: dict[str, Any], d: int, members: list[int]) -> None:
     """One process of `shards_in_loop`: an ES shard (rlsub.es_ray.ESShard, what a Ray
     actor runs) answering ("run", z, noise_state, seed) with (slot_steps, start, end)."""
-    from rlsub.es_ray import ESShard
+    from rlsub.algos.es_ray import ESShard
 
     shard = ESShard(cfg_data, d, 0, members)
     conn.send("ready")
@@ -241,7 +246,7 @@ def shards_in_loop(
     with each pair dtype, `rounds` times, each between two raw ALE runs as above."""
     import multiprocessing as mp
 
-    from rlsub.es_ray import shard_members
+    from rlsub.algos.es_ray import shard_members
 
     cores = os.cpu_count() or 1
     base = load_experiment(CONFIGS / "pong_es.yaml").to_dict()
@@ -302,8 +307,8 @@ def shards_in_loop(
 
 
 def ppo_in_loop(spec: Any, d: int, n_envs: int, steps: int, train: bool) -> dict[str, Any]:
-    from rlsub.pg import build_model
-    from rlsub.sb3_atari import sb3_atari_env
+    from rlsub.algos.pg import build_model
+    from rlsub.algos.sb3_atari import sb3_atari_env
 
     cfg = load_experiment(CONFIGS / "pong_ppo.yaml")
     env = sb3_atari_env(spec, n_envs, seed=0)
@@ -326,7 +331,7 @@ def ppo_in_loop(spec: Any, d: int, n_envs: int, steps: int, train: bool) -> dict
     return out
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     quick = getattr(args, "quick", False)
     cores = os.cpu_count() or 1
     es_cfg = load_experiment(CONFIGS / "pong_es.yaml").train
@@ -482,4 +487,4 @@ def main(args: argparse.Namespace) -> None:
         ]
         return "\n".join(lines)
 
-    emit(args, result, human)
+    return result, human

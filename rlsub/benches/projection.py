@@ -11,16 +11,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from rlsub.benches import PeakRSS, timeit
-from rlsub.cli import emit
-from rlsub.errors import RlsubError
-from rlsub.networks import build_network, count_parameters
-from rlsub.projections import Projection, make_projection
-from rlsub.subspace import Subspace
+from rlsub.core.errors import RlsubError
+from rlsub.core.projection import Projection
+from rlsub.core.projections import make_projection
+from rlsub.core.registry import build_network, count_parameters
+from rlsub.core.subspace import Subspace
 
 
 def _measure(P: Projection, repeat: int) -> dict[str, Any]:
@@ -127,7 +128,7 @@ def step_ratio(kinds: list[str], d: int, repeat: int, rounds: int = 10) -> list[
     return rows
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     quick = getattr(args, "quick", False)
     net = "lenet_mnist" if quick else "es_pong"
     D = count_parameters(build_network(net))
@@ -170,4 +171,4 @@ def main(args: argparse.Namespace) -> None:
             )
         return "\n".join(lines)
 
-    emit(args, result, human)
+    return result, human

@@ -19,15 +19,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from rlsub.cli import emit
-from rlsub.envs import env_dims, load_env_spec, make_vec_env, policy_network_kwargs
-from rlsub.rollout import RunningNorm, population_rollout
-from rlsub.subspace import Subspace
+from rlsub.core.subspace import Subspace
+from rlsub.envs.spec import env_dims, load_env_spec, policy_network_kwargs
+from rlsub.envs.vector import make_vec_env
+from rlsub.rollout.population import population_rollout
+from rlsub.rollout.slots import RunningNorm
 
 
 def raw_steps_per_s(env: Any, steps: int) -> float:
@@ -114,7 +116,7 @@ def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[
     return row
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     torch.set_num_threads(1)
     quick = getattr(args, "quick", False)
     rows = [
@@ -140,4 +142,4 @@ def main(args: argparse.Namespace) -> None:
             )
         return "\n".join(lines)
 
-    emit(args, result, human)
+    return result, human

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from rlsub.benches import timeit
 from rlsub.benches.projection import step_ratio
-from rlsub.cli import emit
 
 KINDS = ["dense", "sparse", "fastfood"]
 
@@ -38,7 +38,7 @@ def batch_cost(n: int = 60_000, batch_size: int = 128, repeat: int = 50) -> floa
     return timeit(gather, repeat=repeat, warmup=3)
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     quick = getattr(args, "quick", False)
     if quick:  # for tests: small and on one thread (steady on a shared machine)
         torch.set_num_threads(1)
@@ -75,4 +75,4 @@ def main(args: argparse.Namespace) -> None:
         lines += ["", f"minibatch gather from in-memory tensors: {r['batch_gather_ms']:.3f} ms"]
         return "\n".join(lines)
 
-    emit(args, result, human)
+    return result, human

@@ -14,15 +14,16 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rlsub.cli import emit
-from rlsub.config import ExperimentConfig, load_experiment, with_overrides
-from rlsub.errors import RlsubError
-from rlsub.sweep import run_sweep
+from rlsub.core.bundled import config_path
+from rlsub.core.config import ExperimentConfig, load_experiment, with_overrides
+from rlsub.core.errors import RlsubError
+from rlsub.sweep.strategy import run_sweep
 
-CONFIG = Path("configs/cartpole_es.yaml")
+CONFIG = config_path("cartpole_es")
 TARGET_RATIO = 0.4
 KINDS = ("d_int90", "d_int100")
 
@@ -112,11 +113,10 @@ def _human(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     """`rlsub bench sweep [--quick] [--json]`."""
-    es = Path(__file__).resolve().parents[1] / "es.py"
-    if not CONFIG.is_file() or not es.is_file():
-        raise RlsubError(f"bench sweep needs {CONFIG} and rlsub/es.py (run from the repo root)")
+    if not CONFIG.is_file():
+        raise RlsubError(f"bench sweep needs {CONFIG}")
     cfg = load_experiment(CONFIG)
     if args.quick:
         cfg = with_overrides(
@@ -127,4 +127,4 @@ def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="rlsub-bench-sweep-") as tmp:
         result = compare(cfg, Path(tmp), progress=not args.json)
     result["quick"] = bool(args.quick)
-    emit(args, result, _human)
+    return result, _human

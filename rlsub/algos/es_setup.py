@@ -1,0 +1,72 @@
+"""What ES, CMA-ES and the Ray ES actors share: the env, the Subspace policy and its
+batch-norm statistics built from (config, d, seed) alone, and the policy file's extra.
+
+Imports: rollout, envs, nets, core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rlsub.core.config import ExperimentConfig
+from rlsub.core.errors import RlsubError
+from rlsub.core.seeding import trial_seeds
+from rlsub.core.subspace import Subspace
+from rlsub.envs.spec import env_dims, load_env_spec, policy_network_kwargs
+from rlsub.envs.vector import make_vec_env
+from rlsub.nets.batchnorm import set_batchnorm_statistics
+from rlsub.rollout.slots import RunningNorm, random_observations
+
+
+def build_setup(cfg: ExperimentConfig, d: int | str, seed: int, slots: int) -> tuple[Any, ...]:
+    spec = load_env_spec(cfg.env or "", cfg.env_variant)
+    env = make_vec_env(spec, slots, threads=getattr(cfg.train, "env_threads", None))
+    dims = env_dims(env)
+    if cfg.train.obs_norm and is_pixels(env):
+        env.close()
+        raise RlsubError(
+            f"{cfg.source}: train.obs_norm must be false for pixel observations "
+            f"(env {spec.name!r}: uint8 {dims.obs_shape}); the policy sees them divided by 255"
+        )
+    seeds = trial_seeds(seed)
+    proj_seed = (
+        cfg.subspace.projection_seed
+        if cfg.subspace.projection_seed is not None
+        else seeds["projection"]
+    )
+    kwargs = policy_network_kwargs(cfg.network.name, cfg.network.kwargs, dims)
+    sub = Subspace.from_spec(
+        cfg.network.name,
+        kwargs,
+        seeds["theta0"],
+        d,
+        cfg.subspace.projection,
+        proj_seed,
+        include=cfg.subspace.include,
+        rest=cfg.subspace.rest,
+        dense_limit_gib=cfg.subspace.dense_limit_gib,
+    )
+    n_ref = getattr(cfg.train, "bn_reference", 0)
+    if n_ref > 0:  # from seeds alone, so Ray actors and replays get the same statistics
+        ref_env = make_vec_env(spec, 8, threads=getattr(cfg.train, "env_threads", None))
+        set_batchnorm_statistics(sub.module, random_observations(ref_env, n_ref, seeds["env"]))
+        ref_env.close()
+    sub.eval()
+    return spec, env, dims, seeds, sub
+
+
+def is_pixels(env: Any) -> bool:
+    """uint8 image observations (Atari frames), which are scaled, never normalised."""
+    space = env.single_observation_space
+    return bool(space.dtype == np.uint8 and len(space.shape or ()) >= 2)
+
+
+def policy_extra(cfg: ExperimentConfig, dims: Any, norm: RunningNorm | None) -> dict[str, Any]:
+    return {
+        "env": cfg.env,
+        "env_variant": cfg.env_variant,
+        "action": "argmax" if dims.discrete else "clip",
+        "obs_norm": None if norm is None else norm.state(),
+    }

@@ -1,0 +1,430 @@
+"""Policy gradients in a random subspace: stable-baselines3 PPO, A2C and DQN.
+
+`train(cfg, d, seed)` trains SB3's algorithm with a subspace policy
+(rlsub.pg_policies: theta = theta0 + P z, only z and the directly trained
+parts learn), records a learning curve every `eval_freq` env steps, evaluates
+the final policy on the env spec's `eval_episodes` fresh deterministic
+episodes, and hands back a `rlsub.trial.TrainResult`.
+
+The network in the subspace is the config's `network` (the actor: obs ->
+logits for discrete actions, obs -> action mean for continuous ones, or obs ->
+Q-values for DQN): `mlp` (hidden sizes and activation become SB3's
+``net_arch``/``activation_fn``) or `nature_cnn` (SB3's NatureCNN features +
+action head). Its init (theta0) is the rlsub network's own init from the
+trial's theta0 seed, so with ``parts: actor`` (and always for DQN) the
+returned `Subspace` is that same rlsub network with the same P and z, and
+`run_trial` writes the compact policy file (kilobytes) that replays it. With
+``parts: all`` the subspace also spans the critic, which the compact rlsub
+network cannot hold: no compact file is written (info says so).
+
+Env steps come from SB3's `DummyVecEnv` over `rlsub.envs.make_env(spec)`
+(Monitor-wrapped). Atari specs (``vector: ale``) run in ale-py's C++
+`AtariVectorEnv` through `rlsub.sb3_atari` (an SB3 VecEnv adapter that hands
+over final observations), with exactly the settings ES uses (envs/pong.yaml).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.torch_layers import NatureCNN
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from torch import nn
+from tqdm import tqdm
+
+from rlsub.algos.base import Trainer, TrainResult
+from rlsub.algos.pg_policies import SubspaceActorCriticPolicy, SubspaceDQNPolicy, subspace_kwargs
+from rlsub.algos.sb3_atari import sb3_atari_env
+from rlsub.core.config import ExperimentConfig
+from rlsub.core.errors import RlsubError
+from rlsub.core.schema import check, doc
+from rlsub.core.seeding import trial_seeds
+from rlsub.core.subspace import Subspace
+from rlsub.envs.spec import EnvDims, EnvSpec, load_env_spec, policy_network_kwargs
+from rlsub.envs.vector import make_env
+from rlsub.nets.mlp import ACTIVATIONS
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+# constructor arguments that rlsub sets itself
+_RESERVED = ("policy", "env", "seed", "device", "verbose", "_init_setup_model", "tensorboard_log")
+# policy_kwargs that come from the network config or the subspace settings
+_RESERVED_POLICY = ("subspace", "net_arch", "activation_fn", "features_extractor_class")
+_SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
+NETWORKS = ("mlp", "nature_cnn")
+
+
+@dataclass(frozen=True)
+class PGConfig:
+    """Hyperparameters of SB3 PPO / A2C / DQN in a subspace (the config's `train:`)."""
+
+    total_timesteps: int = doc("env steps of training (all envs together)", default=100_000)
+    n_envs: int = doc("parallel training envs (SB3 DummyVecEnv)", default=8)
+    eval_freq: int = doc(
+        "env steps between learning-curve evaluations (0: final evaluation only)", default=10_000
+    )
+    hyperparams: dict[str, Any] = doc(
+        "keyword arguments of the SB3 constructor (e.g. n_steps, learning_rate); "
+        "'lin_X' for learning_rate / clip_range / clip_range_vf is a linear decay from X "
+        "to 0 (rl-zoo3's convention); policy_kwargs may hold extra policy options "
+        "(ortho_init, log_std_init, ...)",
+        default_factory=dict,
+    )
+    critic_hidden: list[int] | None = doc(
+        "hidden sizes of the actor-critic value network (null: the actor's)", default=None
+    )
+    z_lr_scale: float = doc(
+        "z's learning rate = the algorithm's learning_rate x this (direct parts, and the "
+        "direct baseline d = 'direct': x 1)",
+        default=1.0,
+    )
+    parts: Literal["actor", "all"] = doc(
+        "what goes into the subspace: 'actor' (the action network; the critic and log_std "
+        "follow subspace.rest) or 'all' (every network parameter, critic included); DQN: "
+        "both mean the whole Q-network",
+        default="actor",
+    )
+    stop_when_solved: bool = doc(
+        "end training at the first learning-curve evaluation that reaches the env's "
+        "solved score (OpenAI baselines' CartPole deepq example stops the same way); the "
+        "final evaluation then runs on fresh episodes. Needs eval_freq > 0",
+        default=False,
+    )
+
+    def __post_init__(self) -> None:
+        check(self.total_timesteps > 0, f"total_timesteps must be > 0, got {self.total_timesteps}")
+        check(self.n_envs > 0, f"n_envs must be > 0, got {self.n_envs}")
+        check(self.z_lr_scale > 0, f"z_lr_scale must be > 0, got {self.z_lr_scale}")
+        check(self.eval_freq >= 0, f"eval_freq must be >= 0, got {self.eval_freq}")
+        check(
+            not self.stop_when_solved or self.eval_freq > 0,
+            "stop_when_solved needs eval_freq > 0 (the stop is decided at evaluations)",
+        )
+        check(
+            self.critic_hidden is None or all(h > 0 for h in self.critic_hidden),
+            f"critic_hidden must hold positive sizes, got {self.critic_hidden}",
+        )
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """rl-zoo3's ``lin_X``: X * progress_remaining (1 at the start, 0 at the end)."""
+
+    start: float
+
+    def __call__(self, progress_remaining: float) -> float:
+        return progress_remaining * self.start
+
+
+def algorithm_kwargs(algorithm: str, hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """Check `hyperparams` against the SB3 constructor of `algorithm`; resolve schedules."""
+    if algorithm not in ALGOS:
+        raise RlsubError(f"unknown PG algorithm {algorithm!r}; allowed: {', '.join(ALGOS)}")
+    allowed = [n for n in inspect.signature(ALGOS[algorithm].__init__).parameters if n != "self"]
+    out: dict[str, Any] = {}
+    for key, value in hyperparams.items():
+        if key in _RESERVED:
+            raise RlsubError(f"train.hyperparams: {key!r} is set by rlsub, remove it")
+        if key not in allowed:
+            names = ", ".join(n for n in allowed if n not in _RESERVED)
+            raise RlsubError(
+                f"train.hyperparams: unknown key {key!r} for {algorithm} "
+                f"(stable_baselines3.{ALGOS[algorithm].__name__}); allowed: {names}"
+            )
+        if isinstance(value, str) and value.startswith("lin_"):
+            if key not in _SCHEDULED:
+                raise RlsubError(f"train.hyperparams.{key}: a 'lin_' schedule is not allowed here")
+            try:
+                value = LinearSchedule(float(value[4:]))
+            except ValueError:
+                raise RlsubError(f"train.hyperparams.{key}: bad schedule {value!r}") from None
+        if key == "policy_kwargs":
+            if not isinstance(value, dict):
+                raise RlsubError("train.hyperparams.policy_kwargs must be a mapping")
+            bad = [k for k in value if k in _RESERVED_POLICY]
+            if bad:
+                raise RlsubError(
+                    f"train.hyperparams.policy_kwargs: {bad[0]!r} comes from the network "
+                    "and subspace sections, remove it"
+                )
+        out[key] = value
+    return out
+
+
+# ----------------------------------------------------------------- envs
+def sb3_env_factory(spec: EnvSpec) -> Callable[[], gym.Env]:
+    """A callable making one env for SB3 (Atari: gymnasium's preprocessing and frame stack,
+    the single-env equivalent of the vector env; training uses `sb3_vec_env`)."""
+
+    def make() -> gym.Env:
+        env = make_env(spec)
+        if spec.vector == "ale":
+            noop = int(spec.kwargs.get("noop_max", 30))
+            size = int(spec.kwargs.get("img_height", 84))
+            env = gym.wrappers.AtariPreprocessing(
+                env, noop_max=noop, frame_skip=1, screen_size=size, grayscale_obs=True
+            )
+            env = gym.wrappers.FrameStackObservation(env, int(spec.kwargs.get("stack_num", 4)))
+        return env
+
+    return make
+
+
+def sb3_vec_env(spec: EnvSpec, n_envs: int, seed: int | None = None) -> VecEnv:
+    """Training envs for SB3: ale-py's vector env through the adapter (Atari), else
+    SB3's DummyVecEnv of Monitor-wrapped single envs."""
+    if spec.vector == "ale":
+        return sb3_atari_env(spec, n_envs, seed)
+    return make_vec_env(sb3_env_factory(spec), n_envs=n_envs, seed=seed)
+
+
+def _eval_env(spec: EnvSpec, episodes: int) -> VecEnv:
+    if spec.vector == "ale":
+        return sb3_atari_env(spec, episodes)
+    make = sb3_env_factory(spec)
+    return DummyVecEnv([lambda: Monitor(make()) for _ in range(episodes)])
+
+
+def evaluate(model: BaseAlgorithm, env: VecEnv, seed: int) -> tuple[float, float]:
+    """Mean and std return of one deterministic episode per slot of `env`."""
+    env.seed(seed)
+    returns, _ = evaluate_policy(
+        model, env, n_eval_episodes=env.num_envs, deterministic=True, return_episode_rewards=True
+    )
+    r = np.asarray(returns, dtype=float)
+    return float(r.mean()), float(r.std())
+
+
+class _Curve(BaseCallback):
+    """Progress bar (stderr) and a learning-curve point every `eval_freq` env steps."""
+
+    def __init__(
+        self,
+        total: int,
+        eval_freq: int,
+        point: Callable[[int], float],
+        bar: bool,
+        stop_at: float | None = None,
+    ):
+        super().__init__()
+        self.eval_freq, self.point, self.stop_at = eval_freq, point, stop_at
+        self.stopped_at: int | None = None
+        self.next_eval = eval_freq if eval_freq > 0 else None
+        self.bar = tqdm(total=total, unit="step", file=sys.stderr, disable=not bar)
+        self.shown = 0
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.num_timesteps - self.shown)
+        self.shown = self.num_timesteps
+        if self.next_eval is not None and self.num_timesteps >= self.next_eval:
+            value = self.point(self.num_timesteps)
+            self.bar.set_postfix(eval=f"{value:.1f}")
+            self.next_eval += self.eval_freq
+            if self.stop_at is not None and value >= self.stop_at:
+                self.stopped_at = self.num_timesteps
+                return False
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+# ------------------------------------------------------------------ model
+def build_model(
+    cfg: ExperimentConfig, d: int | str, seed: int, env: VecEnv
+) -> tuple[BaseAlgorithm, dict[str, Any]]:
+    """The SB3 algorithm with a subspace policy; returns (model, subspace kwargs)."""
+    pgc: PGConfig = cfg.train
+    algo = cfg.algorithm
+    kwargs = algorithm_kwargs(algo, pgc.hyperparams)
+    if cfg.subspace.include is not None:
+        raise RlsubError(
+            f"{cfg.source}: subspace.include is not used by {algo}; choose train.parts "
+            "('actor' or 'all') instead"
+        )
+    net = cfg.network.name
+    if net not in NETWORKS:
+        raise RlsubError(
+            f"{cfg.source}: network {net!r} cannot be built as an SB3 policy; "
+            f"allowed for {algo}: {', '.join(NETWORKS)}"
+        )
+    space = env.action_space
+    discrete = isinstance(space, gym.spaces.Discrete)
+    if algo == "dqn" and not discrete:
+        raise RlsubError(
+            f"{cfg.source}: dqn needs a discrete action space; env {cfg.env!r} has {space}"
+        )
+    obs_shape = tuple(env.observation_space.shape or ())
+    n_out = int(space.n) if discrete else int(np.prod(space.shape or ()))  # type: ignore[attr-defined]
+    if net == "mlp":
+        user = cfg.network.kwargs
+        hidden = [int(h) for h in user.get("hidden", [20, 20])]
+        activation = str(user.get("activation", "tanh"))
+        net_kwargs = {**user, "hidden": hidden, "activation": activation}
+        if activation not in ACTIVATIONS:
+            raise RlsubError(f"{cfg.source}: unknown activation {activation!r}")
+        policy_kwargs: dict[str, Any] = {"activation_fn": ACTIVATIONS[activation]}
+        critic = hidden if pgc.critic_hidden is None else list(pgc.critic_hidden)
+        policy_kwargs["net_arch"] = hidden if algo == "dqn" else {"pi": hidden, "vf": critic}
+    else:
+        net_kwargs = dict(cfg.network.kwargs)
+        policy_kwargs = {"features_extractor_class": NatureCNN, "net_arch": []}
+        if algo != "dqn":
+            policy_kwargs["net_arch"] = {"pi": [], "vf": []}
+    seeds = _seeds(cfg, seed)
+    sub = subspace_kwargs(
+        d,
+        net,
+        policy_network_kwargs(net, net_kwargs, EnvDims(obs_shape, discrete, n_out)),
+        theta0_seed=seeds["theta0"],
+        projection=cfg.subspace.projection,
+        projection_seed=seeds["projection"],
+        parts=pgc.parts,
+        rest=cfg.subspace.rest,
+        dense_limit_gib=cfg.subspace.dense_limit_gib,
+        # the direct baseline trains theta itself at the algorithm's own learning rate
+        z_lr_scale=1.0 if d == "direct" else pgc.z_lr_scale,
+    )
+    policy_kwargs.update(kwargs.pop("policy_kwargs", {}))
+    policy_kwargs["subspace"] = sub
+    policy = SubspaceDQNPolicy if algo == "dqn" else SubspaceActorCriticPolicy
+    model = ALGOS[algo](
+        policy,
+        env,
+        seed=seeds["sb3"],
+        device="cpu",
+        verbose=0,
+        policy_kwargs=policy_kwargs,
+        **kwargs,
+    )
+    return model, sub
+
+
+def _seeds(cfg: ExperimentConfig, seed: int) -> dict[str, int]:
+    pin = cfg.subspace.projection_seed
+    return trial_seeds(seed, None if pin is None else {"projection": pin})
+
+
+def policy_subspace(model: BaseAlgorithm) -> Subspace:
+    """The subspace of the network that picks actions (actor, or DQN's Q-network)."""
+    policy: Any = model.policy
+    sub = policy.q_net.subspace if isinstance(policy, SubspaceDQNPolicy) else policy.subspace
+    assert isinstance(sub, Subspace)
+    return sub
+
+
+def compact_subspace(model: BaseAlgorithm, sub_kwargs: dict[str, Any]) -> Subspace | None:
+    """The rlsub network equivalent to the trained actor (same theta0, P and z), or None
+    when the subspace also spans the critic (parts: all with PPO / A2C)."""
+    if isinstance(model.policy, SubspaceActorCriticPolicy) and sub_kwargs["parts"] == "all":
+        return None
+    trained = policy_subspace(model)
+    out = Subspace.from_spec(
+        sub_kwargs["network"],
+        sub_kwargs["network_kwargs"],
+        sub_kwargs["theta0_seed"],
+        sub_kwargs["d"],
+        sub_kwargs["projection"],
+        sub_kwargs["projection_seed"],
+        dense_limit_gib=float("inf"),
+    )
+    if out.D != trained.D or not torch.equal(out.theta0, trained.theta0):
+        raise RuntimeError("rlsub: compact actor does not match the SB3 actor's theta0")
+    with torch.no_grad():
+        out.z.copy_(trained.z)
+    return out
+
+
+def _replay_extra(env: VecEnv) -> dict[str, Any]:
+    space = env.action_space
+    extra: dict[str, Any] = {}
+    if isinstance(space, gym.spaces.Discrete):
+        extra["action"] = "argmax"
+    else:
+        extra.update(action="clip", low=space.low.tolist(), high=space.high.tolist())  # type: ignore[attr-defined]
+    if len(env.observation_space.shape or ()) == 3:
+        extra["obs_scale"] = 1.0 / 255.0  # SB3 divides images by 255 before the network
+    return extra
+
+
+# ------------------------------------------------------------------ train
+def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True) -> TrainResult:
+    """Train `cfg` (ppo / a2c / dqn) at subspace dimension d ("direct": all D) with `seed`."""
+    pgc: PGConfig = cfg.train
+    if cfg.env is None:
+        raise RlsubError(f"{cfg.source}: {cfg.algorithm} needs an env")
+    algorithm_kwargs(cfg.algorithm, pgc.hyperparams)  # fail on a bad key before any work
+    spec = load_env_spec(cfg.env, cfg.env_variant)
+    seeds = _seeds(cfg, seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # SB3's small batches run fastest on one thread
+    try:
+        env = sb3_vec_env(spec, pgc.n_envs, seeds["env"])
+        model, sub_kwargs = build_model(cfg, d, seed, env)
+        eval_env = _eval_env(spec, spec.eval_episodes)
+        curve: list[dict[str, float]] = []
+
+        def point(step: int) -> float:
+            mean, _ = evaluate(model, eval_env, seeds["eval"] + 1 + len(curve))
+            curve.append({"step": float(step), "value": mean})
+            return mean
+
+        stop_at = spec.solved_score if pgc.stop_when_solved else None
+        callback = _Curve(pgc.total_timesteps, pgc.eval_freq, point, progress, stop_at)
+        model.learn(total_timesteps=pgc.total_timesteps, callback=callback)
+        final_mean, final_std = evaluate(model, eval_env, seeds["eval"])
+        steps = int(model.num_timesteps)
+        if not curve or curve[-1]["step"] < steps:
+            curve.append({"step": float(steps), "value": final_mean})
+        trained = policy_subspace(model)
+        compact = compact_subspace(model, sub_kwargs)
+        extra = _replay_extra(env)
+        env.close()
+        eval_env.close()
+    finally:
+        torch.set_num_threads(threads)
+    direct = [p for n, p in model.policy.named_parameters() if not n.endswith("subspace.z")]
+    info: dict[str, Any] = {
+        "parts": pgc.parts,
+        "rest": cfg.subspace.rest,
+        "trained_directly": int(sum(p.numel() for p in direct if p.requires_grad)),
+        "policy_file": "compact rlsub subspace" if compact is not None else "none (parts: all)",
+        "seeds": seeds,
+    }
+    if pgc.stop_when_solved:
+        info["stopped_when_solved_at"] = callback.stopped_at
+    return TrainResult(
+        final_eval_mean=final_mean,
+        final_eval_std=final_std,
+        best_eval_mean=max([final_mean, *(c["value"] for c in curve)]),
+        D=trained.D,
+        d=trained.d,
+        env_steps=steps,
+        curve=curve,
+        solved_score=spec.solved_score,
+        subspace=compact,
+        extra=extra,
+        info=info,
+    )
+
+
+def subspace_parameters(model: BaseAlgorithm) -> list[nn.Parameter]:
+    """The tensors the optimizer updates (z plus what is trained directly)."""
+    return [p for g in model.policy.optimizer.param_groups for p in g["params"]]
+
+
+PPO_TRAINER = Trainer(PGConfig, train)
+A2C_TRAINER = Trainer(PGConfig, train)
+DQN_TRAINER = Trainer(PGConfig, train)

@@ -1,0 +1,295 @@
+"""Supervised training in a random subspace: Adam on z, test accuracy per epoch.
+
+The original's supervised runs (Li et al. 2018, section 3): the network's own
+init is theta0, only z (d,) trains, with Adam (lr 1e-3, beta2 0.99) on
+minibatches of 128, and the score is the final epoch's test accuracy.
+`d = "direct"` trains all D parameters (P = I): the baseline that d_int90 is
+measured against.
+
+One trial, top to bottom (`train`):
+
+1. seeds: `rlsub.seeding.trial_seeds(seed)`; theta0, projection and data
+   order each draw from their own stream (`subspace.projection_seed` pins the
+   projection's);
+2. data: `rlsub.datasets.load_dataset` (all tensors in memory; see that module
+   for local files via ``dataset.data_dir`` or ``$RLSUB_DATA_DIR``);
+3. network: `Subspace.from_spec`. For ``mlp`` the inputs are flattened and
+   ``in_dim`` / ``out_dim`` default to the dataset's C*H*W and class count;
+   the other networks (fc_mnist, lenet_mnist, fc_cifar, lenet_cifar) take the
+   images as they are, and a network that does not fit the data is refused
+   with one clear error;
+4. every epoch: a fresh `torch.randperm` order from a dedicated
+   `torch.Generator` (no DataLoader, no workers: indexing in-memory tensors
+   costs far less than a step), one Adam step per minibatch (the last one may
+   be smaller), then an evaluation pass;
+5. result: final-epoch accuracy (`final_eval_mean`), its binomial standard
+   error sqrt(p (1 - p) / n) over the n evaluated examples
+   (`final_eval_std`), the best epoch's accuracy, and the curve
+   [{"step": training samples seen, "value": accuracy}] per epoch.
+
+The evaluation split is the test set, except for the ``shuffled_labels``
+variant, where the original measured memorisation: there it is the training
+set (with its shuffled labels); `eval_split` in the config can force either.
+A loss that turns NaN or infinite ends the trial as diverged (a NaN score).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from rlsub.algos.base import Trainer, TrainResult
+from rlsub.core.config import ExperimentConfig
+from rlsub.core.errors import RlsubError
+from rlsub.core.schema import check, doc
+from rlsub.core.seeding import trial_seeds
+from rlsub.core.subspace import Subspace
+from rlsub.data.datasets import Dataset, load_dataset
+
+FLAT_NETWORKS = ("mlp",)  # networks that take flat (N, C*H*W) inputs
+
+
+@dataclass(frozen=True)
+class SupervisedConfig:
+    """Hyperparameters of supervised training (the ``train:`` section for ``adam``)."""
+
+    epochs: int = doc("passes over the training set", default=10)
+    batch_size: int = doc("minibatch size (the original: 128)", default=128)
+    lr: float = doc("Adam learning rate (the original: 1e-3)", default=1e-3)
+    beta1: float = doc("Adam beta1", default=0.9)
+    beta2: float = doc("Adam beta2 (the original: 0.99)", default=0.99)
+    eps: float = doc("Adam epsilon", default=1e-8)
+    weight_decay: float = doc(
+        "Adam's own weight decay, on the trained vector (z, or theta when direct)", default=0.0
+    )
+    l2: float = doc(
+        "loss + l2 * sum of squared weights (tensors named *weight, not biases): the "
+        "original's Keras kernel regulariser, 1e-4 in its LeNet and CIFAR runs",
+        default=0.0,
+    )
+    eval_batch_size: int = doc("batch size of the evaluation pass (memory only)", default=1000)
+    eval_split: Literal["auto", "test", "train"] = doc(
+        "split scored each epoch; auto: train for shuffled_labels, else test", default="auto"
+    )
+    threads: int | None = doc(
+        "torch intra-op threads during the trial (null: leave torch's setting); 1 suits "
+        "tiny networks, whose parallel regions cost more than they save on a busy machine",
+        default=None,
+    )
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        check(0 <= self.beta1 < 1, f"train.beta1 must be in [0, 1), got {self.beta1}")
+        check(0 <= self.beta2 < 1, f"train.beta2 must be in [0, 1), got {self.beta2}")
+        check(self.eps > 0, f"train.eps must be > 0, got {self.eps}")
+        check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.l2 >= 0, f"train.l2 must be >= 0, got {self.l2}")
+        check(
+            self.eval_batch_size >= 1,
+            f"train.eval_batch_size must be >= 1, got {self.eval_batch_size}",
+        )
+        check(
+            self.threads is None or self.threads >= 1,
+            f"train.threads must be >= 1 or null, got {self.threads}",
+        )
+
+
+def network_kwargs(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
+    """The network's builder kwargs, with in_dim / out_dim filled from the data for `mlp`."""
+    kwargs = dict(cfg.network.kwargs)
+    if cfg.network.name in FLAT_NETWORKS:
+        kwargs = {"in_dim": data.input_dim, "out_dim": data.n_classes, **kwargs}
+    return kwargs
+
+
+def _inputs(cfg: ExperimentConfig, x: Tensor) -> Tensor:
+    """x: (B, C, H, W) -> what the network takes: (B, C*H*W) for flat networks, else as is."""
+    return x.flatten(1) if cfg.network.name in FLAT_NETWORKS else x
+
+
+def _check_fit(cfg: ExperimentConfig, sub: Subspace, data: Dataset) -> None:
+    """Refuse, in one line, a network whose input or output does not fit the dataset."""
+    what = f"network {cfg.network.name!r} does not fit dataset {data.name!r}"
+    sub.eval()  # no BatchNorm statistics from this probe
+    try:
+        with torch.no_grad():
+            out = sub(_inputs(cfg, data.x_train[:2]))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RlsubError(f"{what} (inputs {tuple(data.input_shape)}): {first}") from None
+    finally:
+        sub.train()
+    if out.shape != (min(2, data.n_train), data.n_classes):
+        raise RlsubError(
+            f"{what}: it outputs {tuple(out.shape[1:])} per example, "
+            f"the dataset has {data.n_classes} classes"
+        )
+
+
+def _weights_sq(sub: Subspace, params: dict[str, Tensor]) -> Tensor:
+    """Sum of squared weight entries (names ending in 'weight'), subspace and direct ones."""
+    tensors = [t for n, t in params.items() if n.endswith("weight")]
+    tensors += [t for n, t in sub.module.named_parameters() if n.endswith("weight")]
+    return sum((t.square().sum() for t in tensors), torch.zeros(()))
+
+
+def evaluate(
+    sub: Subspace, cfg: ExperimentConfig, x: Tensor, y: Tensor, batch_size: int
+) -> tuple[float, float]:
+    """Accuracy on (x: (N, C, H, W), y: (N,)) and its binomial standard error.
+
+    theta = theta0 + P z is computed once for the whole pass.
+    """
+    sub.eval()
+    correct = 0
+    with torch.no_grad():
+        params = sub.split(sub.theta())
+        for i in range(0, len(y), batch_size):
+            logits = sub.call(params, _inputs(cfg, x[i : i + batch_size]))
+            correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
+    sub.train()
+    acc = correct / len(y)
+    return acc, math.sqrt(acc * (1 - acc) / len(y))
+
+
+def _nan_result(
+    sub: Subspace, samples: int, curve: list[dict[str, float]], why: str
+) -> TrainResult:
+    nan = float("nan")
+    return TrainResult(
+        final_eval_mean=nan,
+        final_eval_std=nan,
+        best_eval_mean=nan,
+        D=sub.D,
+        d=sub.d,
+        env_steps=samples,
+        curve=curve,
+        subspace=sub,
+        info={"diverged": why},
+    )
+
+
+def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True) -> TrainResult:
+    """Train `cfg`'s network on its dataset in a d-dimensional subspace (or directly)."""
+    tc: SupervisedConfig = cfg.train if cfg.train is not None else SupervisedConfig()
+    if tc.threads is None:
+        return _train(cfg, tc, d, seed, progress)
+    before = torch.get_num_threads()
+    torch.set_num_threads(tc.threads)
+    try:
+        return _train(cfg, tc, d, seed, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(
+    cfg: ExperimentConfig, tc: SupervisedConfig, d: int | str, seed: int, progress: bool
+) -> TrainResult:
+    if cfg.dataset is None:
+        raise RlsubError(f"{cfg.source}: algorithm {cfg.algorithm!r} needs a 'dataset' section")
+    overrides = {}
+    if cfg.subspace.projection_seed is not None:
+        overrides["projection"] = cfg.subspace.projection_seed
+    seeds = trial_seeds(seed, overrides)
+
+    data = load_dataset(
+        cfg.dataset.name, cfg.dataset.variant, cfg.dataset.data_dir, progress=progress
+    )
+    sub = Subspace.from_spec(
+        cfg.network.name,
+        network_kwargs(cfg, data),
+        seeds["theta0"],
+        d,
+        cfg.subspace.projection,
+        seeds["projection"],
+        include=cfg.subspace.include,
+        rest=cfg.subspace.rest,
+        dense_limit_gib=cfg.subspace.dense_limit_gib,
+    )
+    _check_fit(cfg, sub, data)
+    split = tc.eval_split
+    if split == "auto":
+        split = "train" if data.variant == "shuffled_labels" else "test"
+    x_eval, y_eval = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+
+    opt = torch.optim.Adam(
+        sub.parameters(),
+        lr=tc.lr,
+        betas=(tc.beta1, tc.beta2),
+        eps=tc.eps,
+        weight_decay=tc.weight_decay,
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    order = torch.Generator().manual_seed(seeds["data"])
+    n, bs = data.n_train, tc.batch_size
+    steps_per_epoch = -(-n // bs)
+    samples = 0
+    curve: list[dict[str, float]] = []
+    acc = err = best = float("nan")
+    loss_mean = float("nan")
+    bar = tqdm(
+        total=tc.epochs * steps_per_epoch,
+        desc=f"{cfg.name} d={d} seed={seed}",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
+    with bar:
+        for epoch in range(tc.epochs):
+            perm = torch.randperm(n, generator=order)
+            loss_sum = torch.zeros(())
+            for i in range(0, n, bs):
+                idx = perm[i : i + bs]
+                xb, yb = _inputs(cfg, data.x_train[idx]), data.y_train[idx]
+                opt.zero_grad(set_to_none=True)
+                params = sub.split(sub.theta())  # theta = theta0 + P z, once per step
+                loss = loss_fn(sub.call(params, xb), yb)
+                if tc.l2 > 0:
+                    loss = loss + tc.l2 * _weights_sq(sub, params)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach() * len(idx)
+                samples += len(idx)
+                bar.update(1)
+            loss_mean = float(loss_sum) / n
+            if not math.isfinite(loss_mean):
+                return _nan_result(
+                    sub, samples, curve, f"training loss {loss_mean} at epoch {epoch}"
+                )
+            acc, err = evaluate(sub, cfg, x_eval, y_eval, tc.eval_batch_size)
+            best = acc if math.isnan(best) else max(best, acc)
+            curve.append({"step": float(samples), "value": acc})
+            bar.set_postfix(loss=f"{loss_mean:.3f}", acc=f"{acc:.3f}")
+
+    return TrainResult(
+        final_eval_mean=acc,
+        final_eval_std=err,
+        best_eval_mean=best,
+        D=sub.D,
+        d=sub.d,
+        env_steps=samples,
+        curve=curve,
+        solved_score=None,
+        subspace=sub,
+        info={
+            "eval_split": split,
+            "eval_std": "binomial standard error sqrt(p(1-p)/n)",
+            "n_eval": len(y_eval),
+            "n_train": n,
+            "epochs": tc.epochs,
+            "threads": torch.get_num_threads(),
+            "final_train_loss": loss_mean,
+            "seeds": {k: seeds[k] for k in ("theta0", "projection", "data")},
+        },
+    )
+
+
+ADAM = Trainer(SupervisedConfig, train, supervised=True)

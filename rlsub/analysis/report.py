@@ -1,0 +1,147 @@
+"""Cross-task difficulty tables and plots from results stores, and `rlsub report`.
+
+Everything here is a pure function from trial records / estimates (`rlsub.estimate`)
+to rows, strings or matplotlib figures; only `write_report` and `cli_report` touch
+files. Tables: Markdown, CSV and LaTeX, one row per experiment (config hash), with
+the original paper's value (REFERENCE.md, Li et al. 2018 Table 1) beside ours.
+Figures (PNG and PDF, Agg backend):
+
+1. ``curves``: performance against d per experiment, with the baseline, the
+   threshold (90 %) line, the solved line (RL) and d_int90 with its interval;
+2. ``difficulty``: every experiment's d_int90 on one log-d chart, paper values
+   as hollow markers;
+3. ``es_vs_pg_TASK``: ES against policy gradients on one task, when both ran;
+4. ``projections_TASK_NETWORK``: projection kinds compared, when several ran.
+
+Difficulty is d_int90 relative to a reference task: MNIST FC when it was
+measured, the digits set otherwise (the table says which).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rlsub.analysis.figures import (
+    FORMATS,
+    _plt,
+    compare_figure,
+    comparisons,
+    curves_figure,
+    difficulty_figure,
+)
+from rlsub.analysis.tables import build_rows, csv_table, latex_table, markdown_table
+from rlsub.core.errors import RlsubError
+from rlsub.experiment.record import TrialRecord
+
+
+# ------------------------------------------------------------------- inputs
+def load_records(stores: Sequence[str | Path]) -> list[TrialRecord]:
+    """Finished records of every store; one `RlsubError` for a missing or empty one."""
+    from rlsub.experiment.store import Store
+
+    if not stores:
+        raise RlsubError("report: no results store given")
+    out: list[TrialRecord] = []
+    for path in stores:
+        with Store(path, readonly=True) as store:
+            recs = store.records()
+        if not recs:
+            raise RlsubError(f"{path}: no finished trials in this results store")
+        out.extend(recs)
+    return out
+
+
+# ------------------------------------------------------------------- output
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command as typed: `rlsub ARGS` when run through the rlsub entry point."""
+    argv = list(sys.argv if argv is None else argv)
+    prog = Path(argv[0]).name if argv else ""
+    if prog in ("rlsub", "cli.py", "__main__.py"):
+        return "rlsub " + shlex.join(argv[1:])
+    return shlex.join(argv)
+
+
+def build_report(
+    records: list[TrialRecord], out: str | Path, stores: Sequence[str | Path], command: str
+) -> dict[str, Any]:
+    """Estimate, write tables, figures and COMMANDS.md into `out`; returns rows and paths."""
+    from rlsub.analysis.estimate import estimate_all
+
+    plt = _plt()
+    groups = estimate_all(records)
+    rows, ref_text = build_rows(records, groups)
+    sup = {r["config_hash"]: r["supervised"] for r in rows}
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RlsubError(f"{out}: exists and is not a directory (--out)")
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    md = markdown_table(rows, ref_text)
+    for name, text in (
+        ("difficulty.md", md),
+        ("difficulty.csv", csv_table(rows)),
+        ("difficulty.tex", latex_table(rows, ref_text)),
+    ):
+        (out / name).write_text(text)
+        files[name] = str(out / name)
+    figs = [("curves", curves_figure(groups, sup)), ("difficulty", difficulty_figure(rows))]
+    for stem, title, gs in comparisons(groups):
+        figs.append((stem, compare_figure(gs, sup[gs[0]["config_hash"]], title)))
+    figures = []
+    for stem, fig in figs:
+        for ext in FORMATS:
+            path = out / f"{stem}.{ext}"
+            fig.savefig(path, dpi=120)
+            figures.append(str(path))
+        plt.close(fig)
+    (out / "COMMANDS.md").write_text(
+        "# How these files were made\n\n```\n"
+        + command
+        + "\n```\n\nStores: "
+        + ", ".join(str(s) for s in stores)
+        + "\n\nFiles: "
+        + ", ".join(Path(p).name for p in [*files.values(), *figures])
+        + "\n"
+    )
+    files["COMMANDS.md"] = str(out / "COMMANDS.md")
+    return {
+        "stores": [str(s) for s in stores],
+        "out": str(out),
+        "reference": ref_text,
+        "rows": rows,
+        "tables": files,
+        "figures": figures,
+        "markdown": md,
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """Human-readable: the Markdown table and the written files."""
+    paths = [*r["tables"].values(), *r["figures"]]
+    return r["markdown"] + "\nwritten:\n" + "\n".join(f"  {p}" for p in paths)
+
+
+def report(stores: Sequence[str | Path], out: str | Path, command: str) -> dict[str, Any]:
+    """Load `stores` and write the report into `out`."""
+    return build_report(load_records(stores), out, stores, command)
+
+
+def load_record_file(path: str | Path) -> dict[str, Any]:
+    """A record written by `rlsub train --json` (one JSON object); one clear error otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise RlsubError(f"{p}: no such record file (write one with rlsub train ... --json > FILE)")
+    try:
+        rec = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RlsubError(f"{p}: not a JSON record from rlsub train --json") from None
+    if not isinstance(rec, dict) or not isinstance(rec.get("curve"), list) or not rec["curve"]:
+        raise RlsubError(
+            f"{p}: no learning curve in this file (expected rlsub train --json output)"
+        )
+    return rec

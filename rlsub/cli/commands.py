@@ -1,0 +1,243 @@
+"""The commands behind `rlsub info|train|eval|random-score|sweep|suite|dint|report|curves`.
+
+Each takes the parsed arguments, calls the library (which returns data) and prints the
+result through `emit`. Nothing below `rlsub.cli` prints results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rlsub.algos.evaluate import evaluate_policy_file, random_score
+from rlsub.analysis.estimate import estimate_all, format_group
+from rlsub.analysis.figures import FORMATS, _plt, learning_curves_figure
+from rlsub.analysis.report import command_line, format_report, load_record_file, report
+from rlsub.cli.emit import emit
+from rlsub.core.config import (
+    load_experiment,
+)
+from rlsub.core.errors import RlsubError
+from rlsub.sweep.strategy import run_sweep
+from rlsub.sweep.suite import format_plan, load_suite, plan
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from rlsub.core.projections import make_projection
+    from rlsub.core.registry import build_network, count_parameters
+    from rlsub.nets.catalog import INFO_DEFAULTS
+
+    net = build_network(args.network, INFO_DEFAULTS.get(args.network))
+    D = count_parameters(net)
+    d = D if args.d == "direct" else args.d
+    kind = "identity" if args.d == "direct" else args.projection
+    P = make_projection(kind, D, d, seed=0, dense_limit_gib=args.dense_limit_gib)
+    result = {
+        "network": args.network,
+        "D": D,
+        "d": d,
+        "projection": kind,
+        "compression": D / d,
+        "projection_bytes": P.nbytes,
+        "theta_bytes": D * 4,
+    }
+
+    def human(r: dict[str, Any]) -> str:
+        return (
+            f"network     {r['network']}\n"
+            f"D           {r['D']:,}\n"
+            f"d           {r['d']:,}\n"
+            f"D/d         {r['compression']:,.1f}\n"
+            f"projection  {r['projection']}: {r['projection_bytes'] / 2**20:,.2f} MiB "
+            f"(theta itself: {r['theta_bytes'] / 2**20:,.2f} MiB)"
+        )
+
+    emit(args, result, human)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from rlsub.core.config import load_experiment
+    from rlsub.experiment.trial import run_trial
+
+    cfg = load_experiment(args.config)
+    rec = run_trial(
+        cfg, args.d, args.seed, policy_dir=args.out, progress=not args.quiet, catch=False
+    )
+    result = rec.to_dict()  # the record carries its config
+
+    def human(r: dict[str, Any]) -> str:
+        solved = "" if r["solved"] is None else f"  solved={r['solved']} (>= {r['solved_score']})"
+        return (
+            f"{r['name']}  d={'direct' if r['direct'] else r['d']}  D={r['D']:,}  seed={r['seed']}\n"
+            f"final eval {r['final_eval_mean']:.4g} +- {r['final_eval_std']:.3g}  "
+            f"best {r['best_eval_mean']:.4g}{solved}\n"
+            f"env steps {r['env_steps']:,}  wall {r['wall_s']:.1f} s  policy {r['policy_path']}"
+        )
+
+    emit(args, result, human)
+
+
+def cli_random_score(args: argparse.Namespace) -> None:
+    result = random_score(args.env, args.episodes, args.seed)
+
+    def human(r: dict[str, Any]) -> str:
+        return (
+            f"{r['env']} ({r['id']}): random policy over {r['episodes']} episodes: "
+            f"{r['mean']:.2f} +- {r['std']:.2f} (mean length {r['mean_length']:.0f} steps)"
+        )
+
+    emit(args, result, human)
+
+
+def cli_eval(args: argparse.Namespace) -> None:
+    result = evaluate_policy_file(args.policy, args.episodes, args.seed)
+
+    def human(r: dict[str, Any]) -> str:
+        return (
+            f"{r['policy']}: {r['env']} d={r['d']} D={r['D']}\n"
+            f"{r['episodes']} episodes: mean {r['eval_mean']:.2f} +- {r['eval_std']:.2f}  "
+            f"solved={r['solved']} (>= {r['solved_score']})"
+        )
+
+    emit(args, result, human)
+
+
+def format_summary(r: dict[str, Any]) -> str:
+    """Human-readable end-of-sweep summary."""
+    from rlsub.analysis.estimate import format_group
+
+    t = r["trials"]
+    head = (
+        f"sweep {r['name']} ({r['mode']}, {r['backend']}, {r['workers']} worker(s)) -> "
+        f"{r['store']}\n"
+        f"trials: {t['run']} run ({t['failed']} failed), {t['skipped']} skipped (finished "
+        f"before), {t['in_store']} in store for this config; {r['wall_s']:.1f} s"
+    )
+    return head if r["estimate"] is None else head + "\n" + format_group(r["estimate"])
+
+
+def cli_sweep(args: argparse.Namespace) -> None:
+    """`rlsub sweep` (arguments parsed in rlsub.cli)."""
+    from rlsub.cli.emit import emit
+
+    cfg = load_experiment(args.config)
+    result = run_sweep(
+        cfg,
+        args.store,
+        mode=args.mode,
+        workers=args.workers,
+        backend=args.backend,
+        address=args.address,
+        progress=not args.json,
+    )
+    emit(args, result, format_summary)
+
+
+def cli_suite(args: argparse.Namespace) -> None:
+    """`rlsub suite FILE [--plan] [--measured ...] [sweep options]`."""
+    from rlsub.cli.commands import format_summary
+    from rlsub.cli.emit import emit
+    from rlsub.sweep.strategy import run_sweep
+
+    suite, cfgs = load_suite(args.suite)
+    if args.plan:
+        planned = plan(cfgs, args.measured or [])
+        result = {
+            "suite": suite.name,
+            "experiments": [
+                {
+                    "name": p.cfg.name,
+                    "task": p.cfg.task,
+                    "algorithm": p.cfg.algorithm,
+                    "trials": p.trials,
+                    "unit": p.unit,
+                    "units_per_trial": p.units_per_trial,
+                    "s_per_unit": p.s_per_unit,
+                    "measured_records": len(p.measured),
+                    "hours": p.hours,
+                }
+                for p in planned
+            ],
+        }
+        emit(args, result, lambda _r: format_plan(suite, planned))
+        return
+    out_dir = Path(args.store_dir)
+    summaries = []
+    for cfg in cfgs:
+        print(
+            f"rlsub suite: sweep {cfg.name} -> {out_dir / (cfg.name + '.sqlite')}", file=sys.stderr
+        )
+        summaries.append(
+            run_sweep(
+                cfg,
+                out_dir / f"{cfg.name}.sqlite",
+                mode=args.mode,
+                workers=args.workers,
+                backend=args.backend,
+                address=args.address,
+                progress=not args.json,
+            )
+        )
+    emit(
+        args,
+        {"suite": suite.name, "sweeps": summaries},
+        lambda r: "\n\n".join(format_summary(s) for s in r["sweeps"]),
+    )
+
+
+def cli_dint(args: argparse.Namespace) -> None:
+    """`rlsub dint STORE [--rule bootstrap|original] [--json]`."""
+    from rlsub.cli.emit import emit
+    from rlsub.experiment.store import Store
+
+    with Store(args.store, readonly=True) as store:
+        records = store.records()
+    groups = estimate_all(records, rule=args.rule)
+    result = {"store": str(args.store), "rule": args.rule, "groups": groups}
+
+    def human(r: dict[str, Any]) -> str:
+        if not r["groups"]:
+            return f"{r['store']}: no finished trials"
+        return "\n\n".join(format_group(g) for g in r["groups"])
+
+    emit(args, result, human)
+
+
+def cli_report(args: argparse.Namespace) -> None:
+    """`rlsub report STORE... [--out DIR] [--json]`."""
+    from rlsub.cli.emit import emit
+
+    result = report(args.stores, args.out, command_line())
+    emit(args, result, format_report)
+
+
+def cli_curves(args: argparse.Namespace) -> None:
+    """`rlsub curves RECORD.json... --out FILE.png`: learning curves of single trials."""
+    from rlsub.cli.emit import emit
+
+    records = [load_record_file(p) for p in args.records]
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".pdf"):
+        raise RlsubError(f"--out {out}: give a .png or .pdf file name (both are written)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    fig, xlabel = learning_curves_figure(records)
+    paths = []
+    for ext in FORMATS:
+        path = out.with_suffix(f".{ext}")
+        fig.savefig(path, dpi=120)
+        paths.append(str(path))
+    plt.close(fig)
+    result = {
+        "records": [str(p) for p in args.records],
+        "figures": paths,
+        "x": xlabel,
+        "command": command_line(),
+        "final": [
+            {"name": r["name"], "d": r["d"], "seed": r["seed"], "final": r["final_eval_mean"]}
+            for r in records
+        ],
+    }
+    emit(args, result, lambda r: "written:\n" + "\n".join(f"  {p}" for p in r["figures"]))

@@ -1,0 +1,115 @@
+"""The projection interface (`Projection`: z (d,) -> P z (D,), Z (N, d) -> (N, D)), the identity
+and the dense Gaussian projection. Kinds and their rules: rlsub.core.projections.
+
+Imports: torch and numpy only (and core.errors).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rlsub.core.errors import RlsubError
+
+KINDS = ("dense", "sparse", "fastfood", "identity")
+DEFAULT_DENSE_LIMIT_GIB = 2.0
+
+
+def _check_dims(kind: str, D: int, d: int) -> None:
+    if kind not in KINDS:
+        raise RlsubError(f"unknown projection kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if D <= 0:
+        raise RlsubError(f"projection: D must be > 0, got {D}")
+    if d <= 0:
+        raise RlsubError(f"projection: d must be > 0, got d={d}")
+    if kind == "identity" and d != D:
+        raise RlsubError(f"identity projection needs d == D, got d={d}, D={D}")
+    if kind in ("dense", "sparse") and d > D:
+        raise RlsubError(
+            f"projection: d={d} exceeds D={D}; a {kind} subspace larger than the "
+            "network is not allowed (train directly instead)"
+        )
+
+
+class Projection:
+    """Base class: P: (d,) -> (D,), (N, d) -> (N, D). Subclasses hold only buffers."""
+
+    kind: str = ""
+
+    def __init__(self, D: int, d: int, seed: int) -> None:
+        _check_dims(self.kind, D, d)
+        self.D, self.d, self.seed = int(D), int(d), int(seed)
+
+    def _generator(self) -> torch.Generator:
+        g = torch.Generator(device="cpu")
+        g.manual_seed(self.seed)
+        return g
+
+    def __call__(self, z: Tensor) -> Tensor:
+        if z.shape[-1] != self.d or z.dim() not in (1, 2):
+            raise ValueError(
+                f"{self.kind}: z must be (d,) or (N, d) with d={self.d}, got {tuple(z.shape)}"
+            )
+        if z.dim() == 1:
+            return self.apply(z.unsqueeze(0)).squeeze(0)
+        return self.apply(z)
+
+    def apply(self, Z: Tensor) -> Tensor:
+        """Z: (N, d) -> (N, D)."""
+        raise NotImplementedError
+
+    def affine(self, theta0: Tensor, z: Tensor) -> Tensor:
+        """theta0 + P z: (D,) + (d,) -> (D,), or (D,) + (N, d) -> (N, D)."""
+        return theta0 + self(z)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the projection's own tensors."""
+        return sum(t.element_size() * t.nelement() for t in self._tensors())
+
+    def _tensors(self) -> list[Tensor]:
+        return []
+
+    def to(self, device: torch.device | str) -> Projection:
+        """Move the projection's tensors to `device` (in place); returns self."""
+        for name, value in list(vars(self).items()):
+            if isinstance(value, Tensor):
+                setattr(self, name, value.to(device))
+        return self
+
+    def describe(self) -> dict[str, int | str]:
+        return {"kind": self.kind, "D": self.D, "d": self.d, "seed": self.seed}
+
+
+class IdentityProjection(Projection):
+    kind = "identity"
+
+    def apply(self, Z: Tensor) -> Tensor:
+        return Z
+
+
+class DenseProjection(Projection):
+    """Gaussian D x d matrix, columns scaled to unit norm."""
+
+    kind = "dense"
+
+    def __init__(self, D: int, d: int, seed: int, max_gib: float = DEFAULT_DENSE_LIMIT_GIB) -> None:
+        super().__init__(D, d, seed)
+        need_gib = D * d * 4 / 2**30
+        if need_gib > max_gib:
+            raise RlsubError(
+                f"dense projection of D={D} x d={d} needs {need_gib:.2f} GiB, over the "
+                f"limit of {max_gib:g} GiB; use --projection sparse or fastfood "
+                "(or raise the limit with --dense-limit-gib)"
+            )
+        g = self._generator()
+        # (d, D): row j is column j of P, so normalising rows normalises columns.
+        Pt = torch.randn(d, D, generator=g)
+        Pt /= Pt.norm(dim=1, keepdim=True)
+        self.Pt = Pt
+
+    def _tensors(self) -> list[Tensor]:
+        return [self.Pt]
+
+    def apply(self, Z: Tensor) -> Tensor:
+        return Z @ self.Pt

@@ -1,0 +1,4 @@
+"""Environments: env specs (envs/*.yaml, validated) and vector-env factories.
+
+Imports: core only.
+"""

@@ -1,0 +1,154 @@
+"""Environment specs (envs/*.yaml) and vector-env factories.
+
+A spec names the gymnasium id and kwargs, the episode cap, the number of
+evaluation episodes, the solved score and the random-policy score (with the
+command that measured it), and how to vectorise:
+
+- ``native``: the env's own vector implementation (`gymnasium.make_vec`
+  with ``vector_entry_point``; CartPole steps all slots in numpy);
+- ``sync``: `gymnasium.vector.SyncVectorEnv` (one process, a Python loop);
+- ``async``: `gymnasium.vector.AsyncVectorEnv` (one process per slot);
+- ``ale``: ale-py's `AtariVectorEnv` (C++ threads, Atari preprocessing built in).
+
+All vector envs use gymnasium's next-step autoreset; rollouts here run each
+slot for exactly one episode and mask it once done, so no reward leaks across
+episodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from rlsub.core.bundled import ENV_DIR
+from rlsub.core.errors import ConfigError, RlsubError
+from rlsub.core.registry import ENV_SPECS
+from rlsub.core.schema import check, doc, from_mapping, read_yaml
+
+REQUIRES_HINT = {
+    "mujoco": "pip install 'gymnasium[mujoco]'",
+    "ale_py": "pip install 'rlsub[atari]' (ale-py ships the Atari ROMs)",
+}
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    name: str = doc("short name (the file's stem)")
+    id: str = doc("gymnasium id")
+    kwargs: dict[str, Any] = doc(
+        "keyword arguments for gymnasium.make / make_vec", default_factory=dict
+    )
+    max_episode_steps: int = doc("episode cap in agent steps", default=1000)
+    eval_episodes: int = doc("deterministic evaluation episodes", default=10)
+    solved_score: float = doc(
+        "mean evaluation return that counts as solved (d_int100)", default=0.0
+    )
+    random_score: float | None = doc("mean return of a uniformly random policy", default=None)
+    vector: Literal["native", "sync", "async", "ale"] = doc("vectorisation", default="sync")
+    requires: str | None = doc("python package the env needs (clear error if absent)", default=None)
+    variants: dict[str, Any] = doc("named overrides of the fields above", default_factory=dict)
+    variant: str | None = doc("the variant applied (set by the loader)", default=None)
+
+    def __post_init__(self) -> None:
+        check(
+            self.max_episode_steps > 0,
+            f"max_episode_steps must be > 0, got {self.max_episode_steps}",
+        )
+        check(self.eval_episodes > 0, f"eval_episodes must be > 0, got {self.eval_episodes}")
+
+
+def load_env_spec(name_or_path: str, variant: str | None = None) -> EnvSpec:
+    """An env spec with an optional variant applied: a name registered in
+    `rlsub.core.registry.ENV_SPECS` (the bundled envs/NAME.yaml), a path to a YAML spec,
+    or an import path "pkg.module:attr" to an EnvSpec, a mapping, or a function
+    returning either."""
+    path = Path(name_or_path)
+    entry = ENV_SPECS._entries.get(name_or_path)
+    if (
+        ":" in name_or_path
+        and not path.suffix
+        or (entry is not None and not isinstance(entry, str))
+    ):
+        obj = ENV_SPECS.resolve(name_or_path)
+        obj = obj() if callable(obj) and not isinstance(obj, EnvSpec) else obj
+        spec = obj if isinstance(obj, EnvSpec) else from_mapping(EnvSpec, obj, name_or_path)
+        path = Path(name_or_path)
+    else:
+        if not path.suffix:
+            path = ENV_DIR / (entry if isinstance(entry, str) else f"{name_or_path}.yaml")
+        if not path.is_file():
+            known = ", ".join(
+                sorted({*ENV_SPECS.names(), *(p.stem for p in ENV_DIR.glob("*.yaml"))})
+            )
+            raise RlsubError(f"unknown env {name_or_path!r}: no spec at {path}; known: {known}")
+        spec = from_mapping(EnvSpec, read_yaml(path), str(path))
+    if variant is not None:
+        if variant not in spec.variants:
+            raise ConfigError(
+                f"{path}: unknown variant {variant!r}; known: {', '.join(spec.variants) or 'none'}"
+            )
+        over = dict(spec.variants[variant])
+        spec = from_mapping(
+            EnvSpec,
+            {**dataclasses.asdict(spec), **over, "variant": variant},
+            f"{path}: variants.{variant}",
+        )
+    _check_requires(spec)
+    return spec
+
+
+def _check_requires(spec: EnvSpec) -> None:
+    if spec.requires is None:
+        return
+    try:
+        importlib.import_module(spec.requires)
+    except ImportError:
+        hint = REQUIRES_HINT.get(spec.requires, f"pip install {spec.requires}")
+        raise RlsubError(f"env {spec.name!r} needs the {spec.requires} package: {hint}") from None
+
+
+@dataclass(frozen=True)
+class EnvDims:
+    """Observation shape and action space, for sizing networks."""
+
+    obs_shape: tuple[int, ...]
+    discrete: bool
+    n_actions: int  # discrete: number of actions; continuous: action dimension
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+    @property
+    def obs_dim(self) -> int:
+        return int(np.prod(self.obs_shape))
+
+
+def env_dims(env: gym.vector.VectorEnv) -> EnvDims:
+    obs = env.single_observation_space
+    act = env.single_action_space
+    if isinstance(act, gym.spaces.Discrete):
+        return EnvDims(tuple(obs.shape or ()), True, int(act.n))
+    if isinstance(act, gym.spaces.Box):
+        return EnvDims(tuple(obs.shape or ()), False, int(np.prod(act.shape)), act.low, act.high)
+    raise RlsubError(f"unsupported action space {act}")
+
+
+def policy_network_kwargs(net_name: str, kwargs: dict[str, Any], dims: EnvDims) -> dict[str, Any]:
+    """Fill the env-dependent sizes into a network's kwargs (mlp: in_dim, out_dim)."""
+    out = dict(kwargs)
+    if net_name == "mlp":
+        out.setdefault("in_dim", dims.obs_dim)
+        out.setdefault("out_dim", dims.n_actions)
+    elif net_name in ("es_pong", "nature_cnn"):
+        out.setdefault("in_channels", dims.obs_shape[0])
+        out.setdefault("n_actions", dims.n_actions)
+    return out
+
+
+def with_variant(spec: EnvSpec, **changes: Any) -> EnvSpec:
+    return dataclasses.replace(spec, **changes)

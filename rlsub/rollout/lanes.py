@@ -1,0 +1,261 @@
+"""Compiled rollout step for populations of small MLP policies on the CPU (numba).
+
+CartPole's vector env steps 256 slots in about 100 us, less than torch spends on
+one batched matmul of 256 different small nets plus dispatch. So for MLP
+policies on flat observations, `rlsub.rollout.population_rollout` runs every
+step through one numba kernel, `_step`, instead of torch:
+
+- book-keeping (`_account`): add the rewards and lengths of slots not done,
+  mark the slots that ended, count the ones still playing;
+- dropping finished slots (`_compact`, in place) once half the lanes in use
+  are done, as the torch loop drops finished individuals;
+- the next actions (`_act`): for every lane (a slot still to be played),
+  normalise the slot's observation, run its network, write its action
+  (argmax, or the output clipped to the action box). Parameters are stored
+  lane-minor, w[p, j] = parameter p of lane j, so the inner loops run over
+  lanes with contiguous loads (the SIMD lanes are the population). The
+  observations of slots not done are summed (and squared) for the running
+  statistics.
+
+Parameters per lane follow the MLP's own order: for each Linear, W (out, in)
+row-major, then b. The results equal the torch loop's (tests/test_rollout.py);
+float32 sums may be ordered differently, so a near-tie between two logits could
+in principle pick the other action, and box actions differ in their last bits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from numba import njit
+from torch import nn
+
+from rlsub.core.subspace import Subspace
+from rlsub.envs.spec import EnvDims
+from rlsub.nets.mlp import MLP
+from rlsub.rollout.slots import SlotStepper
+
+# reassociation and FMA so the lane loops vectorise; NaN and inf keep their meaning
+_FAST = {"reassoc", "contract"}
+
+
+def supported(sub: Subspace, dims: EnvDims) -> bool:
+    """True when the lane kernels can run this policy: an MLP on flat float observations, CPU."""
+    module = sub.module
+    return (
+        isinstance(module, MLP)
+        and isinstance(module[0], nn.Linear)  # no Flatten in front
+        and len(dims.obs_shape) == 1
+        and module.activation in ("relu", "tanh")
+        and sub.theta0.device.type == "cpu"
+        and sub.theta0.dtype == torch.float32
+    )
+
+
+@njit(cache=True, fastmath=_FAST)
+def _hidden(obs, lanes, done, mean, inv_std, clip, s1, s2, update, w, sizes, tanh, buf):
+    """Every layer but the last's activation; returns the output rows buf[k, :n_out, :n]."""
+    nl = sizes.shape[0] - 1
+    n = lanes.shape[0]
+    fi = sizes[0]
+    h = buf[0, :fi, :n]
+    for j in range(n):
+        s = lanes[j]
+        live = update and not done[s]
+        for i in range(fi):
+            v = obs[s, i]
+            if live:
+                s1[i] += v
+                s2[i] += v * v
+            h[i, j] = min(max((v - mean[i]) * inv_std[i], -clip), clip)
+    off = 0
+    for layer in range(nl):
+        fi = sizes[layer]
+        fo = sizes[layer + 1]
+        g = buf[(layer + 1) % 2, :fo, :n]
+        bias = off + fo * fi
+        for o in range(fo):
+            for j in range(n):
+                g[o, j] = w[bias + o, j]
+            for i in range(fi):
+                row = off + o * fi + i
+                for j in range(n):
+                    g[o, j] += w[row, j] * h[i, j]
+        if layer < nl - 1:
+            for o in range(fo):
+                for j in range(n):
+                    g[o, j] = math.tanh(g[o, j]) if tanh else max(g[o, j], 0.0)
+        h = g
+        off = bias + fo
+    return h
+
+
+@njit(cache=True)
+def _account(reward, term, trunc, done, returns, lengths):
+    """Add the step's rewards of slots still playing; mark the ones that ended; count the rest."""
+    playing = 0
+    for s in range(done.shape[0]):
+        if not done[s]:
+            returns[s] += reward[s]
+            lengths[s] += 1
+            if term[s] or trunc[s]:
+                done[s] = True
+            else:
+                playing += 1
+    return playing
+
+
+@njit(cache=True, fastmath=_FAST)
+def _act(
+    obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, discrete, ai, af, low, high
+):
+    """Actions of lanes[:n] into ai (discrete: argmax) or af (box: the output clipped)."""
+    mean, inv_std, clip = norm[0], norm[1], norm[2][0]
+    out = _hidden(
+        obs, lanes[:n], done, mean, inv_std, clip, s1, s2, update, w[:, :n], sizes, tanh, buf
+    )
+    for j in range(n):
+        if discrete:
+            best = 0
+            for o in range(1, out.shape[0]):
+                if out[o, j] > out[best, j]:
+                    best = o
+            ai[lanes[j]] = best
+        else:
+            for o in range(out.shape[0]):
+                af[lanes[j], o] = min(max(out[o, j], low[o]), high[o])
+
+
+@njit(cache=True, fastmath=_FAST)
+def _step(obs, reward, term, trunc, done, returns, lengths, lanes, state, w, sizes, tanh, buf,
+          norm, s1, s2, update, last, discrete, ai, af, low, high):  # fmt: skip
+    """One step's book-keeping, then the next actions (unless `last` or none plays).
+
+    state[0] is the number of lanes in use; lanes are compacted once half are done.
+    """
+    playing = _account(reward, term, trunc, done, returns, lengths)
+    if playing == 0 or last:
+        return playing
+    n = state[0]
+    if 2 * playing <= n:
+        n = _compact(w, lanes, done, n)
+        state[0] = n
+    _act(
+        obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, discrete, ai, af, low, high
+    )
+    return playing
+
+
+@njit(cache=True)
+def _compact(w, lanes, done, n):
+    """Move the lanes whose slot is not done to the front, in place; returns their count."""
+    m = 0
+    for j in range(n):
+        if not done[lanes[j]]:
+            if m != j:
+                lanes[m] = lanes[j]
+                for p in range(w.shape[0]):
+                    w[p, m] = w[p, j]
+            m += 1
+    return m
+
+
+class LanePolicy:
+    """The population's MLPs, one lane per slot (slot s = i * K + k plays with individual i)."""
+
+    def __init__(self, sub: Subspace, Z: torch.Tensor, K: int, dims: EnvDims) -> None:
+        module = sub.module
+        assert isinstance(module, MLP)
+        N = Z.shape[0]
+        linears = [name for name, m in module.named_children() if isinstance(m, nn.Linear)]
+        order = [f"{n}.{p}" for n in linears for p in ("weight", "bias")]
+        if sub.names == order:  # the whole net in the subspace: theta is already in lane order
+            flat = sub.theta(Z)
+        else:
+            full = sub.population_params(Z)
+            flat = torch.cat([full[name].reshape(N, -1) for name in order], 1)
+        # (P, N), writable: theta is a fresh tensor (a sparse P hands it over as the transpose
+        # of a (D, N) array, so no copy is made then)
+        w = np.ascontiguousarray(flat.detach().T.numpy(), dtype=np.float32)
+        self.w = np.repeat(w, K, axis=1) if K > 1 else w
+        self.sizes = np.asarray(module.sizes, dtype=np.int64)
+        self.tanh = module.activation == "tanh"
+        S = N * K
+        self.S = S
+        self.lanes = np.arange(S, dtype=np.int64)
+        self.state = np.array([S], dtype=np.int64)  # lanes in use
+        self.buf = np.empty((2, int(self.sizes.max()), S), dtype=np.float32)
+        self.discrete = dims.discrete
+        self.ai = np.zeros(S, dtype=np.int64)
+        self.af = np.zeros((S, 0 if dims.discrete else dims.n_actions), dtype=np.float32)
+        if dims.discrete:
+            self.low = self.high = np.zeros(0, dtype=np.float32)
+        else:
+            assert dims.low is not None and dims.high is not None
+            self.low = np.asarray(dims.low, dtype=np.float32).reshape(-1)
+            self.high = np.asarray(dims.high, dtype=np.float32).reshape(-1)
+
+    @property
+    def actions(self) -> np.ndarray:
+        """All slots' actions (slots off the lanes keep their last action; they are masked)."""
+        return self.ai if self.discrete else self.af
+
+
+def rollout(
+    sub: Subspace,
+    Z: torch.Tensor,
+    env: Any,
+    dims: EnvDims,
+    K: int,
+    obs: np.ndarray,
+    obs_norm: Any,
+    update_norm: bool,
+    max_steps: int | None,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The lane version of population_rollout's loop from reset observations `obs`.
+
+    Returns (returns (S,), lengths (S,), slot_steps, capped); folds the observation
+    statistics into obs_norm when update_norm.
+    """
+    pol = LanePolicy(sub, Z, K, dims)
+    S = pol.S
+    n_obs = dims.obs_shape[0]
+    s1, s2 = np.zeros(n_obs), np.zeros(n_obs)
+    if obs_norm is not None:
+        mean = obs_norm.mean.astype(np.float32)
+        inv_std = (1.0 / np.sqrt(obs_norm.var + 1e-8)).astype(np.float32)
+        clip = float(obs_norm.clip)
+    else:
+        mean, inv_std, clip = np.zeros(n_obs, np.float32), np.ones(n_obs, np.float32), np.inf
+    norm = (mean, inv_std, np.array([clip], dtype=np.float32))
+    update = bool(update_norm and obs_norm is not None)
+    done = np.zeros(S, dtype=bool)
+    returns = np.zeros(S)
+    lengths = np.zeros(S, dtype=np.int64)
+    net = (pol.w, pol.sizes, pol.tanh, pol.buf, norm, s1, s2, update)
+    heads = (pol.discrete, pol.ai, pol.af, pol.low, pol.high)
+    _act(np.asarray(obs), done, pol.lanes, S, *net, *heads)  # type: ignore[call-arg]
+    step = SlotStepper(env, obs)
+    steps = capped = slot_steps = 0
+    while True:
+        obs, reward, term, trunc, stepped = step(pol.actions, done)
+        steps += 1
+        slot_steps += stepped
+        last = max_steps is not None and steps >= max_steps
+        playing = _step(  # type: ignore[call-arg]
+            obs, reward, term, trunc, done, returns, lengths, pol.lanes, pol.state, *net, last,
+            *heads,
+        )  # fmt: skip
+        if playing == 0:
+            break
+        if last:
+            capped = int(playing)
+            break
+    if update:
+        count = int(lengths.sum())
+        m = s1 / count
+        obs_norm.update_moments(m, np.maximum(s2 / count - m * m, 0.0), count)
+    return returns, lengths, slot_steps, capped

@@ -1,0 +1,242 @@
+"""Sweep controller: d x seeds trials of one config into a results store.
+
+`rlsub sweep CONFIG [--store PATH] [--mode grid|adaptive] [--workers N]
+[--backend local|ray] [--address ADDR] [--json]`
+
+- The direct baseline (all D parameters, every seed) runs first when the
+  config's ``sweep.baseline`` is true.
+- **grid**: every (d, seed) of ``sweep.d_grid x sweep.seeds``.
+- **adaptive**: bisection over the grid (log-spaced grids make it bisection
+  on log d) for each target the records make available: ``threshold x
+  baseline mean`` (d_int90) and the env's solved score (d_int100). A d is
+  first tried with `coarse_seeds` seeds; when its mean is near the target
+  (within `NEAR_FRACTION` = 5 % of it, or two standard errors) every seed runs.
+  Bisection stops when the bracket is one grid step; the top of the final
+  bracket (the d_int) then runs every seed, and if that changes its decision
+  the bisection goes on (the d below it gets every seed only when near the
+  target). It assumes a monotone curve; without any target (no baseline and
+  no solved score) it falls back to the grid.
+
+Reliability: the driver alone writes the store; a trial is marked 'running'
+just before it starts and gets its finished record when it ends. Rerunning
+the same command skips finished trials (done or failed) and reruns the
+'running' ones (interrupted by a kill). A trial that raises, diverges (NaN)
+or exceeds ``sweep.trial_timeout_s`` is recorded as failed and the sweep goes
+on. The timeout is a SIGALRM inside the process running the trial, plus a
+hard kill of the worker process after `HARD_KILL_GRACE_S` more in a pool.
+
+Backends: in-process (``--workers 1``); a process pool (spawn context) for
+``--workers N``; Ray tasks for ``--backend ray``. Workers receive the config
+as plain data plus (d, seed) and the algorithm registries as strings, never
+pickled modules, and send back the record as plain data.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from rlsub.core.config import ExperimentConfig
+from rlsub.core.errors import RlsubError
+from rlsub.experiment.record import TrialRecord
+from rlsub.experiment.store import Store, TrialKey, default_path, trial_key
+from rlsub.sweep.executors import Job, import_ray, make_backend
+
+NEAR_FRACTION = 0.05  # adaptive: a mean within 5 % of the target gets every seed
+
+
+def coarse_seeds(n_seeds: int) -> int:
+    """Adaptive: seeds tried first at a d (a third of them, at least one)."""
+    return max(1, math.ceil(n_seeds / 3))
+
+
+# ------------------------------------------------------------------ the driver
+class Sweep:
+    """Runs jobs through a backend into the store; knows what is finished already."""
+
+    def __init__(self, cfg: ExperimentConfig, store: Store, backend: Any, progress: bool) -> None:
+        self.cfg, self.store, self.backend = cfg, store, backend
+        self.records: dict[TrialKey, TrialRecord] = {}
+        for rec in store.records(cfg.hash):
+            self.records[self.key(("direct" if rec.direct else rec.d, rec.seed))] = rec
+        self.before = set(self.records)  # finished before this invocation
+        self.requested: set[TrialKey] = set()
+        self.ran = 0
+        self.failed = 0
+        self.progress = progress
+        self.bar: tqdm | None = None  # opened at the first trial to run
+
+    def key(self, job: Job) -> TrialKey:
+        return trial_key(self.cfg.hash, job[0], job[1])
+
+    @property
+    def skipped(self) -> int:
+        return len(self.requested & self.before)
+
+    def run(self, jobs: list[Job]) -> None:
+        """Run the jobs that have no finished record yet."""
+        todo: list[Job] = []
+        for job in dict.fromkeys(jobs):
+            k = self.key(job)
+            self.requested.add(k)
+            if k not in self.records:
+                todo.append(job)
+        if not todo:
+            return
+        if self.bar is None:
+            self.bar = tqdm(
+                total=0,
+                unit="trial",
+                file=sys.stderr,
+                disable=not self.progress,
+                dynamic_ncols=True,
+            )
+        self.bar.total = (self.bar.total or 0) + len(todo)  # adaptive: grows as it goes
+        self.bar.refresh()
+        for job, out in self.backend.run(todo, lambda j: self.store.mark_running(self.key(j))):
+            if isinstance(out, BaseException):
+                self.store.abandon(self.key(job))
+                raise out
+            self.store.put(out)
+            self.records[self.key(job)] = out
+            self.ran += 1
+            self.failed += out.status != "done"
+            self.bar.set_postfix_str(f"d={job[0]} seed={job[1]} {out.status}", refresh=False)
+            self.bar.update(1)
+
+    def scores(self, d: Any) -> list[float]:
+        """Finite final scores of the done trials at d (any seed)."""
+        out = []
+        for k, rec in self.records.items():
+            if k[2] == (d == "direct") and (d == "direct" or k[1] == d):
+                if rec.status == "done" and math.isfinite(rec.final_eval_mean):
+                    out.append(rec.final_eval_mean)
+        return out
+
+    # ---------------------------------------------------------------- modes
+    def baseline(self) -> None:
+        if self.cfg.sweep.baseline:
+            self.run([("direct", s) for s in self.cfg.sweep.seeds])
+
+    def grid(self) -> None:
+        self.baseline()
+        self.run([(d, s) for d in sorted(set(self.cfg.sweep.d_grid)) for s in self.cfg.sweep.seeds])
+
+    def targets(self) -> list[tuple[str, float]]:
+        out = []
+        base = self.scores("direct")
+        if base:
+            out.append(("d_int90", self.cfg.sweep.threshold * float(np.mean(base))))
+        solved = [r.solved_score for r in self.records.values() if r.solved_score is not None]
+        if solved:
+            out.append(("d_int100", float(max(solved))))
+        return out
+
+    def passes(self, d: int, target: float, full: bool = False) -> bool:
+        """Does the mean at d reach the target? Adds seeds when near it (or when `full`)."""
+        seeds = self.cfg.sweep.seeds
+        self.run([(d, s) for s in (seeds if full else seeds[: coarse_seeds(len(seeds))])])
+        s = self.scores(d)
+        if not full and len(s) < len(seeds) and s:
+            se = float(np.std(s, ddof=1) / math.sqrt(len(s))) if len(s) > 1 else 0.0
+            if abs(np.mean(s) - target) <= max(NEAR_FRACTION * abs(target), 2 * se):
+                self.run([(d, x) for x in seeds])
+                s = self.scores(d)
+        return bool(s) and float(np.mean(s)) >= target
+
+    def bisect(self, target: float) -> tuple[int | None, int | None]:
+        """Bracket (last d below, first d at/above) the target on the grid."""
+        grid = sorted(set(self.cfg.sweep.d_grid))
+        n = len(grid)
+        lo, hi = -1, n  # virtual ends: below the grid fails, above it passes
+        confirmed: set[int] = set()
+        for _ in range(n + 2):
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if self.passes(grid[mid], target, full=mid in confirmed):
+                    hi = mid
+                else:
+                    lo = mid
+            moved = False
+            if 0 <= hi < n and hi not in confirmed:  # d_int itself runs every seed
+                confirmed.add(hi)
+                if not self.passes(grid[hi], target, full=True):
+                    lo, hi, moved = hi, n, True
+            if not moved:
+                break
+        return (grid[lo] if lo >= 0 else None, grid[hi] if hi < n else None)
+
+    def adaptive(self) -> None:
+        self.baseline()
+        if not self.targets():  # learn the solved score from a first trial
+            grid = sorted(set(self.cfg.sweep.d_grid))
+            self.run([(grid[len(grid) // 2], self.cfg.sweep.seeds[0])])
+        targets = self.targets()
+        if not targets:
+            print(
+                "rlsub: adaptive sweep has no target (no baseline, no solved score): "
+                "running the whole grid",
+                file=sys.stderr,
+            )
+            self.grid()
+        for _, target in targets:
+            self.bisect(target)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_sweep(
+    cfg: ExperimentConfig,
+    store_path: str | Path | None = None,
+    mode: str = "grid",
+    workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run (or resume) the sweep of `cfg`; returns the summary printed by `rlsub sweep`."""
+    from rlsub.analysis.estimate import estimate_group
+
+    if mode not in ("grid", "adaptive"):
+        raise RlsubError(f"unknown mode {mode!r}; allowed: grid, adaptive")
+    if backend == "ray":
+        import_ray()  # fail before touching the store
+    path = Path(store_path) if store_path is not None else default_path(cfg.name)
+    t0 = time.perf_counter()
+    with Store(path) as store:
+        policy_dir = str(path.parent / "policies")
+        be = make_backend(cfg, backend, workers, address, policy_dir)
+        sweep = Sweep(cfg, store, be, progress)
+        try:
+            sweep.adaptive() if mode == "adaptive" else sweep.grid()
+        finally:
+            sweep.close()
+            be.close()
+        records = store.records(cfg.hash)
+    estimate = estimate_group(records) if records else None
+    return {
+        "store": str(path),
+        "config": cfg.source,
+        "name": cfg.name,
+        "config_hash": cfg.hash,
+        "mode": mode,
+        "backend": backend,
+        "workers": workers,
+        "trials": {
+            "requested": len(sweep.requested),
+            "run": sweep.ran,
+            "skipped": sweep.skipped,
+            "failed": sweep.failed,
+            "in_store": len(records),
+        },
+        "wall_s": time.perf_counter() - t0,
+        "estimate": estimate,
+    }

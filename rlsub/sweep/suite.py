@@ -1,0 +1,194 @@
+"""`rlsub suite`: the full benchmark, a list of experiment configs swept one after another.
+
+A suite file names experiment configs, each with optional overrides of its
+`train` and `sweep` sections (e.g. the original paper's budgets):
+
+    name: full_benchmark
+    experiments:
+      - config: configs/mnist_fc.yaml
+        train: {epochs: 100}
+        sweep: {seeds: [0, 1, 2]}
+
+`rlsub suite FILE --plan [--measured STORE|RECORD.json ...]` prints, without running
+anything, each experiment's trial count (grid mode: (len(d_grid) + baseline)
+x seeds), its budget per trial, and an estimate of its cost from throughput
+measured in earlier stores or `rlsub train --json` records: seconds per budget unit (ES generation, PG env
+step, supervised epoch) of finished trials of the same task, algorithm and
+network, times the budget, times the trials. An experiment with no such
+record is shown as not measured, never guessed.
+
+`rlsub suite FILE [--store-dir DIR] [--mode ...] [--backend ray --address ...]`
+runs the sweeps (each into DIR/NAME.sqlite, resumable like `rlsub sweep`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlsub.core.bundled import config_path
+from rlsub.core.config import ExperimentConfig, load_experiment, with_overrides
+from rlsub.core.errors import ConfigError, RlsubError
+from rlsub.core.schema import check, doc, from_mapping, read_yaml
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    config: str = doc("path of an experiment config (relative to the suite file or the repo)")
+    train: dict[str, Any] = doc("overrides of the config's train section", default_factory=dict)
+    sweep: dict[str, Any] = doc("overrides of the config's sweep section", default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    name: str = doc("suite name")
+    experiments: list[SuiteEntry] = doc("experiments, swept in this order")
+    notes: str = doc("free text (kept with the plan)", default="")
+
+    def __post_init__(self) -> None:
+        check(len(self.experiments) > 0, "experiments must list at least one config")
+
+
+@dataclass
+class Planned:
+    cfg: ExperimentConfig
+    trials: int
+    unit: str
+    units_per_trial: float
+    measured: list[float] = field(default_factory=list)  # seconds per unit, one per record
+
+    @property
+    def s_per_unit(self) -> float | None:
+        return statistics.median(self.measured) if self.measured else None
+
+    @property
+    def hours(self) -> float | None:
+        s = self.s_per_unit
+        return None if s is None else s * self.units_per_trial * self.trials / 3600
+
+
+def _resolve(path: str, base: Path) -> Path:
+    for p in (Path(path), base / path, config_path(path)):
+        if p.is_file():
+            return p
+    raise ConfigError(
+        f"suite: experiment config {path!r} not found (relative to {base} or the repo)"
+    )
+
+
+def load_suite(path: str | Path) -> tuple[SuiteConfig, list[ExperimentConfig]]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file {str(path)!r} not found")
+    data = read_yaml(path)
+    suite = from_mapping(SuiteConfig, data, where=str(path))
+    cfgs = []
+    for i, e in enumerate(suite.experiments):
+        cfg = load_experiment(_resolve(e.config, path.parent))
+        sections = {k: v for k, v in (("train", e.train), ("sweep", e.sweep)) if v}
+        try:
+            cfgs.append(with_overrides(cfg, **sections) if sections else cfg)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: experiments[{i}] ({e.config}): {exc}") from None
+    return suite, cfgs
+
+
+def budget(cfg: ExperimentConfig) -> tuple[str, float]:
+    """(unit, units per trial) of cfg's training budget."""
+    t: Any = cfg.train
+    if cfg.algorithm in ("es", "cmaes"):
+        return "generation", float(t.generations)
+    if cfg.algorithm in ("ppo", "a2c", "dqn"):
+        return "env step", float(t.total_timesteps)
+    return "epoch", float(t.epochs)
+
+
+def _record_units(row: dict[str, Any]) -> float | None:
+    """Budget units a finished trial actually used (generations, env steps, epochs)."""
+    algo, info = row["algorithm"], row.get("info") or {}
+    train = (row.get("config") or {}).get("train", {})
+    if algo in ("es", "cmaes"):
+        g = info.get("generations")
+        return float(g) if g else None
+    if algo in ("ppo", "a2c", "dqn"):
+        return float(row["env_steps"]) or None
+    e = info.get("epochs", train.get("epochs"))
+    return float(e) if e else None
+
+
+def plan(cfgs: list[ExperimentConfig], measured: list[str | Path]) -> list[Planned]:
+    from rlsub.experiment.store import Store
+
+    rows: list[dict[str, Any]] = []
+    for p in measured:
+        if not Path(p).is_file():
+            raise RlsubError(f"suite: measured store {str(p)!r} not found")
+        if Path(p).suffix == ".json":  # one record from rlsub train --json
+            from rlsub.analysis.report import load_record_file
+
+            rows.append(load_record_file(p))
+            continue
+        with Store(p, readonly=True) as st:
+            rows += st.rows(status="done")
+    out = []
+    for cfg in cfgs:
+        sw = cfg.sweep
+        trials = (len(sw.d_grid) + (1 if sw.baseline else 0)) * len(sw.seeds)
+        unit, n = budget(cfg)
+        pl = Planned(cfg, trials, unit, n)
+        for r in rows:
+            same = (r["task"], r["algorithm"], r["network"]) == (
+                cfg.task,
+                cfg.algorithm,
+                cfg.network.name,
+            )
+            units = _record_units(r) if same else None
+            if units and r["wall_s"] > 0:
+                pl.measured.append(r["wall_s"] / units)
+        out.append(pl)
+    return out
+
+
+def format_plan(suite: SuiteConfig, planned: list[Planned]) -> str:
+    lines = [
+        f"suite {suite.name}: grid trials, and hours of this machine running them one at a time "
+        "(throughput measured in the given stores)",
+        "",
+        "| experiment | task | algorithm | D-grid trials | budget per trial | s per unit (n) | hours |",
+        "| --- | --- | --- | ---: | --- | --- | ---: |",
+    ]
+    total, missing = 0.0, []
+    for p in planned:
+        s = p.s_per_unit
+        if s is None:
+            cost, per = "not measured", "-"
+            missing.append(p.cfg.name)
+        else:
+            ch = p.hours or 0.0
+            total += ch
+            cost, per = f"{ch:,.1f}", f"{_fmt_s(s)} ({len(p.measured)})"
+        lines.append(
+            f"| {p.cfg.name} | {p.cfg.task} | {p.cfg.algorithm} | {p.trials} | "
+            f"{p.units_per_trial:,.0f} {p.unit}s | {per} | {cost} |"
+        )
+    lines += [
+        "",
+        f"total of the measured rows: {total:,.1f} hours. Full budgets are assumed: runs that stop "
+        "when solved end sooner, while an ES generation costs more as episodes get longer, so "
+        "read these as orders of magnitude.",
+    ]
+    if missing:
+        lines.append(
+            "not measured here (no finished trial of that task/algorithm/network in the "
+            "given stores): " + ", ".join(missing)
+        )
+    return "\n".join(lines)
+
+
+def _fmt_s(s: float) -> str:
+    return f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
+
+
+__all__ = ["SuiteConfig", "SuiteEntry", "load_suite", "plan"]

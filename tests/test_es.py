@@ -150,6 +150,7 @@ def test_ray_shards_hold_whole_pairs_and_map_back():
     env.close()
 
 
+@pytest.mark.slow
 def test_es_on_ray_equals_local_on_cartpole(ray_local):
     """backend: ray with whole antithetic pairs per actor (population 8: 2 + 2 pairs, 6:
     2 + 1) gives the in-process trainer's curve, generation by generation. reseed: true;

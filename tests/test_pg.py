@@ -12,7 +12,8 @@ import torch
 import yaml
 from stable_baselines3 import PPO
 
-from rlsub.algos.pg import build_model, compact_subspace, policy_subspace, sb3_env_factory, train
+from rlsub.algos.pg import build_model, compact_subspace, policy_subspace, train
+from rlsub.algos.pg_envs import sb3_env_factory
 from rlsub.algos.pg_policies import subspace_kwargs
 from rlsub.core.config import experiment_from_dict, load_experiment, with_overrides
 from rlsub.core.errors import ConfigError, RlsubError

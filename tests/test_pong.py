@@ -161,6 +161,7 @@ def test_bfloat16_pair_deltas_stay_within_rounding_of_the_members():
         torch.testing.assert_close(float32, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_pipelined_pairs_and_unseeded_resets():
     """With pairs, each env of the pipeline gets whole pairs; results are mapped back to
     the members' order and equal the sequential rollout's. Unseeded resets continue each
@@ -298,6 +299,7 @@ def test_batchnorm_statistics_from_a_reference_batch():
     assert not set_batchnorm_statistics(build_network("nature_cnn"), x)
 
 
+@pytest.mark.slow
 def test_es_generations_write_a_record_through_the_cli(tmp_path, short_pong):
     cfg_path = tmp_path / "pong_es.yaml"
     cfg_path.write_text(yaml.safe_dump(_es_config(str(short_pong), bn_reference=16)))
@@ -328,6 +330,7 @@ def test_es_generations_write_a_record_through_the_cli(tmp_path, short_pong):
     assert rec["curve"][-1]["generation"] == 2 and "train_mean" in rec["curve"][-1]
 
 
+@pytest.mark.slow
 def test_es_pipelined_trains(short_pong):
     """The pipelined population (two envs) in the trainer; equal results: see above."""
     cfg = experiment_from_dict(
@@ -346,6 +349,7 @@ def test_es_refuses_obs_norm_on_pixels(short_pong):
         run_trial(cfg, 10, 0, catch=False, progress=False)
 
 
+@pytest.mark.slow
 def test_ray_shards_rebuild_the_same_population(short_pong):
     """Without Ray: an actor's class, run in-process, plays its members exactly as the
     in-process trainer plays them (whole antithetic pairs, pairs=(z, E) as rlsub.es passes
@@ -383,6 +387,7 @@ def test_ray_shards_rebuild_the_same_population(short_pong):
             p.close()
 
 
+@pytest.mark.slow
 def test_es_on_ray_local(short_pong, ray_local):
     """backend: ray on a local Ray (2 actors): the trainer's record equals the in-process
     one's, and the actors' returns equal the in-process rollout's generation by generation
@@ -488,6 +493,7 @@ def test_random_score(short_pong):
     assert -21 <= r["mean"] <= 0 and len(r["returns"]) == 3
 
 
+@pytest.mark.slow
 def test_bench_pong_quick_reports_interleaved_ratios(cli):
     """`rlsub bench pong --quick --json`: both ES loops, each rollout set between two raw ALE
     runs, the pairs' memory below the members' (speed is measured by the full run)."""

@@ -145,6 +145,7 @@ def test_lane_kernels_equal_the_torch_loop(env_name, activation, projection, inc
         assert loop.capped > 0
 
 
+@pytest.mark.slow
 def test_bench_rollout_quick_reports_both_loops(cli):
     """`rlsub bench rollout --quick --json`: a row per env with both loops' ratios (speed is
     measured by the full run, not here)."""

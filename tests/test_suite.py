@@ -19,6 +19,7 @@ def test_full_benchmark_file_loads_every_config() -> None:
     assert mnist.train.epochs == 100  # the original's budget overrides the config's
 
 
+@pytest.mark.slow
 def test_run_then_plan_from_the_measured_store(cli, tmp_path: Path) -> None:
     suite = tmp_path / "tiny.yaml"
     suite.write_text(

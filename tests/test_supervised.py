@@ -195,6 +195,7 @@ def test_cli_bad_dataset_name(cli, tmp_path):
     assert "dataset.name: 'svhn' is not allowed; allowed: digits, mnist, cifar10" in lines[0]
 
 
+@pytest.mark.slow
 def test_cli_bench_quick_json(cli):
     proc = cli("bench", "supervised", "--quick", "--json")
     result = json.loads(proc.stdout)

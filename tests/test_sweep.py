@@ -141,6 +141,7 @@ def test_process_pool_gives_the_same_records(fake: None, tmp_path: Path) -> None
     assert all(p[k] == i[k] for k in p if p[k] == p[k])
 
 
+@pytest.mark.slow
 def test_ray_backend_on_a_tiny_sweep(
     fake: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -198,6 +199,7 @@ def _done_rows(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_kill_9_then_same_command_resumes(fake: None, tmp_path: Path) -> None:
     """A real `rlsub sweep` process killed with SIGKILL mid-sweep, then run again."""
     driver = tmp_path / "driver.py"
@@ -253,6 +255,7 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; the watchdog is POSIX")
 def test_pool_workers_end_when_the_sweep_process_is_killed(fake: None, tmp_path: Path) -> None:
     """SIGKILL the sweep mid-trial: its pool workers must not go on running trials."""

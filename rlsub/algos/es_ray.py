@@ -47,6 +47,7 @@ import torch
 from rlsub.algos.es_setup import build_setup
 from rlsub.core.config import ExperimentConfig, experiment_from_dict
 from rlsub.core.errors import RlsubError
+from rlsub.rollout.pairs import PairsArg
 from rlsub.rollout.population import population_rollout
 from rlsub.rollout.slots import RolloutResult
 
@@ -124,7 +125,7 @@ class ESShard:
 
     def population(
         self, z: np.ndarray, noise_state: np.ndarray
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    ) -> tuple[torch.Tensor, PairsArg | None]:
         """This shard's rows of the generation's Z = [z + sigma eps; z - sigma eps] (in the
         shard's member order) and, for a shard of whole pairs, `pairs` = (z, E_shard)."""
         es: Any = self.cfg.train

@@ -19,7 +19,8 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
-from rlsub.algos.pg import algorithm_kwargs, build_model, policy_subspace, sb3_env_factory
+from rlsub.algos.pg import algorithm_kwargs, build_model, policy_subspace
+from rlsub.algos.pg_envs import sb3_env_factory
 from rlsub.core.bundled import config_path
 from rlsub.core.config import load_experiment
 from rlsub.envs.spec import load_env_spec

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ import numpy as np
 
 from rlsub.core.bundled import ENV_DIR
 from rlsub.core.errors import ConfigError, RlsubError
-from rlsub.core.registry import ENV_SPECS
+from rlsub.core.registry import ENV_SPECS, NETWORKS
 from rlsub.core.schema import check, doc, from_mapping, read_yaml
 
 REQUIRES_HINT = {
@@ -139,7 +140,9 @@ def env_dims(env: gym.vector.VectorEnv) -> EnvDims:
 
 
 def policy_network_kwargs(net_name: str, kwargs: dict[str, Any], dims: EnvDims) -> dict[str, Any]:
-    """Fill the env-dependent sizes into a network's kwargs (mlp: in_dim, out_dim)."""
+    """Fill the env-dependent sizes into a network's kwargs (mlp: in_dim, out_dim; a user's
+    builder given as an import path: whichever of in_dim, obs_shape, in_channels, out_dim,
+    n_actions its signature names)."""
     out = dict(kwargs)
     if net_name == "mlp":
         out.setdefault("in_dim", dims.obs_dim)
@@ -147,6 +150,18 @@ def policy_network_kwargs(net_name: str, kwargs: dict[str, Any], dims: EnvDims) 
     elif net_name in ("es_pong", "nature_cnn"):
         out.setdefault("in_channels", dims.obs_shape[0])
         out.setdefault("n_actions", dims.n_actions)
+    elif ":" in net_name:  # a user's builder: fill the sizes it asks for by name
+        params = inspect.signature(NETWORKS.resolve(net_name)).parameters
+        sizes = {
+            "in_dim": dims.obs_dim,
+            "obs_shape": tuple(dims.obs_shape),
+            "in_channels": dims.obs_shape[0],
+            "out_dim": dims.n_actions,
+            "n_actions": dims.n_actions,
+        }
+        for key, value in sizes.items():
+            if key in params:
+                out.setdefault(key, value)
     return out
 
 

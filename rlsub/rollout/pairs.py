@@ -16,7 +16,8 @@ from torch import Tensor
 from rlsub.core.population import PopulationPolicy
 from rlsub.core.subspace import Subspace
 
-PairsArg = tuple  # (z: (d,), E: (H, d)) or (z, E, delta_dtype)
+# (z: (d,), E: (H, d)) or (z, E, delta_dtype)
+PairsArg = tuple[Tensor, Tensor] | tuple[Tensor, Tensor, torch.dtype]
 
 
 def pairs_policy(sub: Subspace, pairs: PairsArg) -> PopulationPolicy:

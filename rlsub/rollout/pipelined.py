@@ -14,6 +14,7 @@ from torch import Tensor
 
 from rlsub.core.subspace import Subspace
 from rlsub.envs.spec import EnvDims
+from rlsub.rollout.pairs import PairsArg
 from rlsub.rollout.population import _policy_input, _population_policy
 from rlsub.rollout.slots import RolloutResult, actions_from_outputs, reset_slots
 
@@ -73,7 +74,7 @@ def pipelined_rollout(
     episodes: int,
     seed: int | None,
     max_steps: int | None = None,
-    pairs: tuple[Tensor, Tensor] | None = None,
+    pairs: PairsArg | None = None,
 ) -> RolloutResult:
     """`population_rollout` split over two ale-py vector envs so emulation and forward overlap.
 

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from rlsub.core.subspace import Subspace
 from rlsub.envs.spec import EnvDims
-from rlsub.rollout.pairs import pairs_policy
+from rlsub.rollout.pairs import PairsArg, pairs_policy
 from rlsub.rollout.slots import (
     RolloutResult,
     RunningNorm,
@@ -61,7 +61,7 @@ def population_rollout(
     update_norm: bool = False,
     max_steps: int | None = None,
     kernels: bool = True,
-    pairs: tuple[Tensor, Tensor] | None = None,
+    pairs: PairsArg | None = None,
 ) -> RolloutResult:
     """Run N = len(Z) individuals x K = `episodes` episodes in `env` (N*K slots).
 
@@ -155,7 +155,7 @@ def _policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
     return x.float()
 
 
-def _population_policy(sub: Subspace, Z: Tensor, pairs: tuple | None) -> Any:
+def _population_policy(sub: Subspace, Z: Tensor, pairs: PairsArg | None) -> Any:
     """The policy of population Z, or of ES's antithetic `pairs` (rlsub.rollout.pairs)."""
     if pairs is None:
         return sub.population_fn(sub.split(sub.theta(Z)))

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlsub.analysis.estimate import estimate_all, estimate_group, format_group
+from rlsub.analysis.estimate import estimate_all, estimate_group
+from rlsub.analysis.text import format_group
 from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.store import Store, trial_key
 
@@ -73,7 +74,9 @@ def test_noise_gives_an_interval_around_the_crossing() -> None:
     ilo, ihi = e["interpolated_interval"]
     assert ilo < e["interpolated"] < ihi
     assert e["percentiles"] == (5.0, 95.0)
-    assert e["bootstrap_std"] > 0 and 0 < e["reached_fraction"] <= 1
+    assert 0 < e["reached_fraction"] <= 1
+    # the bootstrap mean is given only when every resample reaches the line
+    assert (e["bootstrap_std"] is None) == (e["reached_fraction"] < 1)
     again = estimate_group(records(sigmoid_curve(10.0), noise=8.0))["d_int90"]
     assert again == e  # fixed bootstrap seed: same numbers every time
 
@@ -90,7 +93,7 @@ def test_non_monotone_blip_uses_stays_above_rule() -> None:
 
 def test_all_fail_and_all_pass() -> None:
     low = estimate_group(records({d: 20.0 for d in GRID}))["d_int90"]
-    assert low["d_int"] is None and low["note"] == "not reached within grid, > 128"
+    assert low["d_int"] is None and low["note"] == "not reached within the grid (> 128)"
     assert low["interval"] == (None, None) and low["interpolated"] is None
     high = estimate_group(records({d: 99.0 for d in GRID}))["d_int90"]
     assert high["d_int"] == 1 and high["note"].startswith("<= 1")
@@ -103,20 +106,47 @@ def test_original_rule_is_strict() -> None:
     assert estimate_group(records(curve), rule="original")["d_int90"]["d_int"] == 4
 
 
-def test_failed_trials_are_excluded_and_counted() -> None:
+def test_failed_trials_count_at_the_floor_score() -> None:
     rs = records({1: 10.0, 2: 50.0, 4: 95.0})
     rs += [rec(2, 7, 0.0, status="failed"), rec("direct", 9, 0.0, status="failed")]
-    g = estimate_group(rs)
-    assert g["failed"] == 2 and g["baseline"]["failed"] == 1 and g["baseline"]["mean"] == 100.0
+    g = estimate_group(rs, floor=5.0)
+    assert g["failed"] == 2 and g["baseline"]["failed"] == 1 and g["baseline"]["n"] == 4
+    assert g["baseline"]["mean"] == pytest.approx((300.0 + 5.0) / 4)
     pt = next(p for p in g["curve"] if p["d"] == 2)
-    assert pt["n"] == 3 and pt["failed"] == 1 and pt["mean"] == 50.0
-    assert g["d_int90"]["d_int"] == 4
+    assert pt["n"] == 4 and pt["failed"] == 1 and pt["mean"] == pytest.approx((150.0 + 5.0) / 4)
+    # the line is floor + 0.9 x (baseline - floor), with the failed baseline seed counted
+    assert g["d_int90"]["target"] == pytest.approx(5.0 + 0.9 * ((305.0 / 4) - 5.0))
+    assert "random (5) + 0.9 x (baseline - random)" == g["d_int90"]["line"]
+
+
+def test_a_diverged_seed_makes_its_d_look_worse_not_better() -> None:
+    """One seed of three diverges at d = 4 (the one crossing d): without it the mean would
+    cross the line at 4; counted at the floor, the crossing moves to 8."""
+    curve = {1: 10.0, 2: 40.0, 4: 92.0, 8: 97.0}
+    rs = [r for r in records(curve) if not (r.d == 4 and r.seed == 2)]
+    rs.append(rec(4, 2, float("nan"), status="failed"))
+    g = estimate_group(rs, floor=0.0)
+    assert g["failed"] == 1 and g["d_int90"]["d_int"] == 8
+
+
+def test_floor_from_the_env_spec_and_unknown_floor_note() -> None:
+    rs = records({1: 10.0, 2: 50.0, 4: 95.0})
+    for r in rs:
+        r.config = {"env": "cartpole", "sweep": {"threshold": 0.9}}
+    g = estimate_group(rs)
+    assert g["floor"] == pytest.approx(22.1) and g["floor_known"]
+    assert g["d_int90"]["target"] == pytest.approx(22.1 + 0.9 * (100.0 - 22.1))
+    unknown = records({1: 10.0, 2: 50.0, 4: 95.0}) + [rec(2, 7, 0.0, status="failed")]
+    g = estimate_group(unknown)
+    assert not g["floor_known"] and g["floor"] == 10.0  # the lowest observed score
+    assert any("no floor score known" in n for n in g["notes"])
+    assert "no random score known" in g["d_int90"]["line"]
 
 
 def test_d_int100_from_solved_score_and_no_baseline() -> None:
     rs = [r for r in records(sigmoid_curve(8.0), solved=95.0) if not r.direct]
     g = estimate_group(rs)
-    assert g["d_int90"] is None and "no finished baseline" in g["notes"][0]
+    assert g["d_int90"] is None and "no baseline" in g["notes"][0]
     means = {p["d"]: p["mean"] for p in g["curve"]}
     expected = min(d for d in GRID if means[d] >= 95.0)
     assert g["d_int100"]["d_int"] == expected and g["d_int100"]["target"] == 95.0

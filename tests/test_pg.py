@@ -44,7 +44,7 @@ def _opt_params(model: Any) -> list[torch.Tensor]:
 
 # ----------------------------------------------------------- optimizer contents
 def test_ppo_actor_optimizer_sees_z_and_critic_only() -> None:
-    model, _ = _model("cartpole_ppo.yaml", d=4)
+    model, _ = _model("cartpole_ppo_actor.yaml", d=4)
     pol = model.policy
     critic = list(pol.mlp_extractor.value_net.parameters()) + list(pol.value_net.parameters())
     expected = {id(pol.subspace.z), *(id(p) for p in critic)}
@@ -56,14 +56,14 @@ def test_ppo_actor_optimizer_sees_z_and_critic_only() -> None:
 
 def test_z_lr_scale_applies_to_z_but_not_to_the_direct_baseline() -> None:
     for d, scale in [(4, 100.0), ("direct", 1.0)]:
-        model, _ = _model("cartpole_ppo.yaml", d=d, z_lr_scale=100)
+        model, _ = _model("cartpole_ppo_actor.yaml", d=d, z_lr_scale=100)
         groups = model.policy.optimizer.param_groups
         assert groups[0]["params"] == [model.policy.subspace.z]
         assert groups[0]["lr_scale"] == scale, d
 
 
 def test_ppo_all_optimizer_sees_only_z() -> None:
-    model, _ = _model("cartpole_ppo.yaml", d=8, parts="all")
+    model, _ = _model("cartpole_ppo_actor.yaml", d=8, parts="all")
     assert [tuple(p.shape) for p in _opt_params(model)] == [(8,)]
     assert _opt_params(model)[0] is model.policy.subspace.z
     assert model.policy.subspace.D == 4610 + 4545  # actor + critic
@@ -80,7 +80,7 @@ def test_continuous_actor_trains_log_std_directly() -> None:
 
 
 def test_rest_frozen_leaves_only_z_trainable() -> None:
-    cfg = _cfg("cartpole_ppo.yaml", n_envs=2)
+    cfg = _cfg("cartpole_ppo_actor.yaml", n_envs=2)
     cfg = with_overrides(cfg, subspace={"rest": "frozen"})
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -118,7 +118,7 @@ def test_dqn_optimizer_and_target_update_copy_z() -> None:
 
 # ------------------------------------------------------------ one update
 def test_one_update_moves_z_and_critic_not_theta0() -> None:
-    model, _ = _model("cartpole_ppo.yaml", d=4, hyperparams={"n_steps": 16, "batch_size": 32})
+    model, _ = _model("cartpole_ppo_actor.yaml", d=4, hyperparams={"n_steps": 16, "batch_size": 32})
     pol = model.policy
     theta0 = pol.subspace.theta0.clone()
     z0 = pol.subspace.z.detach().clone()
@@ -146,7 +146,7 @@ def test_one_update_moves_z_and_critic_not_theta0() -> None:
 
 
 def test_z_zero_reproduces_theta0_and_compact_file_matches(tmp_path: Path) -> None:
-    model, sub_kwargs = _model("cartpole_ppo.yaml", d=6)
+    model, sub_kwargs = _model("cartpole_ppo_actor.yaml", d=6)
     with torch.no_grad():
         model.policy.subspace.z.copy_(torch.randn(6))
     compact = compact_subspace(model, sub_kwargs)
@@ -163,7 +163,7 @@ def test_z_zero_reproduces_theta0_and_compact_file_matches(tmp_path: Path) -> No
 # --------------------------------------------------------------- save / load
 @pytest.mark.parametrize("parts", ["actor", "all"])
 def test_save_load_same_deterministic_actions(tmp_path: Path, parts: str) -> None:
-    model, _ = _model("cartpole_ppo.yaml", d=8, parts=parts, hyperparams={"n_steps": 16})
+    model, _ = _model("cartpole_ppo_actor.yaml", d=8, parts=parts, hyperparams={"n_steps": 16})
     model.learn(32)
     model.save(tmp_path / "m.zip")
     loaded = PPO.load(tmp_path / "m.zip", device="cpu")
@@ -179,13 +179,13 @@ def test_save_load_same_deterministic_actions(tmp_path: Path, parts: str) -> Non
 
 # ------------------------------------------------------------------- errors
 def test_unknown_hyperparameter_names_key_and_algorithm(tmp_path: Path) -> None:
-    cfg = _cfg("cartpole_ppo.yaml", hyperparams={"n_stepz": 8})
+    cfg = _cfg("cartpole_ppo_actor.yaml", hyperparams={"n_stepz": 8})
     with pytest.raises(RlsubError, match=r"'n_stepz' for ppo"):
         train(cfg, 4, 0, progress=False)
 
 
 def test_unknown_part_and_algorithm_are_one_clear_error() -> None:
-    data = yaml.safe_load((ROOT / "configs" / "cartpole_ppo.yaml").read_text())
+    data = yaml.safe_load((ROOT / "configs" / "cartpole_ppo_actor.yaml").read_text())
     data["train"]["parts"] = "critic"
     with pytest.raises(ConfigError, match=r"parts: 'critic' is not allowed; allowed: actor, all"):
         experiment_from_dict(data)
@@ -209,7 +209,7 @@ def test_dqn_on_continuous_env_is_one_clear_error() -> None:
 
 # -------------------------------------------------------------- end to end
 def _tiny_config(tmp_path: Path, steps: int = 2048) -> Path:
-    data = yaml.safe_load((ROOT / "configs" / "cartpole_ppo.yaml").read_text())
+    data = yaml.safe_load((ROOT / "configs" / "cartpole_ppo_actor.yaml").read_text())
     data["train"].update(total_timesteps=steps, n_envs=4, eval_freq=steps // 2)
     data["env"] = str(tmp_path / "cartpole_fast.yaml")
     spec = yaml.safe_load((ROOT / "envs" / "cartpole.yaml").read_text())
@@ -253,12 +253,12 @@ def test_stop_when_solved_ends_training_at_the_first_solved_evaluation(tmp_path:
 
 def test_stop_when_solved_needs_evaluations() -> None:
     with pytest.raises(ConfigError, match=r"stop_when_solved needs eval_freq > 0"):
-        _cfg("cartpole_ppo.yaml", eval_freq=0, stop_when_solved=True)
+        _cfg("cartpole_ppo_actor.yaml", eval_freq=0, stop_when_solved=True)
 
 
 @pytest.mark.slow
 def test_ppo_small_d_learns_cartpole() -> None:
-    cfg = _cfg("cartpole_ppo.yaml", total_timesteps=30_000, eval_freq=0)
+    cfg = _cfg("cartpole_ppo_actor.yaml", total_timesteps=30_000, eval_freq=0)
     res = train(cfg, 8, 0, progress=False)
     assert res.final_eval_mean > 200  # random policy: about 22; measured 500 (seed 0)
 

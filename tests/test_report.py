@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 import rlsub.experiment.trial
+from rlsub.analysis import paper
 from rlsub.analysis.estimate import estimate_all
-from rlsub.analysis.figures import comparisons, curves_figure, difficulty_figure
-from rlsub.analysis.report import load_records, report
-from rlsub.analysis.tables import COLUMNS, build_rows, paper_value
+from rlsub.analysis.figures import comparisons, curves_figure, difficulty_figure, width_figure
+from rlsub.analysis.report import load_records, report, width_series
+from rlsub.analysis.tables import COLUMNS, build_rows
 from rlsub.cli.main import main
 from rlsub.core.config import experiment_from_dict
 from rlsub.core.errors import RlsubError
@@ -65,14 +66,20 @@ def test_report_files_and_columns(stores: list[Path], tmp_path: Path) -> None:
             assert (out / f"{stem}.{ext}").stat().st_size > 1000, stem
     assert len(r["rows"]) == 2
     row = r["rows"][0]
-    assert row["d_int90"] == 32 and row["D"] == fake_trainer.D
-    assert row["compression"] == pytest.approx(fake_trainer.D / 32)
+    # the grid's estimate, and the interpolated crossing (the headline) inside its step
+    assert row["d_int90_grid"] == 32 and 16 < row["d_int90"] <= 32 and row["D"] == fake_trainer.D
+    assert row["d_int90_lo"] <= row["d_int90"] and row["compression"] == pytest.approx(
+        fake_trainer.D / row["d_int90"]
+    )
     assert row["seeds"] == 2 and (row["d_min"], row["d_max"]) == (1, 64)
     assert row["wall_s"] > 0 and row["paper_d_int"] is None
+    assert row["trained_directly"] == 0 and row["failed"] == 0
+    assert "fake" in row["label"] and row["d_int90_line"]
     md = (out / "difficulty.md").read_text()
-    for col in ("task", "D/d_int90", "d_int90 [90% CI]", "d_int100 [90% CI]", "difficulty"):
+    for col in ("row", "D/d_int90", "d_int90 [90% CI]", "grid d_int90", "trained directly"):
         assert col in md
-    assert "paper d_int" in md and "budget" in md and "no reference task" in md
+    assert "seeds (failed)" in md and "paper d_int" in md and "no reference task" in md
+    assert "floor score" in md and "beyond the grid" in md
     with (out / "difficulty.csv").open() as fh:
         table = list(csv.DictReader(fh))
     assert list(table[0]) == COLUMNS and len(table) == 2
@@ -103,12 +110,48 @@ def test_reference_task_paper_values_and_comparisons(stores: list[Path]) -> None
     groups[1] = {**groups[1], "task": "cartpole", "algorithm": "es"}
     rows, ref = build_rows(records, groups)
     assert "digits" in ref and rows[0]["difficulty"] == pytest.approx(1.0)
-    assert rows[1]["paper_d_int"] == 25
-    assert paper_value("mnist", "fc_mnist") == (750, "d_int90")
-    assert paper_value("cartpole-v0", "mlp") == (25, "DQN, CartPole-v0, 90 % of 195")
+    # CartPole-v1 ES is not the paper's CartPole-v0 DQN row: no paper value beside it
+    assert rows[1]["paper_d_int"] is None
+    v0 = {"task": "cartpole-v0", "network": "mlp", "algorithm": "dqn"}
+    pv = paper.match(v0, {"hidden": [20, 20], "activation": "relu"})
+    assert pv is not None and pv.value == 25 and paper.paper_target(pv, None) == 0.9 * 195
+    assert paper.match(v0, {"hidden": [64, 64], "activation": "relu"}) is None  # other net
+    assert (
+        paper.match({**v0, "task": "cartpole"}, {"hidden": [20, 20], "activation": "relu"}) is None
+    )
+    fc = paper.match({"task": "mnist", "network": "fc_mnist", "algorithm": "adam"}, {})
+    assert fc is not None and fc.value == 750 and fc.line == "fixed"
+    cifar = paper.match({"task": "cifar10", "network": "lenet_cifar", "algorithm": "adam"}, {})
+    assert cifar is not None and paper.paper_target(cifar, 0.6) == pytest.approx(0.54)
     pg = {**groups[1], "algorithm": "ppo", "config_hash": "x"}
     stems = [c[0] for c in comparisons([groups[1], pg])]
     assert stems == ["es_vs_pg_cartpole"]
+
+
+def test_paper_value_sits_beside_its_row_with_ours_under_its_line(stores: list[Path]) -> None:
+    records = load_records(stores)
+    groups = estimate_all(records, n_boot=100)
+    g = {**groups[0], "task": "cartpole-v0", "algorithm": "dqn", "network": "mlp"}
+    for r in records:
+        if r.config_hash == g["config_hash"]:
+            r.config = {
+                **r.config,
+                "network": {"name": "mlp", "kwargs": {"hidden": [20, 20], "activation": "relu"}},
+            }
+    rows, _ = build_rows(records, [g])
+    assert rows[0]["paper_d_int"] == 25 and "0.9 x 195" in rows[0]["paper_rule"]
+    # the fake task's scores rise to 100, so the paper's fixed line (175.5) is never reached
+    assert rows[0]["paper_rule_ours"] is None
+
+
+def test_width_figure_from_groups_at_several_sizes(stores: list[Path], tmp_path: Path) -> None:
+    records = load_records(stores)
+    groups = estimate_all(records, n_boot=100)
+    wide = [{**groups[0], "D": groups[0]["D"] * 4, "config_hash": "w"}, groups[0]]
+    fig = width_figure(wide)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "D" in ax.get_xlabel() and ax.get_legend() is not None
+    assert set(width_series(wide)) == {f"{groups[0]['task']}_{groups[0]['algorithm']}_dense"}
 
 
 def test_cli_report_json(stores: list[Path], tmp_path: Path, capsys: Any) -> None:
@@ -142,7 +185,7 @@ def test_demo_with_tiny_config(
     assert main(["demo", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "skipping" in captured.err and "absent.yaml" in captured.err
-    assert "| task |" in captured.out and "curves.png" in captured.out
+    assert "| row |" in captured.out and "curves.png" in captured.out
     assert (out / "tiny.sqlite").exists() and (out / "difficulty.md").exists()
     assert (out / "curves.png").exists() and (out / "difficulty.pdf").exists()
     assert "RLSUB_DEMO_CONFIGS=" in (out / "COMMANDS.md").read_text()

@@ -1,42 +1,46 @@
-"""Intrinsic-dimension estimates from trial records (pure functions) and `rlsub dint`.
+"""Intrinsic-dimension estimates from trial records (pure functions).
 
 Records are grouped by config hash (one experiment: task, network, algorithm,
 projection and hyperparameters); the direct baseline of a group is its
-``direct`` records (same hash). Failed trials are left out of every mean and
-counted. For each group:
+``direct`` records (same hash).
 
-- ``d_int90``: smallest d whose mean final score reaches ``threshold x
-  baseline mean`` (threshold from the config's sweep section, 0.9 by default);
-- ``d_int100``: smallest d whose mean final score reaches the env's solved
-  score, when the records carry one (RL).
+**Failures count.** A failed or diverged trial (an exception, a non-finite
+score) enters the mean at its d with the task's *floor* score: for RL the env
+spec's random-policy score, for supervised tasks chance accuracy (1 / classes).
+Where no floor is known (a user's env without a random score, a user's
+dataset), the lowest score observed in the group stands in, and a note says so.
+Nothing is left out of a mean; every curve point counts its failures.
 
-Rules (``rule=``):
+**The lines.** For each group:
 
-- ``"bootstrap"`` (default): a d reaches the target when its mean is ``>=``
-  the target, and d_int is the smallest grid d *from which the mean curve stays
-  at or above the target for every larger d* ("stays above"). A lucky blip
-  above the target below the real crossing therefore does not count; a dip
-  below the target after the crossing moves d_int past the dip. The first
-  crossing is reported beside it (``first_crossing``), with ``monotone`` false
-  when the two differ.
-- ``"original"``: Li et al.'s rule exactly: the smallest d whose mean over runs
-  is *strictly above* the target (first crossing).
+- ``d_int90``: the d at which the mean score reaches the line
+  ``random + threshold x (baseline - random)`` for RL (threshold 0.9 by
+  default, from the config's sweep section; random: the env spec's random
+  score, so the line means the same for returns that can be negative), and
+  ``threshold x baseline`` for supervised tasks (the paper's rule), where
+  baseline is the mean of the directly trained network's scores;
+- ``d_int100``: the d at which the mean score reaches the env's solved score (RL).
+Each estimate carries its line as text (``line``).
 
-Each estimate carries:
+**The estimates.** ``interpolated`` (the headline): the d at which the
+mean-over-seeds curve crosses the line, linear in log d between the last grid
+d below the line and the first d from which the curve stays at or above it,
+with ``interpolated_interval``, a bootstrap interval over seeds (seeds
+resampled with replacement within each d and within the baseline). ``d_int``
+is the grid's estimate (the smallest grid d from which the mean stays at or
+above the line), with ``interval`` from the same resamples. An interval end
+of None means "beyond the grid". Where no d reaches the line, no number is
+given: ``d_int`` and ``interpolated`` are None and the note says "not reached
+within the grid". ``bootstrap_mean`` / ``bootstrap_std`` (the original's
+"786 +- 66" style) are given only when every resample reaches the line.
 
-- ``interpolated``: the crossing of the mean curve on log d, linear between
-  the last d below the target and d_int;
-- ``interval``, ``interpolated_interval``: bootstrap percentile intervals
-  (5th to 95th percentile, i.e. 90 %) from `BOOTSTRAP_SAMPLES` resamples of the
-  seeds, drawn with replacement within each d and within the baseline, with
-  the estimate recomputed on each;
-- ``bootstrap_mean``, ``bootstrap_std``: of the interpolated crossing over the
-  resamples that reach the target (the original's "786 +- 66" style).
+Rules (``rule=``): ``"bootstrap"`` (default) as above ("stays above": a lucky
+blip above the line below the real crossing does not count, and the first
+crossing is reported beside it as ``first_crossing``, with ``monotone`` false
+when they differ); ``"original"``: Li et al.'s rule, the smallest d whose mean
+is strictly above the line (first crossing).
 
-Edge cases: when no d reaches the target, ``d_int`` is None with the note
-"not reached within grid, > MAX"; when every d does, ``d_int`` is the
-smallest d with the note "<= MIN" (an upper bound). An interval end that is
-not reached within the grid is None ("> max d").
+Imports: experiment (records), envs and data (floors), core.
 """
 
 from __future__ import annotations
@@ -49,17 +53,24 @@ from typing import Any
 
 import numpy as np
 
+from rlsub.data.datasets import chance_accuracy
+from rlsub.envs.spec import load_env_spec
 from rlsub.experiment.record import TrialRecord
 
 BOOTSTRAP_SAMPLES = 2000
 PERCENTILES = (5.0, 95.0)  # a 90 % percentile interval
 BOOTSTRAP_SEED = 0  # fixed, so `rlsub dint` prints the same numbers every time
 RULES = ("bootstrap", "original")
+# how `interpolated_interval` is computed, in words (the report's footnote)
+INTERVAL_METHOD = (
+    f"percentile bootstrap, {BOOTSTRAP_SAMPLES} resamples of the seeds within each d and "
+    "within the baseline"
+)
 
 
 @dataclass
 class CurvePoint:
-    """Scores at one d (done trials only; failed ones counted)."""
+    """Scores at one d: finished trials' scores, and failed ones at the floor score."""
 
     d: int
     mean: float
@@ -87,18 +98,26 @@ class Estimate:
     bootstrap_std: float | None = None
     reached_fraction: float | None = None  # share of resamples reaching the target
     percentiles: tuple[float, float] = PERCENTILES
+    line: str = ""  # the rule that set `target`, in words
 
 
-def curve_points(records: Iterable[TrialRecord], score: str = "final") -> list[CurvePoint]:
-    """Mean score per d over the subspace (non-direct) records, sorted by d."""
+def curve_points(
+    records: Iterable[TrialRecord], score: str = "final", floor: float | None = None
+) -> list[CurvePoint]:
+    """Mean score per d over the subspace (non-direct) records, sorted by d.
+
+    Failed or diverged trials enter with `floor` (and are counted in `failed`); with
+    floor None they are left out (only for callers that handle failures themselves).
+    """
     by_d: dict[int, list[TrialRecord]] = defaultdict(list)
     for r in records:
         if not r.direct:
             by_d[int(r.d)].append(r)
     out = []
     for d in sorted(by_d):
-        scores = [_score(r, score) for r in by_d[d] if _ok(r, score)]
-        failed = len(by_d[d]) - len(scores)
+        ok = [_score(r, score) for r in by_d[d] if _ok(r, score)]
+        failed = len(by_d[d]) - len(ok)
+        scores = ok + ([float(floor)] * failed if floor is not None else [])
         arr = np.asarray(scores, dtype=float)
         out.append(
             CurvePoint(
@@ -178,25 +197,28 @@ def estimate(
     threshold: float | None = None,
     n_boot: int = BOOTSTRAP_SAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    floor: float = 0.0,
+    line: str = "",
 ) -> Estimate:
     """d_int for one target with a bootstrap interval.
 
     With `baseline_scores` and `threshold` (d_int90) each resample also redraws
-    the baseline seeds and uses ``threshold x resampled baseline mean`` as its
-    target; otherwise (d_int100) the target is fixed.
+    the baseline seeds and uses ``floor + threshold x (resampled baseline mean - floor)``
+    as its target (floor 0: the supervised ``threshold x baseline``); otherwise
+    (d_int100) the target is fixed.
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     pts = [p for p in points if p.n > 0]
     if not pts:
-        return Estimate(kind, rule, target, None, "no finished trials")
+        return Estimate(kind, rule, target, None, "no trials", line=line)
     ds = np.array([p.d for p in pts])
     means = np.array([[p.mean for p in pts]])
     idx, first = crossing_indices(means, np.array([target]), rule)
     i, f = int(idx[0]), int(first[0])
     interp = float(interpolate(ds, means, np.array([target]), idx)[0])
     if i < 0:
-        note = f"not reached within grid, > {int(ds[-1])}"
+        note = f"not reached within the grid (> {int(ds[-1])})"
         d_int: int | None = None
         interpolated: float | None = None
     elif i == 0:
@@ -214,6 +236,7 @@ def estimate(
         interpolated=interpolated,
         first_crossing=None if f < 0 else int(ds[f]),
         monotone=i == f,
+        line=line,
     )
     if n_boot <= 0:
         return est
@@ -224,7 +247,8 @@ def estimate(
         boot[:, j] = s[rng.integers(0, len(s), size=(n_boot, len(s)))].mean(axis=1)
     if baseline_scores and threshold is not None:
         b = np.asarray(baseline_scores, dtype=float)
-        targets = threshold * b[rng.integers(0, len(b), size=(n_boot, len(b)))].mean(axis=1)
+        bm = b[rng.integers(0, len(b), size=(n_boot, len(b)))].mean(axis=1)
+        targets = floor + threshold * (bm - floor)
     else:
         targets = np.full(n_boot, float(target))
     b_idx, _ = crossing_indices(boot, targets, rule)
@@ -235,7 +259,7 @@ def estimate(
     est.interpolated_interval = _pct(b_interp)
     finite = b_interp[np.isfinite(b_interp)]
     est.reached_fraction = float(len(finite) / n_boot)
-    if len(finite):
+    if len(finite) == n_boot:  # a mean over only the resamples that cross is no estimate
         est.bootstrap_mean = float(finite.mean())
         est.bootstrap_std = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
     return est
@@ -249,20 +273,59 @@ def _threshold(records: list[TrialRecord]) -> float:
     return 0.9
 
 
+def task_floor(record: TrialRecord) -> float | None:
+    """The floor score of a record's task: the env spec's random score (RL) or chance
+    accuracy (bundled datasets); None when unknown."""
+    cfg = record.config or {}
+    if cfg.get("dataset"):
+        return chance_accuracy(str(cfg["dataset"].get("name", "")))
+    env = cfg.get("env")
+    if not env:
+        return None
+    try:
+        return load_env_spec(str(env), cfg.get("env_variant")).random_score
+    except Exception:  # a user's or missing spec: no floor known
+        return None
+
+
+def trained_directly(records: Iterable[TrialRecord]) -> int:
+    """Parameters trained outside the subspace (0 for a faithful row), from the records."""
+    return max((int(r.info.get("trained_directly", 0)) for r in records if not r.direct), default=0)
+
+
 def estimate_group(
     records: list[TrialRecord],
     rule: str = "bootstrap",
     threshold: float | None = None,
     n_boot: int = BOOTSTRAP_SAMPLES,
     score: str = "final",
+    floor: float | None = None,
 ) -> dict[str, Any]:
-    """Curve, baseline and both estimates for the records of one config hash."""
+    """Curve, baseline and both estimates for the records of one config hash.
+
+    `floor`: the score a failed trial counts as (default: `task_floor`; failing that,
+    the lowest score observed in the group, with a note).
+    """
     sub = [r for r in records if not r.direct]
     base = [r for r in records if r.direct]
     ref = sub[0] if sub else records[0]
     thr = _threshold(records) if threshold is None else threshold
-    points = curve_points(sub, score)
-    base_scores = [_score(r, score) for r in base if _ok(r, score)]
+    supervised = bool((ref.config or {}).get("dataset"))
+    notes: list[str] = []
+    known_floor = task_floor(ref) if floor is None else floor
+    if known_floor is None:
+        seen = [_score(r, score) for r in records if _ok(r, score)]
+        floor_used = min(seen) if seen else 0.0
+        if any(not _ok(r, score) for r in records):
+            notes.append(
+                f"no floor score known for {ref.task}: failed trials count as the lowest "
+                f"score observed ({floor_used:.4g})"
+            )
+    else:
+        floor_used = float(known_floor)
+    points = curve_points(sub, score, floor_used)
+    base_ok = [_score(r, score) for r in base if _ok(r, score)]
+    base_scores = base_ok + [floor_used] * (len(base) - len(base_ok))
     solved = [r.solved_score for r in records if r.solved_score is not None]
     out: dict[str, Any] = {
         "config_hash": ref.config_hash,
@@ -272,36 +335,51 @@ def estimate_group(
         "algorithm": ref.algorithm,
         "projection": ref.projection,
         "D": max((r.D for r in records), default=0),
+        "trained_directly": trained_directly(records),
         "threshold": thr,
         "rule": rule,
         "score": score,
+        "floor": floor_used,
+        "floor_known": known_floor is not None,
+        "seeds": sorted({r.seed for r in sub}),
         "trials": len(records),
-        "failed": sum(1 for r in records if r.status != "done"),
+        "failed": sum(1 for r in records if not _ok(r, score)),
         "baseline": {
             "mean": float(np.mean(base_scores)) if base_scores else None,
             "std": float(np.std(base_scores, ddof=1)) if len(base_scores) > 1 else None,
             "n": len(base_scores),
-            "failed": len(base) - len(base_scores),
+            "failed": len(base) - len(base_ok),
         },
+        "baseline_scores": base_scores,
         "solved_score": max(solved) if solved else None,
         "curve": [asdict(p) for p in points],
         "d_int90": None,
         "d_int100": None,
-        "notes": [],
+        "notes": notes,
     }
     if base_scores:
         bmean = out["baseline"]["mean"]
-        if bmean <= 0:
-            out["notes"].append(
-                f"baseline mean {bmean:.4g} <= 0: {thr} x baseline is not a meaningful target"
-            )
+        rl_line = not supervised and known_floor is not None
+        lo = floor_used if rl_line else 0.0
+        line = (
+            f"random ({lo:.4g}) + {thr:g} x (baseline - random)"
+            if rl_line
+            else f"{thr:g} x baseline"
+            + ("" if supervised else " (no random score known for this env)")
+        )
+        if bmean <= lo:
+            notes.append(f"baseline mean {bmean:.4g} <= {lo:.4g}: the line {line} means little")
+        target = lo + thr * (bmean - lo)
         out["d_int90"] = asdict(
-            estimate(points, thr * bmean, "d_int90", rule, base_scores, thr, n_boot)
+            estimate(points, target, "d_int90", rule, base_scores, thr, n_boot, floor=lo, line=line)
         )
     else:
-        out["notes"].append("no finished baseline (direct) trial: d_int90 not estimated")
+        notes.append("no baseline (direct) trial: d_int90 not estimated")
     if solved:
-        out["d_int100"] = asdict(estimate(points, max(solved), "d_int100", rule, n_boot=n_boot))
+        line = f"solved score ({max(solved):g})"
+        out["d_int100"] = asdict(
+            estimate(points, max(solved), "d_int100", rule, n_boot=n_boot, line=line)
+        )
     return out
 
 
@@ -318,50 +396,3 @@ def estimate_all(
     out = [estimate_group(g, rule, threshold, n_boot) for g in groups.values()]
     out.sort(key=lambda g: (g["task"], g["network"], g["algorithm"], g["projection"], g["name"]))
     return out
-
-
-# ---------------------------------------------------------------- text output
-def _fmt(x: float | None, digits: int = 4) -> str:
-    return "-" if x is None else f"{x:.{digits}g}"
-
-
-def format_estimate(e: dict[str, Any] | None) -> str:
-    """One line: d_int, interval, interpolated crossing, notes."""
-    if e is None:
-        return "-"
-    lo, hi = e["interval"] or (None, None)
-    ilo, ihi = e["interpolated_interval"] or (None, None)
-    d_int = "none" if e["d_int"] is None else str(e["d_int"])
-    p = f"{e['percentiles'][0]:g}-{e['percentiles'][1]:g}%"
-    text = (
-        f"{d_int}  [{_fmt(lo)}, {'>max' if hi is None else _fmt(hi)}] ({p}), "
-        f"interpolated {_fmt(e['interpolated'])} "
-        f"[{_fmt(ilo)}, {'>max' if ihi is None else _fmt(ihi)}]"
-    )
-    if e["bootstrap_mean"] is not None:
-        text += f", bootstrap {e['bootstrap_mean']:.4g} +- {_fmt(e['bootstrap_std'], 3)}"
-    text += f"; {e['note']}"
-    if not e["monotone"]:
-        text += f" (non-monotone: first crossing at {e['first_crossing']})"
-    return text
-
-
-def format_group(g: dict[str, Any]) -> str:
-    """Human-readable summary of one `estimate_group` result."""
-    b = g["baseline"]
-    lines = [
-        f"{g['name']} [{g['config_hash']}]: {g['task']} / {g['network']} / {g['algorithm']} / "
-        f"{g['projection']}  D={g['D']:,}  rule={g['rule']}",
-        f"  baseline {_fmt(b['mean'])} +- {_fmt(b['std'], 3)} (n={b['n']}, failed {b['failed']})"
-        + (f"   solved score {g['solved_score']:g}" if g["solved_score"] is not None else ""),
-        "  d        mean       std    n  failed",
-    ]
-    for p in g["curve"]:
-        lines.append(
-            f"  {p['d']:<8d} {_fmt(p['mean']):>9} {_fmt(p['std'], 3):>9} {p['n']:>4} {p['failed']:>7}"
-        )
-    lines.append(f"  d_int90  (>= {g['threshold']:g} x baseline): {format_estimate(g['d_int90'])}")
-    lines.append(f"  d_int100 (solved score): {format_estimate(g['d_int100'])}")
-    lines += [f"  note: {n}" for n in g["notes"]]
-    lines.append(f"  trials {g['trials']}, failed {g['failed']} (left out of the means)")
-    return "\n".join(lines)

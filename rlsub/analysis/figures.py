@@ -82,56 +82,131 @@ def curves_figure(groups: list[dict[str, Any]], supervised: dict[str, bool]) -> 
 
 
 def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
-    """Figure 2: every group's d_int90 (interval bars) on one log-d axis, paper values hollow."""
+    """Every row's d_int90 (interpolated, 90 % interval bars) on one log-d axis; the paper's
+    value hollow, only on the row it belongs to, placed beside our estimate under the
+    paper's own line (a second marker), so each marker names its rule in the legend."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(rows) + 1.8))
+    fig, ax = plt.subplots(figsize=(9.5, 0.5 * len(rows) + 2.4))
     ys = list(range(len(rows)))
-    labels = []
-    ours = paper = solved = False
+    drawn: dict[str, bool] = {}
+
+    def bar(x: float, lo: float | None, hi: float | None, y: float, d_max: Any, **kw: Any) -> None:
+        lo_v = lo if lo is not None else x
+        hi_v = hi if hi is not None else (d_max or x)
+        err = [[max(x - lo_v, 0)], [max(hi_v - x, 0)]]
+        ax.errorbar(x, y, xerr=err, capsize=3, **kw)
+        if hi is None:  # open-ended: an arrow past the grid
+            ax.annotate(
+                "",
+                (hi_v * 1.6, y),
+                (hi_v, y),
+                arrowprops={"arrowstyle": "->", "color": kw.get("color")},
+            )
+
     for y, r in zip(ys, rows, strict=True):
-        labels.append(f"{r['task']} / {r['network']} / {r['algorithm']} ({r['projection']})")
         color = "tab:blue" if r["supervised"] else "tab:red"
         if r["d_int90"]:
-            lo = r["d_int90_lo"] or r["d_int90"]
-            hi = r["d_int90_hi"] or r["d_max"] or r["d_int90"]
-            err = [[max(r["d_int90"] - lo, 0)], [max(hi - r["d_int90"], 0)]]
-            ax.errorbar(r["d_int90"], y, xerr=err, fmt="o", color=color, capsize=3)
-            ours = True
+            bar(r["d_int90"], r["d_int90_lo"], r["d_int90_hi"], y, r["d_max"], fmt="o", color=color)
+            drawn["sup" if r["supervised"] else "rl"] = True
         elif r["d_max"]:
-            ax.plot(r["d_max"], y, ">", color=color)
+            ax.plot(r["d_max"], y, ">", color="gray")
+            drawn["none"] = True
         if r["d_int100"]:
-            ax.plot(r["d_int100"], y, "^", color="tab:green", ms=7)
-            solved = True
+            ax.plot(r["d_int100"], y - 0.22, "^", color="tab:green", ms=7)
+            drawn["solved"] = True
         if r["paper_d_int"]:
-            ax.plot(r["paper_d_int"], y, "s", mfc="none", mec="k", ms=8)
-            paper = True
-    kinds = {r["supervised"] for r in rows}
-    if True in kinds:
-        ax.plot([], [], "o", color="tab:blue", label="ours, supervised (d_int90, 90 % CI)")
-    if False in kinds:
-        ax.plot([], [], "o", color="tab:red", label="ours, RL (d_int90, 90 % CI)")
-    if solved:
-        ax.plot([], [], "^", color="tab:green", label="ours, RL d_int100 (solved score)")
-    if paper:
-        ax.plot([], [], "s", mfc="none", mec="k", label="Li et al. 2018 (paper, its rule)")
-    if not ours:
-        ax.plot([], [], ">", color="gray", label="not reached: > max d")
+            ax.plot(r["paper_d_int"], y + 0.22, "s", mfc="none", mec="k", ms=8)
+            drawn["paper"] = True
+            if r["paper_rule_ours"]:
+                ax.plot(r["paper_rule_ours"], y + 0.22, "D", color="k", ms=4)
+                drawn["ours_paper"] = True
+    legend = {
+        "sup": (
+            "o",
+            {"color": "tab:blue"},
+            "ours, supervised: d_int90, line 0.9 x baseline (90 % CI)",
+        ),
+        "rl": (
+            "o",
+            {"color": "tab:red"},
+            "ours, RL: d_int90, line random + 0.9 x (baseline - random)",
+        ),
+        "solved": (
+            "^",
+            {"color": "tab:green"},
+            "ours, RL: d_int100, line = the env's solved score",
+        ),
+        "paper": (
+            "s",
+            {"mfc": "none", "mec": "k"},
+            "Li et al. 2018, by the paper's line (matching rows only)",
+        ),
+        "ours_paper": ("D", {"color": "k", "ms": 4}, "ours by the paper's line"),
+        "none": (">", {"color": "gray"}, "not reached: > largest d swept"),
+    }
+    for key, (marker, kw, text) in legend.items():
+        if drawn.get(key):
+            ax.plot([], [], marker, label=text, **kw)
     ax.set_xscale("log")
     xs = [
         float(v)
         for r in rows
-        for v in (r["d_int90"], r["d_int90_lo"], r["d_int90_hi"], r["paper_d_int"], r["d_int100"])
-        + ((r["d_max"],) if not r["d_int90"] else ())
+        for v in (
+            r["d_int90"],
+            r["d_int90_lo"],
+            r["d_int90_hi"],
+            r["paper_d_int"],
+            r["d_int100"],
+            r["d_max"],
+        )
         if v
     ]
     if xs:
-        ax.set_xlim(min(xs) / 2, max(xs) * 2)
+        ax.set_xlim(min(xs) / 2, max(xs) * 3)
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_yticks(ys, labels, fontsize=8)
-    ax.set_xlabel("intrinsic dimension d_int90 (log scale, number of subspace dims)")
-    ax.set_ylabel("task / network / algorithm")
+    ax.set_yticks(ys, [r["label"] for r in rows], fontsize=7)
+    ax.set_xlabel("intrinsic dimension d (log scale; each marker's line in the legend)")
+    ax.set_ylabel("row: task / algorithm / network / budget")
     ax.set_title("Task difficulty by intrinsic dimension")
-    ax.legend(fontsize=7, loc="best")
+    # the legend sits below the axes, so it never covers data
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
+    """The paper's Figure 3 analogue: d_int (interpolated, 90 % interval) against the
+    network's size D, one series per task (rows of one task at several widths). A flat
+    line means the intrinsic dimension does not depend on the width."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    by_task: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for g in groups:
+        by_task[(g["task"], g["algorithm"])].append(g)
+    line = ""
+    for (task, algo), gs in sorted(by_task.items()):
+        pts = []
+        for g in sorted(gs, key=lambda g: g["D"]):
+            e = g.get(kind)
+            if e and e["d_int"] is not None:
+                x = e["interpolated"] if e["interpolated"] is not None else e["d_int"]
+                lo, hi = e["interpolated_interval"] or (None, None)
+                pts.append((g["D"], x, lo if lo is not None else x, hi))
+                line = e.get("line") or line
+        if not pts:
+            continue
+        Ds, xs = [p[0] for p in pts], [p[1] for p in pts]
+        err = [
+            [max(x - lo, 0) for _, x, lo, _ in pts],
+            [max((hi or x) - x, 0) for _, x, _, hi in pts],
+        ]
+        ax.errorbar(Ds, xs, yerr=err, fmt="o-", capsize=3, label=f"{task} / {algo}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of parameters D (log scale; one point per width)")
+    ax.set_ylabel(f"{kind} (log scale; interpolated, 90 % CI)")
+    ax.set_title("Intrinsic dimension against network width")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 

@@ -33,6 +33,7 @@ from rlsub.analysis.figures import (
     comparisons,
     curves_figure,
     difficulty_figure,
+    width_figure,
 )
 from rlsub.analysis.tables import build_rows, csv_table, latex_table, markdown_table
 from rlsub.core.errors import RlsubError
@@ -92,6 +93,8 @@ def build_report(
     figs = [("curves", curves_figure(groups, sup)), ("difficulty", difficulty_figure(rows))]
     for stem, title, gs in comparisons(groups):
         figs.append((stem, compare_figure(gs, sup[gs[0]["config_hash"]], title)))
+    for task, gs in width_series(groups).items():
+        figs.append((f"width_{task}", width_figure(gs)))
     figures = []
     for stem, fig in figs:
         for ext in FORMATS:
@@ -118,6 +121,20 @@ def build_report(
         "figures": figures,
         "markdown": md,
     }
+
+
+def width_series(groups: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Groups of one task, algorithm and projection at several sizes D (width variants),
+    keyed by a file-name stem; only series with at least two sizes."""
+    by: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for g in groups:
+        by.setdefault((g["task"], g["algorithm"], g["projection"]), []).append(g)
+    out = {}
+    for (task, algo, proj), gs in sorted(by.items()):
+        if len({g["D"] for g in gs}) >= 2:
+            stem = "_".join(s.replace(":", "-").replace("/", "-") for s in (task, algo, proj))
+            out[stem] = gs
+    return out
 
 
 def format_report(r: dict[str, Any]) -> str:

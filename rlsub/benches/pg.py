@@ -1,6 +1,6 @@
 """`rlsub bench pg`: wall time of subspace PPO over full-space SB3 PPO on CartPole.
 
-Both train for the same number of env steps with configs/cartpole_ppo.yaml's
+Both train for the same number of env steps with configs/cartpole_ppo_actor.yaml's
 hyperparameters (8 envs, rl-zoo3's tuned values), on one torch thread, with no
 evaluation: the subspace policy (actor in a d = 16 dense subspace, critic
 direct) against SB3's own ``MlpPolicy`` with the same network. One run each,
@@ -25,7 +25,7 @@ from rlsub.core.bundled import config_path
 from rlsub.core.config import load_experiment
 from rlsub.envs.spec import load_env_spec
 
-CONFIG = config_path("cartpole_ppo")
+CONFIG = config_path("cartpole_ppo_actor")
 
 
 def _time_learn(model: Any, steps: int) -> float:

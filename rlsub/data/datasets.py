@@ -242,6 +242,15 @@ def shuffle_labels(ds: Dataset, seed: int = VARIANT_SEED) -> Dataset:
     )
 
 
+N_CLASSES = {"digits": 10, "mnist": 10, "cifar10": 10}
+
+
+def chance_accuracy(name: str) -> float | None:
+    """Test accuracy of guessing (1 / classes) for a bundled dataset; None for others."""
+    n = N_CLASSES.get(name)
+    return None if n is None else 1.0 / n
+
+
 def load_dataset(
     name: str,
     variant: str = "standard",

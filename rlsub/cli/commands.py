@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from rlsub.algos.evaluate import evaluate_policy_file, random_score
-from rlsub.analysis.estimate import estimate_all, format_group
+from rlsub.analysis.estimate import estimate_all
 from rlsub.analysis.figures import FORMATS, _plt, learning_curves_figure
 from rlsub.analysis.report import command_line, format_report, load_record_file, report
+from rlsub.analysis.text import format_group
 from rlsub.cli.emit import emit
 from rlsub.core.config import (
     load_experiment,
@@ -106,7 +107,7 @@ def cli_eval(args: argparse.Namespace) -> None:
 
 def format_summary(r: dict[str, Any]) -> str:
     """Human-readable end-of-sweep summary."""
-    from rlsub.analysis.estimate import format_group
+    from rlsub.analysis.text import format_group
 
     t = r["trials"]
     head = (

@@ -1,14 +1,20 @@
 """Deterministic evaluation of a saved policy file (`rlsub eval POLICY_FILE`) and the
 random-policy score of an env (`rlsub random-score ENV --episodes N`).
 
-The compact file (rlsub.subspace) rebuilds the exact network; its `extra`
-holds what the rollout needs beside z: the env spec name and variant, the
-observation statistics (frozen) and how outputs become actions.
+The compact file (rlsub.core.subspace) rebuilds the exact network; its `extra`
+holds what the rollout needs beside z: the env spec name and variant (or the
+config that names them), the observation statistics (frozen) and how outputs
+become actions. A PG trial whose subspace spans the critic too (parts: all) is
+kept as SB3's zip with a JSON sidecar, replayed through SB3 (`evaluate_sb3_file`).
+
+Imports: algos (pg_envs, lazily: SB3 loads only for SB3 files), rollout, envs, core.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,12 +30,16 @@ from rlsub.rollout.slots import RunningNorm, reset_slots
 def evaluate_policy_file(
     path: str, episodes: int | None = None, seed: int = 12345
 ) -> dict[str, Any]:
-    sub, extra = Subspace.load(path)
-    if not extra.get("env"):
-        raise RlsubError(f"{path}: the policy file names no environment (a supervised model?)")
     if episodes is not None and episodes <= 0:
         raise RlsubError(f"--episodes must be > 0, got {episodes}")
-    spec = load_env_spec(extra["env"], extra.get("env_variant"))
+    if str(path).endswith(".zip"):
+        return evaluate_sb3_file(path, episodes, seed)
+    sub, extra = Subspace.load(path)
+    config = extra.get("config") or {}
+    env_name = extra.get("env") or config.get("env")
+    if not env_name:
+        raise RlsubError(f"{path}: the policy file names no environment (a supervised model?)")
+    spec = load_env_spec(env_name, extra.get("env_variant") or config.get("env_variant"))
     K = episodes or spec.eval_episodes
     env = make_vec_env(spec, K)
     dims = env_dims(env)
@@ -52,6 +62,47 @@ def evaluate_policy_file(
         "solved_score": spec.solved_score,
         "solved": bool(returns.mean() >= spec.solved_score),
         "env_steps": res.env_steps,
+        "wall_s": time.perf_counter() - t0,
+    }
+
+
+def evaluate_sb3_file(path: str, episodes: int | None = None, seed: int = 12345) -> dict[str, Any]:
+    """Replay a PG policy file kept as SB3's zip (parts: all) with its JSON sidecar."""
+    from stable_baselines3 import A2C, DQN, PPO
+
+    from rlsub.algos.pg_envs import _eval_env, evaluate
+
+    zip_path = Path(path)
+    sidecar = zip_path.with_suffix(".json")
+    if not zip_path.is_file() or not sidecar.is_file():
+        raise RlsubError(f"{path}: no such SB3 policy file with its {sidecar.name} beside it")
+    extra = json.loads(sidecar.read_text())
+    config = extra.get("config") or {}
+    algo = extra.get("algorithm") or config.get("algorithm")
+    algos: dict[str, Any] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+    if algo not in algos:
+        raise RlsubError(f"{path}: unknown algorithm {algo!r} in {sidecar.name}")
+    spec = load_env_spec(extra.get("env") or config["env"], extra.get("env_variant"))
+    K = episodes or spec.eval_episodes
+    model = algos[algo].load(zip_path, device="cpu")
+    env = _eval_env(spec, K)
+    t0 = time.perf_counter()
+    mean, std = evaluate(model, env, seed)
+    env.close()
+    sub = model.policy.subspace if hasattr(model.policy, "subspace") else None
+    return {
+        "policy": str(path),
+        "env": spec.name,
+        "env_variant": spec.variant,
+        "d": getattr(sub, "d", None),
+        "D": getattr(sub, "D", None),
+        "episodes": K,
+        "eval_mean": mean,
+        "eval_std": std,
+        "returns": None,
+        "solved_score": spec.solved_score,
+        "solved": bool(mean >= spec.solved_score),
+        "env_steps": None,
         "wall_s": time.perf_counter() - t0,
     }
 

@@ -26,7 +26,9 @@ over final observations), with exactly the settings ES uses (envs/pong.yaml).
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -261,6 +263,24 @@ def compact_subspace(model: BaseAlgorithm, sub_kwargs: dict[str, Any]) -> Subspa
     return out
 
 
+class SB3PolicyFile:
+    """The policy file of a PG trial whose subspace spans actor and critic (parts: all),
+    which the compact rlsub network cannot hold: SB3's own zip (z, the directly trained
+    tensors and the seeds that rebuild theta0 and P; never D floats of theta0) plus a
+    JSON sidecar with the config and how to replay it. `rlsub eval FILE.zip` replays it."""
+
+    def __init__(self, model: BaseAlgorithm) -> None:
+        self.model = model
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        zip_path = Path(path).with_suffix(".zip")
+        zip_path.parent.mkdir(parents=True, exist_ok=True)
+        self.model.save(zip_path)
+        sidecar = {"format": "rlsub-sb3-v1", **(extra or {})}
+        zip_path.with_suffix(".json").write_text(json.dumps(sidecar, sort_keys=True, default=str))
+        return zip_path
+
+
 # ------------------------------------------------------------------ train
 def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True) -> TrainResult:
     """Train `cfg` (ppo / a2c / dqn) at subspace dimension d ("direct": all D) with `seed`."""
@@ -302,7 +322,7 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         "parts": pgc.parts,
         "rest": cfg.subspace.rest,
         "trained_directly": int(sum(p.numel() for p in direct if p.requires_grad)),
-        "policy_file": "compact rlsub subspace" if compact is not None else "none (parts: all)",
+        "policy_file": "compact rlsub subspace" if compact is not None else "SB3 zip (parts: all)",
         "seeds": seeds,
     }
     if pgc.stop_when_solved:
@@ -316,8 +336,8 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         env_steps=steps,
         curve=curve,
         solved_score=spec.solved_score,
-        subspace=compact,
-        extra=extra,
+        subspace=compact if compact is not None else SB3PolicyFile(model),
+        extra={**extra, "env": cfg.env, "env_variant": cfg.env_variant, "algorithm": cfg.algorithm},
         info=info,
     )
 

@@ -67,8 +67,8 @@ class EnvSpec:
 def load_env_spec(name_or_path: str, variant: str | None = None) -> EnvSpec:
     """An env spec with an optional variant applied: a name registered in
     `rlsub.core.registry.ENV_SPECS` (the bundled envs/NAME.yaml), a path to a YAML spec,
-    or an import path "pkg.module:attr" to an EnvSpec, a mapping, or a function
-    returning either."""
+    an import path "pkg.module:attr" to an EnvSpec, a mapping, or a function returning
+    either, or any registered gymnasium id (`gymnasium_spec`)."""
     path = Path(name_or_path)
     entry = ENV_SPECS._entries.get(name_or_path)
     if (
@@ -83,12 +83,18 @@ def load_env_spec(name_or_path: str, variant: str | None = None) -> EnvSpec:
     else:
         if not path.suffix:
             path = ENV_DIR / (entry if isinstance(entry, str) else f"{name_or_path}.yaml")
-        if not path.is_file():
+        if path.is_file():
+            spec = from_mapping(EnvSpec, read_yaml(path), str(path))
+        elif not Path(name_or_path).suffix and name_or_path in gym.envs.registry:
+            spec = gymnasium_spec(name_or_path)
+        else:
             known = ", ".join(
                 sorted({*ENV_SPECS.names(), *(p.stem for p in ENV_DIR.glob("*.yaml"))})
             )
-            raise RlsubError(f"unknown env {name_or_path!r}: no spec at {path}; known: {known}")
-        spec = from_mapping(EnvSpec, read_yaml(path), str(path))
+            raise RlsubError(
+                f"unknown env {name_or_path!r}: no spec at {path} and no gymnasium id of that "
+                f"name; known specs: {known}"
+            )
     if variant is not None:
         if variant not in spec.variants:
             raise ConfigError(
@@ -102,6 +108,24 @@ def load_env_spec(name_or_path: str, variant: str | None = None) -> EnvSpec:
         )
     _check_requires(spec)
     return spec
+
+
+def gymnasium_spec(env_id: str) -> EnvSpec:
+    """A spec for any registered gymnasium id (e.g. "Acrobot-v1"): its own episode cap,
+    its `reward_threshold` as the solved score (none: +inf, so d_int100 is never
+    claimed), no random score (run `rlsub random-score ID` and write a YAML spec to
+    have one: the d_int90 line then uses it), 10 evaluation episodes, a sync vector env."""
+    gspec = gym.envs.registry[env_id]
+    threshold = gspec.reward_threshold
+    return EnvSpec(
+        name=env_id,
+        id=env_id,
+        max_episode_steps=int(gspec.max_episode_steps or 1000),
+        eval_episodes=10,
+        solved_score=float("inf") if threshold is None else float(threshold),
+        random_score=None,
+        vector="sync",
+    )
 
 
 def _check_requires(spec: EnvSpec) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsub.algos.base import TrainResult
-from rlsub.core.config import ExperimentConfig
+from rlsub.core.config import ExperimentConfig, experiment_from_dict, load_experiment
 from rlsub.core.errors import RlsubError
 from rlsub.core.registry import TRAINERS
 from rlsub.experiment.record import TrialRecord, git_revision, versions
@@ -85,7 +85,27 @@ def run_trial(
     if policy_dir is not None and res.subspace is not None:
         tag = "direct" if direct else f"d{rec.d}"
         path = Path(policy_dir) / f"{cfg.name}-{cfg.hash}-{tag}-s{seed}.pt"
-        res.subspace.save(path, extra={"config": rec.config, **res.extra})
-        rec.policy_path = str(path)
+        saved = res.subspace.save(path, extra={"config": rec.config, **res.extra})
+        rec.policy_path = str(saved or path)
     rec.status = "done"
     return rec
+
+
+def train(
+    config: str | Path | dict[str, Any] | ExperimentConfig,
+    d: int | str,
+    seed: int = 0,
+    policy_dir: str | Path | None = None,
+    progress: bool = False,
+) -> TrialRecord:
+    """Train one trial from Python: `config` is a bundled config's name (`"cartpole_es"`),
+    a YAML path, a config dict (as the YAML would hold it) or an `ExperimentConfig`.
+    A user mistake raises `RlsubError`; a failing trainer gives a record with status
+    'failed' and its reason. `policy_dir`: where to write the compact policy file."""
+    if isinstance(config, ExperimentConfig):
+        cfg = config
+    elif isinstance(config, dict):
+        cfg = experiment_from_dict(config, str(config.get("name", "config")))
+    else:
+        cfg = load_experiment(config)
+    return run_trial(cfg, d, seed, policy_dir=policy_dir, progress=progress)

@@ -179,11 +179,13 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
     network's size D, one series per task (rows of one task at several widths). A flat
     line means the intrinsic dimension does not depend on the width."""
     plt = _plt()
+    from matplotlib.ticker import FuncFormatter, NullFormatter
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     by_task: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for g in groups:
         by_task[(g["task"], g["algorithm"])].append(g)
     line = ""
+    ys_all: list[float] = []
     for (task, algo), gs in sorted(by_task.items()):
         pts = []
         for g in sorted(gs, key=lambda g: g["D"]):
@@ -201,8 +203,16 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
             [max((hi or x) - x, 0) for _, x, _, hi in pts],
         ]
         ax.errorbar(Ds, xs, yerr=err, fmt="o-", capsize=3, label=f"{task} / {algo}")
+        ys_all.extend([lo for _, _, lo, _ in pts] + [hi or x for _, x, _, hi in pts])
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if ys_all:  # a decade or more of d, so that a flat line reads as flat
+        lo_y, hi_y = min(ys_all), max(ys_all)
+        pad = max(1.0, (10 * lo_y / hi_y) ** 0.5)
+        ax.set_ylim(lo_y / pad, hi_y * pad)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("number of parameters D (log scale; one point per width)")
     ax.set_ylabel(f"{kind} (log scale; interpolated, 90 % CI)")
     ax.set_title("Intrinsic dimension against network width")

@@ -78,7 +78,9 @@ def row_label(recs: list[TrialRecord], g: dict[str, Any]) -> str:
     which parts are in the subspace, with the budget."""
     cfg = next((r.config for r in recs if r.config), {}) or {}
     train = cfg.get("train") or {}
-    bits = [g["task"], g["algorithm"], g["network"]]
+    hidden = ((cfg.get("network") or {}).get("kwargs") or {}).get("hidden")
+    net = g["network"] + (" " + "-".join(map(str, hidden)) if hidden else "")
+    bits = [g["task"], g["algorithm"], net]
     if g["algorithm"] in ("ppo", "a2c"):
         bits.append(f"parts: {train.get('parts', 'actor')}")
     bits.append(_budget(recs, is_supervised(recs)))

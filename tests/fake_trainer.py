@@ -6,7 +6,7 @@ and every start of a trial is appended to `log_file` (to count runs).
 
 With RLSUB_FAKE_FAST_VERSIONS=1 in the environment (set by the tests, inherited by
 spawned workers and driver subprocesses), importing this module replaces
-`rlsub.trial.versions` by a cheap stand-in: the real one imports torch, SB3, scipy...
+`rlsub.experiment.trial.versions` by a cheap stand-in: the real one imports torch, SB3, scipy...
 (seconds per fresh process), which would dominate these tests.
 """
 
@@ -50,6 +50,7 @@ class FakeConfig:
     blip: dict[str, float] = field(default_factory=dict)  # {"d": score} overrides
     solved_score: float | None = None
     log_file: str | None = None
+    mp_lock: bool = False  # hold a multiprocessing lock in the worker, as tqdm does
 
 
 def score(fc: FakeConfig, d: int | str, seed: int) -> float:
@@ -62,8 +63,15 @@ def score(fc: FakeConfig, d: int | str, seed: int) -> float:
     return 100.0 / (1.0 + math.exp(-x)) + fc.noise * u
 
 
+_LOCKS: list[Any] = []
+
+
 def train(cfg: Any, d: int | str, seed: int, progress: bool = False) -> TrainResult:
     fc: FakeConfig = cfg.train
+    if fc.mp_lock and not _LOCKS:  # a semaphore for the resource tracker (freed at exit)
+        import multiprocessing
+
+        _LOCKS.append(multiprocessing.get_context("spawn").RLock())
     if fc.log_file:
         with open(fc.log_file, "a") as fh:
             fh.write(f"{d} {seed} {os.getpid()}\n")

@@ -1,4 +1,4 @@
-"""Policy gradients in a subspace (rlsub.pg, rlsub.pg_policies): SB3 PPO, A2C, DQN."""
+"""Policy gradients in a subspace (rlsub.algos.pg, rlsub.algos.pg_policies): SB3 PPO, A2C, DQN."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def test_fastfood_stacks_blocks_when_d_exceeds_L():
 @pytest.mark.parametrize("kind", KINDS)
 def test_same_seed_same_P_in_fresh_process(kind):
     code = (
-        "import torch; from rlsub.projections import make_projection, materialize;"
+        "import torch; from rlsub.core.projections import make_projection, materialize;"
         f"print(repr(materialize(make_projection('{kind}', 200, 7, seed=11)).sum(0).tolist()))"
     )
     out = subprocess.run(

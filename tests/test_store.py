@@ -123,6 +123,28 @@ def test_corrupt_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
     _unchanged(path, "corrupt")
 
 
+def test_damaged_index_page_is_refused_untouched(tmp_path: Path) -> None:
+    """A damaged page that counting rows does not read: PRAGMA quick_check finds it."""
+    path = tmp_path / "d.sqlite"
+    with Store(path) as st:
+        for i in range(50):
+            st.put(record(i + 1, 0))
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("PRAGMA journal_mode=DELETE")
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='trials_status'").fetchone()
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    data = bytearray(path.read_bytes())
+    at = (root[0] - 1) * page + 8  # the index's cells, past the page header
+    data[at : at + page - 8] = bytes((i * 7 + 3) % 256 for i in range(page - 8))
+    path.write_bytes(bytes(data))
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    assert conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 50  # looks healthy
+    conn.close()
+    _unchanged(path, "damaged SQLite file")
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     Store(path).close()

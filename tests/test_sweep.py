@@ -7,8 +7,10 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,17 @@ import fake_trainer
 import pytest
 import yaml
 
+import rlsub.algos.es
 import rlsub.experiment.trial
 from rlsub.analysis.estimate import estimate_group
 from rlsub.benches.sweep import compare, grid_steps_apart
 from rlsub.cli.main import main
 from rlsub.core.config import ExperimentConfig, experiment_from_dict
 from rlsub.core.errors import RlsubError
-from rlsub.experiment.store import Store
+from rlsub.experiment.claims import Claimant
+from rlsub.experiment.store import Store, trial_key
 from rlsub.sweep.strategy import coarse_seeds, run_sweep
+from rlsub.sweep.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -59,7 +64,10 @@ def test_grid_then_rerun_skips_everything(fake: None, tmp_path: Path) -> None:
         "run": 30,
         "skipped": 0,
         "failed": 0,
+        "elsewhere": 0,
         "in_store": 30,
+        "held_elsewhere": 0,
+        "abandoned": 0,
     }
     assert d_ints(first) == (32, None)
     again = run_sweep(cfg, tmp_path / "s.sqlite")
@@ -164,7 +172,10 @@ def test_ray_backend_on_a_tiny_sweep(
     assert d_ints(out) == d_ints(ref)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is not None,
+    reason="checks the one-line error for a missing ray, and ray is installed here",
+)
 def test_ray_missing_is_one_clear_error(fake: None, tmp_path: Path) -> None:
     with pytest.raises(RlsubError, match=r"rlsub\[ray\]"):
         run_sweep(make_cfg(), tmp_path / "r.sqlite", backend="ray")
@@ -177,6 +188,7 @@ def test_cli_bad_workers_is_one_line(fake: None, tmp_path: Path, capsys: Any) ->
     assert main(["sweep", str(path), "--workers", "0", "--store", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "--workers must be >= 1" in err
+    assert not (tmp_path / "s").exists()
 
 
 DRIVER = """\
@@ -301,3 +313,229 @@ def test_bench_sweep_logic_with_the_fake_trainer(fake: None, tmp_path: Path) -> 
         compare(cfg, tmp_path)
     never = compare(make_cfg(crossing=1e6, sweep={"d_grid": [1, 4], "seeds": [0]}), tmp_path / "n")
     assert never["informative"] is False and never["meets_target"] is None
+
+
+# ------------------------------------------------------- the store as a shared work queue
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@pytest.mark.parametrize("mode", ["grid", "adaptive"])
+def test_two_sweeps_at_once_split_the_work(fake: None, tmp_path: Path, mode: str) -> None:
+    """Two sweeps (threads here; processes below) on one new store: every trial runs once."""
+    log = tmp_path / "runs.log"
+    sweep = {"d_grid": [1, 2, 4, 8, 16, 32], "seeds": [0, 1, 2]}
+    cfg = make_cfg(sleep_s=0.1, log_file=str(log), sweep=sweep)
+    path = tmp_path / "s.sqlite"
+    outs: list[Any] = [None, None]
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def go(i: int) -> None:
+        try:
+            start.wait()
+            outs[i] = run_sweep(cfg, path, mode=mode)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    with Store(path, readonly=True) as st:
+        rows = st.rows()
+    starts = collections.Counter(tuple(ln.split()[:2]) for ln in log.read_text().splitlines())
+    ref = run_sweep(make_cfg(sweep=sweep), tmp_path / "r.sqlite", mode=mode)
+    assert len(rows) == sum(o["trials"]["run"] for o in outs) == ref["trials"]["run"]
+    assert all(r["status"] == "done" and r["attempts"] == 1 for r in rows)
+    assert len(starts) == len(rows) and set(starts.values()) == {1}
+    assert all(o["trials"]["run"] > 0 for o in outs)  # both did some of the work
+    for o in outs:
+        t = o["trials"]
+        assert t["run"] + t["elsewhere"] + t["skipped"] == t["requested"]  # skipped: a late start
+        assert t["held_elsewhere"] == 0
+        assert _same(o["estimate"]["d_int90"], outs[0]["estimate"]["d_int90"])
+        assert _same(o["estimate"]["d_int100"], outs[0]["estimate"]["d_int100"])
+        assert _same(o["estimate"]["d_int90"], ref["estimate"]["d_int90"])  # as one sweep alone
+
+
+def _es_config(**over: Any) -> dict[str, Any]:
+    """A small ES config on CartPole (D = 562 with the 4-20-20-2 network)."""
+    return {
+        "name": "es_small",
+        "env": "cartpole",
+        "algorithm": "es",
+        "network": {"name": "mlp", "kwargs": {"hidden": [20, 20], "activation": "tanh"}},
+        "train": {"generations": 1, "population": 4},
+        "sweep": {"d_grid": [1, 2], "seeds": [0], "baseline": True},
+        **over,
+    }
+
+
+def _bad_input(tmp_path: Path, case: str) -> tuple[dict[str, Any], list[str], str]:
+    """(config, extra CLI args, the error it gives) for one bad input."""
+    if case == "env":
+        return _es_config(env="no_such_env"), [], "unknown env 'no_such_env'"
+    if case == "gym_id":
+        spec = tmp_path / "bogus.yaml"
+        spec.write_text("name: bogus\nid: NoSuchEnv-v9\n")
+        return _es_config(env=str(spec)), [], "NoSuchEnv"
+    if case == "mnist":
+        data = tmp_path / "data"
+        data.mkdir()
+        for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                     "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):  # fmt: skip
+            (data / name).write_bytes(b"not mnist")
+        cfg = {
+            "name": "mnist_bad",
+            "algorithm": "adam",
+            "dataset": {"name": "mnist", "data_dir": str(data)},
+            "network": {"name": "mlp", "kwargs": {"hidden": [8]}},
+            "sweep": {"d_grid": [1, 2], "seeds": [0]},
+        }
+        return cfg, [], "does not match the expected"
+    if case == "workers":
+        return _es_config(), ["--workers", "0"], "--workers must be >= 1"
+    assert case == "d_grid"  # D = 4*4+4 + 4*2+2 = 30
+    net = {"name": "mlp", "kwargs": {"hidden": [4]}}
+    cfg = _es_config(network=net, sweep={"d_grid": [8, 64, 32], "seeds": [0]})
+    return cfg, [], "sweep.d_grid: d = 32, 64 too large for a sparse projection"
+
+
+@pytest.mark.parametrize("case", ["env", "gym_id", "mnist", "workers", "d_grid"])
+def test_bad_input_is_one_line_and_creates_nothing(tmp_path: Path, capsys: Any, case: str) -> None:
+    config, extra, message = _bad_input(tmp_path, case)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    store = tmp_path / "out" / "s.sqlite"
+    assert main(["sweep", str(path), "--store", str(store), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlsub: error: ") and err.count("\n") == 1, err  # no bar either
+    assert message in err
+    assert not (tmp_path / "out").exists()
+    if case == "d_grid":
+        assert err.startswith(f"rlsub: error: {path}: sweep.d_grid: ")
+        assert "(D = 30); the largest allowed d is 30" in err
+
+
+def test_d_grid_limits_follow_the_projection() -> None:
+    cfg = experiment_from_dict(_es_config(sweep={"d_grid": [600], "seeds": [0]}))
+    with pytest.raises(RlsubError, match="largest allowed d is 562"):
+        validate(cfg, "grid", "local", 1)
+
+    def dense(limit_gib: float, d_grid: list[int]) -> ExperimentConfig:
+        sub = {"projection": "dense", "dense_limit_gib": limit_gib}
+        return experiment_from_dict(_es_config(subspace=sub, sweep={"d_grid": d_grid}))
+
+    with pytest.raises(RlsubError, match=r"d = 128 too large .* the largest allowed d is 100$"):
+        validate(dense(2.1e-4, [64, 128]), "grid", "local", 1)  # 100 x 562 x 4 bytes fit
+    assert validate(dense(2.1e-4, [64, 100]), "grid", "local", 1) == 562
+    with pytest.raises(RlsubError, match="does not fit in subspace.dense_limit_gib = 1e-06"):
+        validate(dense(1e-6, [1]), "grid", "local", 1)
+    fast = experiment_from_dict(
+        _es_config(subspace={"projection": "fastfood"}, sweep={"d_grid": [5000], "seeds": [0]})
+    )
+    assert validate(fast, "grid", "local", 1) == 562  # fastfood stacks blocks past D
+
+
+def test_failed_trials_keep_D_d_and_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("env exploded")
+
+    monkeypatch.setattr(rlsub.algos.es, "build_setup", broken)
+    monkeypatch.setattr(rlsub.experiment.trial, "versions", fake_trainer.fast_versions)
+    cfg = experiment_from_dict(_es_config())
+    path = tmp_path / "s.sqlite"
+    out = run_sweep(cfg, path)
+    assert out["trials"]["failed"] == 3
+    with Store(path, readonly=True) as st:
+        recs = {("direct" if r.direct else r.d, r.seed): r for r in st.records()}
+    assert {(r.D, r.d) for r in recs.values()} == {(562, 562), (562, 1), (562, 2)}
+    assert recs[("direct", 0)].direct and recs[(1, 0)].reason == "RuntimeError: env exploded"
+    assert all(r.config == cfg.to_dict() for r in recs.values())
+    # two trials left 'running': one by a live sweep (pid 1), one by a dead one
+    with Store(path) as st:
+        st.claim([trial_key(cfg.hash, 4, 0)], Claimant(socket.gethostname(), 1, "alive"))
+        st.claim([trial_key(cfg.hash, 8, 0)], Claimant(socket.gethostname(), 0, "gone"))  # no pid 0
+    capsys.readouterr()
+    assert main(["dint", str(path), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert (res["running"], res["abandoned"]) == (1, 1) and res["groups"][0]["D"] == 562
+    assert (res["groups"][0]["running"], res["groups"][0]["abandoned"]) == (1, 1)
+    assert main(["dint", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "D=562" in text and "1 trial(s) still running" in text
+    assert "1 trial(s) abandoned" in text
+
+
+@pytest.mark.slow
+def test_two_sweep_processes_one_killed_mid_trial(fake: None, tmp_path: Path) -> None:
+    """Two `rlsub sweep` processes on one new store; one is killed (SIGKILL) inside a
+    trial: the other takes the killed trial over, and nothing runs twice otherwise."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(tests=str(TESTS)))
+    log = tmp_path / "runs.log"
+    sweep = {"d_grid": [1, 2, 4, 8, 16, 32, 64], "seeds": [0, 1]}
+    config = fake_trainer.config(sleep_s=0.6, log_file=str(log), sweep=sweep)
+    cfg_path = tmp_path / "fake.yaml"
+    cfg_path.write_text(yaml.safe_dump(config))
+    store = tmp_path / "s.sqlite"
+    cmd = [sys.executable, str(driver), "sweep", str(cfg_path), "--store", str(store), "--json"]
+    a = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    b = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    killed = None
+    deadline = time.time() + 60
+    while killed is None and time.time() < deadline:
+        time.sleep(0.02)
+        try:
+            with Store(store, readonly=True) as st:
+                rows = st.rows()
+        except RlsubError:  # not created yet
+            continue
+        done = sum(r["status"] == "done" for r in rows)
+        lines = log.read_text().splitlines() if log.exists() else []
+        inside = {tuple(w[:2]) for w in map(str.split, lines) if w[2:] == [str(a.pid)]}
+        for r in rows:  # a's trial, its trainer started (logged) just now: well inside it
+            fresh = r["started_at"] is not None and time.time() - r["started_at"] < 0.3
+            logged = ("direct" if r["direct"] else str(r["d"]), str(r["seed"])) in inside
+            if r["status"] == "running" and r["pid"] == a.pid and fresh and logged and done >= 2:
+                os.kill(a.pid, signal.SIGKILL)
+                killed = (r["d"], r["direct"], r["seed"])
+                break
+    a.wait()
+    out_b, err_b = b.communicate(timeout=90)
+    assert killed is not None and b.returncode == 0, err_b
+    out = json.loads(out_b)
+    with Store(store, readonly=True) as st:
+        after = {(r["d"], r["direct"], r["seed"]): r for r in st.rows()}
+    assert len(after) == 16 and all(r["status"] == "done" for r in after.values())
+    assert after[killed]["attempts"] == 2 and after[killed]["pid"] == b.pid
+    assert all(r["attempts"] == 1 for k, r in after.items() if k != killed)
+    starts = collections.Counter(tuple(ln.split()[:2]) for ln in log.read_text().splitlines())
+    for (d, direct, seed), r in after.items():
+        assert starts[("direct" if direct else str(d), str(seed))] == r["attempts"]
+    t = out["trials"]
+    assert t["run"] + t["elsewhere"] + t["skipped"] == 16 and t["in_store"] == 16
+    assert t["held_elsewhere"] == 0 and t["abandoned"] == 0
+    ref = run_sweep(make_cfg(sweep=sweep), tmp_path / "ref.sqlite")
+    assert _same(out["estimate"]["d_int90"], ref["estimate"]["d_int90"])
+
+
+@pytest.mark.slow
+def test_pool_sweep_ends_without_leaked_semaphores(fake: None, tmp_path: Path) -> None:
+    """Workers holding a multiprocessing lock (as tqdm's does) exit on their own at the end."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(tests=str(TESTS)))
+    config = fake_trainer.config(mp_lock=True, sweep={"d_grid": [1, 2], "seeds": [0, 1]})
+    cfg_path = tmp_path / "fake.yaml"
+    cfg_path.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, str(driver), "sweep", str(cfg_path), "--store",
+           str(tmp_path / "s.sqlite"), "--workers", "2", "--json"]  # fmt: skip
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["trials"]["run"] == 6
+    assert "leaked" not in res.stderr, res.stderr

@@ -120,7 +120,7 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
             if r["paper_rule_ours"]:
                 ax.plot(r["paper_rule_ours"], y + 0.22, "D", color="k", ms=4)
                 drawn["ours_paper"] = True
-    legend = {
+    legend: dict[str, tuple[str, dict[str, Any], str]] = {
         "sup": (
             "o",
             {"color": "tab:blue"},
@@ -180,6 +180,7 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
     line means the intrinsic dimension does not depend on the width."""
     plt = _plt()
     from matplotlib.ticker import FuncFormatter, NullFormatter
+
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     by_task: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for g in groups:

@@ -288,16 +288,16 @@ def footnotes(rows: list[dict[str, Any]], ref_text: str) -> list[str]:
     return notes
 
 
+def markdown_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """The table itself, header and rows, as Markdown lines (no title, no legend)."""
+    head, cells = display_rows(rows)
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    return lines + ["| " + " | ".join(c) + " |" for c in cells]
+
+
 def markdown_table(rows: list[dict[str, Any]], ref_text: str) -> str:
     """The cross-task difficulty table in Markdown, with its legend."""
-    head, cells = display_rows(rows)
-    lines = [
-        "# Intrinsic dimension: cross-task difficulty",
-        "",
-        "| " + " | ".join(head) + " |",
-        "| " + " | ".join("---" for _ in head) + " |",
-    ]
-    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    lines = ["# Intrinsic dimension: cross-task difficulty", "", *markdown_rows(rows)]
     lines += [""] + [f"- {n}" for n in footnotes(rows, ref_text)]
     return "\n".join(lines) + "\n"
 

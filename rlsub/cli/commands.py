@@ -25,11 +25,55 @@ from rlsub.sweep.strategy import run_sweep
 from rlsub.sweep.suite import format_plan, load_suite, plan
 
 
+def config_info(args: argparse.Namespace) -> None:
+    """`rlsub info CONFIG`: what a config measures, its network's D and its sweep plan."""
+    from rlsub.sweep.validate import network_D
+
+    cfg = load_experiment(args.config)
+    D = network_D(cfg)
+    sw = cfg.sweep
+    result = {
+        "config": str(cfg.source),
+        "name": cfg.name,
+        "task": cfg.task,
+        "algorithm": cfg.algorithm,
+        "network": cfg.network.name,
+        "network_kwargs": cfg.network.kwargs,
+        "projection": cfg.subspace.projection,
+        "D": D,
+        "d_grid": sw.d_grid,
+        "seeds": sw.seeds,
+        "baseline": sw.baseline,
+        "threshold": sw.threshold,
+        "trials": len(sw.d_grid) * len(sw.seeds) + (len(sw.seeds) if sw.baseline else 0),
+        "config_hash": cfg.hash,
+    }
+
+    def human(r: dict[str, Any]) -> str:
+        D_text = "-" if r["D"] is None else f"{r['D']:,}"
+        return (
+            f"config      {r['name']} ({r['config']}, hash {r['config_hash']})\n"
+            f"task        {r['task']}   algorithm {r['algorithm']}\n"
+            f"network     {r['network']} {r['network_kwargs'] or ''}   D {D_text}\n"
+            f"projection  {r['projection']}\n"
+            f"sweep       d {r['d_grid']} x seeds {r['seeds']}"
+            f"{' + baseline' if r['baseline'] else ''}: {r['trials']} trials, line "
+            f"{r['threshold']:g} (rlsub sweep {r['name']})"
+        )
+
+    emit(args, result, human)
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     from rlsub.core.projections import make_projection
     from rlsub.core.registry import build_network, count_parameters
     from rlsub.nets.catalog import INFO_DEFAULTS
 
+    if args.config is not None:
+        config_info(args)
+        return
+    if args.network is None or args.d is None:
+        raise RlsubError("info: give a config (rlsub info cartpole_es) or --network NAME --d N")
     net = build_network(args.network, INFO_DEFAULTS.get(args.network))
     D = count_parameters(net)
     d = D if args.d == "direct" else args.d
@@ -110,13 +154,30 @@ def format_summary(r: dict[str, Any]) -> str:
     from rlsub.analysis.text import format_group
 
     t = r["trials"]
-    head = (
+    others = f", {t['elsewhere']} run by other sweeps" if t.get("elsewhere") else ""
+    lines = [
         f"sweep {r['name']} ({r['mode']}, {r['backend']}, {r['workers']} worker(s)) -> "
-        f"{r['store']}\n"
+        f"{r['store']}",
         f"trials: {t['run']} run ({t['failed']} failed), {t['skipped']} skipped (finished "
-        f"before), {t['in_store']} in store for this config; {r['wall_s']:.1f} s"
+        f"before){others}, {t['in_store']} in store for this config; {r['wall_s']:.1f} s",
+    ]
+    if t.get("held_elsewhere"):
+        lines.append(
+            f"{t['held_elsewhere']} trial(s) of this config still held by other sweeps: "
+            "not in the estimate yet"
+        )
+    if t.get("abandoned"):
+        lines.append(_abandoned_line(t["abandoned"]))
+    if r["estimate"] is not None:
+        lines.append(format_group(r["estimate"]))
+    return "\n".join(lines)
+
+
+def _abandoned_line(n: int) -> str:
+    return (
+        f"{n} trial(s) abandoned: left 'running' by a sweep that is gone; rerunning "
+        "the sweep runs them"
     )
-    return head if r["estimate"] is None else head + "\n" + format_group(r["estimate"])
 
 
 def cli_sweep(args: argparse.Namespace) -> None:
@@ -191,17 +252,36 @@ def cli_suite(args: argparse.Namespace) -> None:
 def cli_dint(args: argparse.Namespace) -> None:
     """`rlsub dint STORE [--rule bootstrap|original] [--json]`."""
     from rlsub.cli.emit import emit
+    from rlsub.experiment.claims import running_state
     from rlsub.experiment.store import Store
 
     with Store(args.store, readonly=True) as store:
         records = store.records()
+        running = store.rows(status="running")
     groups = estimate_all(records, rule=args.rule)
-    result = {"store": str(args.store), "rule": args.rule, "groups": groups}
+    for g in groups:  # trials of the group not finished: still running, or abandoned
+        g["running"], g["abandoned"] = running_state(
+            [r for r in running if r["config_hash"] == g["config_hash"]]
+        )
+    held, gone = running_state(running)
+    result = {
+        "store": str(args.store),
+        "rule": args.rule,
+        "groups": groups,
+        "running": held,
+        "abandoned": gone,
+    }
 
     def human(r: dict[str, Any]) -> str:
-        if not r["groups"]:
-            return f"{r['store']}: no finished trials"
-        return "\n\n".join(format_group(g) for g in r["groups"])
+        parts = [format_group(g) for g in r["groups"]] or [f"{r['store']}: no finished trials"]
+        if r["running"] or r["abandoned"]:
+            lines = [
+                f"{r['store']}: {r['running']} trial(s) still running (their sweeps are alive)"
+            ]
+            if r["abandoned"]:
+                lines.append(_abandoned_line(r["abandoned"]))
+            parts.append("\n".join(lines))
+        return "\n\n".join(parts)
 
     emit(args, result, human)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -61,10 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rlsub", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("info", help="D, d, D/d and projection memory for a network")
-    s.add_argument("--network", required=True)
+    s = sub.add_parser(
+        "info", help="a config (task, network, D, grid), or D, d, D/d and P's memory for a network"
+    )
+    s.add_argument("config", nargs="?", help="a bundled config's name or a config file")
+    s.add_argument("--network", help="a network name (instead of a config)")
     s.add_argument("--projection", default="fastfood")
-    s.add_argument("--d", type=_d_value, required=True)
+    s.add_argument("--d", type=_d_value, default=None)
     s.add_argument("--dense-limit-gib", type=float, default=2.0)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_info)
@@ -169,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("rlsub: interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`rlsub ... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 

@@ -86,6 +86,11 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {_type_name(tp)}")
 
 
+def _at(where: str, key: str) -> str:
+    """`file.yaml` + key -> `file.yaml: key`; `file.yaml: sweep` + key -> `file.yaml: sweep.key`."""
+    return f"{where}.{key}" if ": " in where else f"{where}: {key}"
+
+
 def from_mapping(cls: type[T], data: Any, where: str = "config") -> T:
     """Build dataclass `cls` from a mapping, one clear error per bad key or value."""
     if data is None:
@@ -100,13 +105,15 @@ def from_mapping(cls: type[T], data: Any, where: str = "config") -> T:
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = _convert(data[name], hints[name], f"{where}.{name}")
+            kwargs[name] = _convert(data[name], hints[name], _at(where, name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key {name!r}")
     try:
         return cls(**kwargs)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:  # a __post_init__ message may name its key already
+        file, _, section = where.partition(": ")
+        named = bool(section) and str(exc).startswith(f"{section}.")
+        raise ConfigError(f"{file if named else where}: {exc}") from None
 
 
 def to_dict(obj: Any) -> Any:

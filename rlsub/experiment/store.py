@@ -4,18 +4,24 @@ One row per trial, keyed by ``(config_hash, d, direct, seed)``; the direct
 baseline is keyed with ``d = 0`` (its record's d is D, kept in column ``D``).
 A row moves ``running -> done | failed``:
 
-- the driver marks a trial ``running`` (and counts the attempt) just before it
-  starts, and replaces the row with the finished record when it ends, in one
+- a sweep *claims* a trial (`Store.claim`, rlsub.experiment.claims: host, pid,
+  token, lease, heartbeat; one transaction, counting the attempt) just before
+  it starts, and replaces the row with the finished record when it ends, in one
   transaction, so a half-written record is never read as finished;
 - `Store.records` only ever returns ``done`` and ``failed`` rows; a ``running``
-  row left by a killed sweep is an interrupted trial, which the sweep reruns.
+  row whose claimant is gone (a killed sweep) is taken over by the next claim.
 
-The file is written by one process (the sweep driver) and read by any number
-of others at the same time (WAL journal). Opening a file that is not an rlsub
-store -- not SQLite, a corrupt SQLite file, or another program's database --
-raises one `RlsubError` and leaves the file untouched: it is first opened
-read-only to check the schema, and tables are only ever created in a new or
-empty file.
+Any number of sweeps may write one store at once (they split the trials through
+their claims) while others read it. A new store is built in a temporary file
+and linked into place, so two sweeps starting together never both create it.
+The journal is WAL, except on a network filesystem, where WAL's shared memory
+does not reach other machines: there it is the rollback journal (file locks).
+
+Opening a file that is not an rlsub store -- not SQLite, a damaged SQLite file
+(``PRAGMA quick_check`` runs first), or another program's database -- raises
+one `RlsubError` and leaves the file untouched: it is first opened read-only to
+check it, and tables are only ever created in a new or empty file. A schema 1
+store (before claims) is read as it is, and upgraded in place when written.
 """
 
 from __future__ import annotations
@@ -23,17 +29,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rlsub.core.errors import RlsubError
+from rlsub.experiment import claims
+from rlsub.experiment.claims import Claimant, ClaimResult, TrialKey
 from rlsub.experiment.record import TrialRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: claims (claim, heartbeat, lease_s); 1 is read, and upgraded on write
 APPLICATION_ID = 0x524C5342  # "RLSB", stored in the SQLite header
 SQLITE_MAGIC = b"SQLite format 3\x00"
 STATUSES = ("running", "done", "failed")
@@ -71,7 +79,13 @@ _COLUMNS: list[tuple[str, str]] = [
     ("host", "TEXT"),
     ("pid", "INTEGER"),
 ]
+_CLAIM_COLUMNS = [("claim", "TEXT"), ("heartbeat", "REAL"), ("lease_s", "REAL")]  # version 2
+_COLUMNS += _CLAIM_COLUMNS
+_KEY = ("config_hash", "d", "direct", "seed")
 _JSON = ("curve", "config", "versions", "info")
+_SCORES = ("final_eval_mean", "final_eval_std", "best_eval_mean", "solved_score")
+_AS_IS = ("config_hash", "direct", "status", "reason", "solved_score", "curve", "policy_path",
+          "config", "versions", "git_rev", "info")  # fmt: skip
 _SCHEMA = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE trials ("
@@ -79,8 +93,6 @@ _SCHEMA = [
     + ", PRIMARY KEY (config_hash, d, direct, seed))",
     "CREATE INDEX trials_status ON trials (config_hash, status)",
 ]
-
-TrialKey = tuple[str, int, bool, int]  # (config_hash, d (0: direct), direct, seed)
 
 
 def default_path(name: str, root: str | Path = "runs") -> Path:
@@ -97,6 +109,15 @@ def trial_key(config_hash: str, d: int | str, seed: int) -> TrialKey:
 def _num(x: Any) -> float:
     """SQLite keeps NaN as NULL: read it back as NaN."""
     return float("nan") if x is None else float(x)
+
+
+def _quick_check(conn: sqlite3.Connection) -> str | None:
+    """The first problem `PRAGMA quick_check` finds, or None."""
+    rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+    if rows == ["ok"]:
+        return None
+    lines = [ln for r in rows for ln in r.splitlines() if ln and not ln.startswith("***")]
+    return (lines[0] if lines else "failed")[:200]
 
 
 def _check_existing(path: Path) -> bool:
@@ -117,14 +138,17 @@ def _check_existing(path: Path) -> bool:
             app = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            if app == APPLICATION_ID and "trials" in tables:
-                conn.execute("SELECT count(*) FROM trials").fetchone()
+            damage = _quick_check(conn) if tables else None
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise RlsubError(
             f"{path}: corrupt SQLite file ({exc}); not an rlsub results store"
         ) from None
+    if damage is not None:
+        raise RlsubError(
+            f"{path}: damaged SQLite file (quick_check: {damage}); refused and left as it is"
+        )
     if not tables and app == 0 and version == 0:
         return True
     if app != APPLICATION_ID or not {"meta", "trials"} <= tables:
@@ -132,12 +156,31 @@ def _check_existing(path: Path) -> bool:
             f"{path}: an SQLite database of another program (tables: "
             f"{', '.join(sorted(tables)) or 'none'}), not an rlsub results store"
         )
-    if version != SCHEMA_VERSION:
+    if version not in (1, SCHEMA_VERSION):
         raise RlsubError(
             f"{path}: results store schema version {version}; this rlsub reads "
-            f"version {SCHEMA_VERSION}"
+            f"versions 1 to {SCHEMA_VERSION}"
         )
     return False
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    """Create the schema in one transaction (all or nothing), unless another process has."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            for stmt in _SCHEMA:
+                conn.execute(stmt)
+            conn.execute(
+                "INSERT INTO meta VALUES ('app', 'rlsub'), ('schema', ?), ('created_at', ?)",
+                (str(SCHEMA_VERSION), str(time.time())),
+            )
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
 
 
 class Store:
@@ -154,34 +197,65 @@ class Store:
             raise RlsubError(f"{self.path}: no such results store")
         if exists and self.path.is_dir():
             raise RlsubError(f"{self.path}: is a directory, not a results store")
-        fresh = _check_existing(self.path) if exists else True
+        journal = "delete" if claims.network_filesystem(self.path) else "wal"
+        if not exists:
+            self._create_new(journal)
+        fresh = _check_existing(self.path)
         if readonly:
             if fresh:
                 raise RlsubError(f"{self.path}: an empty file, not an rlsub results store")
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
             self.conn = sqlite3.connect(uri, uri=True, timeout=30)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
+            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != journal:
+                self.conn.execute(f"PRAGMA journal_mode={journal}")
+            self.conn.execute(f"PRAGMA synchronous={'NORMAL' if journal == 'wal' else 'FULL'}")
             if fresh:
-                self._create()
+                _create(self.conn)
+            if self.conn.execute("PRAGMA user_version").fetchone()[0] == 1:
+                self._upgrade()
         self.conn.execute("PRAGMA busy_timeout=30000")
         self.conn.row_factory = sqlite3.Row
 
-    def _create(self) -> None:
-        """Create the schema in one transaction (all or nothing)."""
+    def _create_new(self, journal: str) -> None:
+        """Build a new store in a temporary file and link it into place: of several
+        processes creating the same store at once, one wins and the others open its file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            conn = sqlite3.connect(tmp)
+            try:
+                conn.execute(f"PRAGMA journal_mode={journal}")
+                _create(conn)
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another sweep created it first
+            except OSError:  # a filesystem without hard links
+                if not self.path.exists():
+                    os.replace(tmp, self.path)
+        finally:
+            for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+                p.unlink(missing_ok=True)
+
+    def _upgrade(self) -> None:
+        """Schema 1 -> 2: add the claim columns (one transaction; another process may have)."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            for stmt in _SCHEMA:
-                self.conn.execute(stmt)
-            self.conn.execute(
-                "INSERT INTO meta VALUES ('app', 'rlsub'), ('schema', ?), ('created_at', ?)",
-                (str(SCHEMA_VERSION), str(time.time())),
-            )
-            self.conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if self.conn.execute("PRAGMA user_version").fetchone()[0] == 1:
+                have = {r[1] for r in self.conn.execute("PRAGMA table_info(trials)")}
+                for c, t in _CLAIM_COLUMNS:
+                    if c not in have:
+                        self.conn.execute(f"ALTER TABLE trials ADD COLUMN {c} {t}")
+                self.conn.execute(
+                    "UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),)
+                )
+                self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             self.conn.rollback()
             raise
@@ -202,26 +276,33 @@ class Store:
             raise RlsubError(f"{self.path}: opened read-only")
 
     # --------------------------------------------------------------- writes
-    def mark_running(self, key: TrialKey) -> int:
-        """Record that trial `key` starts now; returns its attempt number (1 the first time)."""
+    def claim(self, keys: list[TrialKey], who: Claimant) -> ClaimResult:
+        """Claim the first free (or abandoned) trial of `keys` for `who`: the one claim path."""
         self._writable()
-        with self.conn:
-            self.conn.execute(
-                "INSERT INTO trials (config_hash, d, direct, seed, status, attempts, started_at,"
-                " host, pid) VALUES (?, ?, ?, ?, 'running', 1, ?, ?, ?)"
-                " ON CONFLICT (config_hash, d, direct, seed) DO UPDATE SET status='running',"
-                " reason='', attempts=attempts + 1, started_at=excluded.started_at,"
-                " finished_at=NULL, host=excluded.host, pid=excluded.pid",
-                (*key, time.time(), socket.gethostname(), os.getpid()),
-            )
-            row = self.conn.execute(
-                "SELECT attempts FROM trials WHERE config_hash=? AND d=? AND direct=? AND seed=?",
-                key,
-            ).fetchone()
-        return int(row[0])
+        return claims.claim(self.conn, keys, who)
 
-    def put(self, rec: TrialRecord) -> None:
-        """Write a finished record (status 'done' or 'failed'), replacing its 'running' row."""
+    def restart(self, key: TrialKey, who: Claimant) -> int:
+        """Count a new attempt of a trial `who` holds (its worker was lost); the attempt number."""
+        self._writable()
+        return claims.restart(self.conn, key, who)
+
+    def mark_running(self, key: TrialKey, who: Claimant | None = None) -> int:
+        """Claim trial `key` now (for `who`, else a claimant of its own); its attempt number.
+
+        Refuses a finished trial, and one that another live sweep holds.
+        """
+        res = self.claim([key], who or Claimant.here())
+        if res.key is None:
+            where = "finished" if key in res.finished else f"held by {res.held.get(key)}"
+            raise RlsubError(f"{self.path}: trial {key} is {where}")
+        return res.attempt
+
+    def put(self, rec: TrialRecord, who: Claimant | None = None) -> bool:
+        """Write a finished record (status 'done' or 'failed'), replacing its 'running' row.
+
+        With `who`, only when the row is still running (whoever holds it now) or `who`
+        finished it: another sweep's finished record is kept. True when written.
+        """
         self._writable()
         if rec.status not in ("done", "failed"):
             raise ValueError(f"a finished record has status done or failed, not {rec.status!r}")
@@ -232,30 +313,31 @@ class Store:
         values.update(config_hash=key[0], d=key[1], direct=int(key[2]), seed=key[3])
         for c in _JSON:
             values[c] = json.dumps(data[c], sort_keys=True, default=str)
-        for c in ("final_eval_mean", "final_eval_std", "best_eval_mean", "solved_score"):
+        for c in _SCORES:
             if values[c] is not None and not math.isfinite(values[c]):
                 values[c] = None
         values["solved"] = None if rec.solved is None else int(rec.solved)
         values["finished_at"] = time.time()
+        guard, args = "", []
+        if who is not None:
+            values["claim"] = who.token
+            guard, args = " WHERE trials.status='running' OR trials.claim=?", [who.token]
         cols = list(values)
-        updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in key_columns())
+        updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in _KEY)
         with self.conn:
-            self.conn.execute(
+            cur = self.conn.execute(
                 f"INSERT INTO trials ({', '.join(cols)}, attempts) VALUES "
                 f"({', '.join('?' for _ in cols)}, 1) ON CONFLICT "
-                f"(config_hash, d, direct, seed) DO UPDATE SET {updates}",
-                [values[c] for c in cols],
+                f"(config_hash, d, direct, seed) DO UPDATE SET {updates}{guard}",
+                [values[c] for c in cols] + args,
             )
+        return cur.rowcount > 0
 
-    def abandon(self, key: TrialKey) -> None:
-        """Forget a 'running' row whose trial never ran to the end (a user error stopped it)."""
+    def release(self, key: TrialKey, who: Claimant | None = None) -> None:
+        """Forget a 'running' row (held by `who`; by anyone when None) whose trial never ran
+        to the end (a user error stopped it)."""
         self._writable()
-        with self.conn:
-            self.conn.execute(
-                "DELETE FROM trials WHERE config_hash=? AND d=? AND direct=? AND seed=?"
-                " AND status='running'",
-                key,
-            )
+        claims.release(self.conn, key, who)
 
     # ---------------------------------------------------------------- reads
     def statuses(self, config_hash: str | None = None) -> dict[TrialKey, str]:
@@ -294,41 +376,18 @@ class Store:
         """Finished trials ('done' and 'failed') as `TrialRecord`s; 'running' rows never."""
         out = []
         for row in self.rows(config_hash, status=("done", "failed")):
-            direct = row["direct"]
-            out.append(
-                TrialRecord(
-                    config_hash=row["config_hash"],
-                    name=row["name"] or "",
-                    task=row["task"] or "",
-                    algorithm=row["algorithm"] or "",
-                    network=row["network"] or "",
-                    projection=row["projection"] or "",
-                    d=int(row["D_full"] or 0) if direct else int(row["d"]),
-                    direct=direct,
-                    seed=int(row["seed"]),
-                    status=row["status"],
-                    reason=row["reason"],
-                    D=int(row["D_full"] or 0),
-                    final_eval_mean=_num(row["final_eval_mean"]),
-                    final_eval_std=_num(row["final_eval_std"]),
-                    best_eval_mean=_num(row["best_eval_mean"]),
-                    solved=None if row["solved"] is None else bool(row["solved"]),
-                    solved_score=row["solved_score"],
-                    env_steps=int(row["env_steps"] or 0),
-                    wall_s=float(row["wall_s"] or 0.0),
-                    curve=row["curve"],
-                    policy_path=row["policy_path"],
-                    config=row["config"],
-                    versions=row["versions"],
-                    git_rev=row["git_rev"],
-                    info=row["info"],
-                )
+            D = int(row["D_full"] or 0)
+            f: dict[str, Any] = {c: row[c] or "" for c in ("name", "task", "algorithm", "network")}
+            f.update({c: row[c] for c in _AS_IS}, projection=row["projection"] or "")
+            f.update({c: _num(row[c]) for c in _SCORES[:3]}, seed=int(row["seed"]), D=D)
+            f.update(
+                d=D if row["direct"] else int(row["d"]),
+                solved=None if row["solved"] is None else bool(row["solved"]),
+                env_steps=int(row["env_steps"] or 0),
+                wall_s=float(row["wall_s"] or 0.0),
             )
+            out.append(TrialRecord(**f))
         return out
 
     def __iter__(self) -> Iterator[TrialRecord]:
         return iter(self.records())
-
-
-def key_columns() -> tuple[str, ...]:
-    return ("config_hash", "d", "direct", "seed")

@@ -1,6 +1,12 @@
 """Where sweep trials run: in this process, in a process pool (with a watchdog that kills a
 trial past its timeout), or as Ray tasks. Each runs `run_one` on (config dict, d, seed).
 
+Every executor takes its trials from a `Feed` (the sweep's claims on the store,
+rlsub.experiment.claims): `take()` gives a trial now claimed by this sweep, `WAIT`
+when the only ones left are held by other sweeps (ask again later), or None when
+none is left. A trial the pool's watchdog took down with another is run again
+under the same claim (`again`, a new attempt).
+
 Imports: experiment, core.
 """
 
@@ -13,10 +19,10 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, Protocol
 
 from rlsub.core.config import ExperimentConfig, experiment_from_dict
 from rlsub.core.errors import RlsubError
@@ -28,6 +34,20 @@ HARD_KILL_GRACE_S = 10.0  # pool/Ray: kill a trial this long after its timeout
 POLL_S = 0.5
 
 Job = tuple[Any, int]  # (d or "direct", seed)
+WAIT = "wait"  # Feed.take: nothing free now, other sweeps hold the rest
+WAIT_S = 0.5  # how long an idle executor waits before asking the feed again
+
+
+class Feed(Protocol):
+    """The one claim path: where every executor gets its trials."""
+
+    def take(self) -> Job | str | None:
+        """A trial now claimed for this sweep, WAIT, or None when no trial is left."""
+        ...
+
+    def again(self, job: Job) -> None:
+        """Count a new attempt of a claimed trial that runs again (its worker was lost)."""
+        ...
 
 
 @dataclasses.dataclass
@@ -120,18 +140,17 @@ def work(
 
 
 # ------------------------------------------------------------------ backends
-StartHook = Callable[[Job], None]
-
-
 class InProcess:
     """Trials one after another in this process."""
 
     def __init__(self, cfg: ExperimentConfig, policy_dir: str | None) -> None:
         self.cfg, self.policy_dir = cfg, policy_dir
 
-    def run(self, jobs: list[Job], on_start: StartHook) -> Iterator[tuple[Job, Outcome]]:
-        for job in jobs:
-            on_start(job)
+    def run(self, feed: Feed) -> Iterator[tuple[Job, Outcome]]:
+        while (job := feed.take()) is not None:
+            if isinstance(job, str):  # WAIT
+                time.sleep(WAIT_S)
+                continue
             try:
                 rec = run_one(self.cfg, *job, self.cfg.sweep.trial_timeout_s, self.policy_dir)
             except RlsubError as exc:
@@ -162,14 +181,26 @@ class _Bounded:
     def kill(self, handles: list[Any]) -> None:
         raise NotImplementedError
 
-    def run(self, jobs: list[Job], on_start: StartHook) -> Iterator[tuple[Job, Outcome]]:
-        pending: deque[Job] = deque(jobs)
+    def run(self, feed: Feed) -> Iterator[tuple[Job, Outcome]]:
+        again: deque[Job] = deque()  # claimed trials to run once more
         inflight: dict[Any, tuple[Job, float]] = {}
-        while pending or inflight:
-            while pending and len(inflight) < self.workers:
-                job = pending.popleft()
-                on_start(job)
+        while True:
+            left: Job | str | None = WAIT if again else None
+            while len(inflight) < self.workers:
+                if again:
+                    job = again.popleft()
+                    feed.again(job)
+                else:
+                    left = feed.take()
+                    if left is None or isinstance(left, str):
+                        break
+                    job = left
                 inflight[self.submit(job)] = (job, time.monotonic())
+            if not inflight:
+                if left is None:
+                    return
+                time.sleep(WAIT_S)  # other sweeps hold what is left
+                continue
             for handle, out in self.poll(list(inflight)):
                 job, t0 = inflight.pop(handle)
                 if isinstance(out, Lost):
@@ -197,7 +228,7 @@ class _Bounded:
                             ),
                         )
                     else:
-                        pending.appendleft(job)
+                        again.append(job)
 
 
 def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
@@ -261,9 +292,9 @@ class Pool(_Bounded):
         return out
 
     def kill(self, handles: list[Any]) -> None:
-        for fut in handles:
-            self.owner.pop(fut, None)
-        self._restart(kill=True)
+        old = self.pool
+        self._restart(kill=True)  # every trial of the old pool is gone
+        self.owner = {f: p for f, p in self.owner.items() if p is not old}
 
     def _restart(self, kill: bool = False) -> None:
         if kill:
@@ -277,7 +308,11 @@ class Pool(_Bounded):
             proc.kill()
 
     def close(self) -> None:
-        self._kill_processes()
+        """Shut the pool down. When no trial is running, its workers exit on their own and
+        free what they hold (killed workers leave their semaphores to the resource tracker,
+        which then warns of leaks); trials still running (an error, an interrupt) are killed."""
+        if self.owner:
+            self._kill_processes()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -336,7 +371,7 @@ def import_ray() -> Any:
 def make_backend(
     cfg: ExperimentConfig, backend: str, workers: int, address: str | None, policy_dir: str | None
 ) -> Any:
-    if workers < 1:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise RlsubError(f"--workers must be >= 1, got {workers}")
     if backend == "ray":
         return Ray(cfg, policy_dir, workers, address)

@@ -61,7 +61,7 @@ def sweep_function(
     if not seeds:
         raise RlsubError("sweep_function: seeds must not be empty")
     fpath = _function_path(f)
-    name = name or getattr(f, "__name__", "function")
+    name = str(name or getattr(f, "__name__", "function"))
     config = {
         "name": name,
         "function": fpath,

@@ -17,13 +17,22 @@
   target). It assumes a monotone curve; without any target (no baseline and
   no solved score) it falls back to the grid.
 
-Reliability: the driver alone writes the store; a trial is marked 'running'
-just before it starts and gets its finished record when it ends. Rerunning
-the same command skips finished trials (done or failed) and reruns the
-'running' ones (interrupted by a kill). A trial that raises, diverges (NaN)
-or exceeds ``sweep.trial_timeout_s`` is recorded as failed and the sweep goes
-on. The timeout is a SIGALRM inside the process running the trial, plus a
-hard kill of the worker process after `HARD_KILL_GRACE_S` more in a pool.
+Before anything is created, `rlsub.sweep.validate` checks the request, the
+env or dataset files, and every d of the grid against the network's D.
+
+Reliability: the store is a shared work queue. The driver *claims* each trial
+(rlsub.experiment.claims: host, pid, lease, heartbeat) just before it starts
+and writes its finished record when it ends. Several sweeps of one config on
+one store -- on one machine, or on several sharing the store's folder -- split
+the trials: each takes the next trial nobody holds, waits for those others
+hold, and takes over a claim whose sweep is gone (pid gone on this host, or
+heartbeat older than the lease). Each runs a trial only once and ends when
+the whole sweep is done, with the same estimate. Rerunning the same command
+skips finished trials (done or failed) and reruns interrupted ones. A trial
+that raises, diverges (NaN) or exceeds ``sweep.trial_timeout_s`` is recorded
+as failed (with its config, D and d) and the sweep goes on. The timeout is a
+SIGALRM inside the process running the trial, plus a hard kill of the worker
+process after `HARD_KILL_GRACE_S` more in a pool.
 
 Backends: in-process (``--workers 1``); a process pool (spawn context) for
 ``--workers N``; Ray tasks for ``--backend ray``. Workers receive the config
@@ -43,10 +52,11 @@ import numpy as np
 from tqdm import tqdm
 
 from rlsub.core.config import ExperimentConfig
-from rlsub.core.errors import RlsubError
+from rlsub.experiment.claims import LEASE_S, Claimant, Heartbeat, running_state
 from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.store import Store, TrialKey, default_path, trial_key
-from rlsub.sweep.executors import Job, import_ray, make_backend
+from rlsub.sweep.executors import WAIT, Job, make_backend
+from rlsub.sweep.validate import validate
 
 NEAR_FRACTION = 0.05  # adaptive: a mean within 5 % of the target gets every seed
 
@@ -58,10 +68,23 @@ def coarse_seeds(n_seeds: int) -> int:
 
 # ------------------------------------------------------------------ the driver
 class Sweep:
-    """Runs jobs through a backend into the store; knows what is finished already."""
+    """Runs jobs through a backend into the store; knows what is finished already.
 
-    def __init__(self, cfg: ExperimentConfig, store: Store, backend: Any, progress: bool) -> None:
+    `who` claims the trials; `D` (from `validate`) goes into failed records.
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        store: Store,
+        backend: Any,
+        progress: bool,
+        who: Claimant | None = None,
+        D: int | None = None,
+    ) -> None:
         self.cfg, self.store, self.backend = cfg, store, backend
+        self.who = who or Claimant.here()
+        self.D = D
         self.records: dict[TrialKey, TrialRecord] = {}
         for rec in store.records(cfg.hash):
             self.records[self.key(("direct" if rec.direct else rec.d, rec.seed))] = rec
@@ -69,6 +92,7 @@ class Sweep:
         self.requested: set[TrialKey] = set()
         self.ran = 0
         self.failed = 0
+        self.elsewhere = 0  # requested trials that other sweeps finished meanwhile
         self.progress = progress
         self.bar: tqdm | None = None  # opened at the first trial to run
 
@@ -80,7 +104,7 @@ class Sweep:
         return len(self.requested & self.before)
 
     def run(self, jobs: list[Job]) -> None:
-        """Run the jobs that have no finished record yet."""
+        """Run the jobs that have no finished record yet (other sweeps may run some)."""
         todo: list[Job] = []
         for job in dict.fromkeys(jobs):
             k = self.key(job)
@@ -99,16 +123,44 @@ class Sweep:
             )
         self.bar.total = (self.bar.total or 0) + len(todo)  # adaptive: grows as it goes
         self.bar.refresh()
-        for job, out in self.backend.run(todo, lambda j: self.store.mark_running(self.key(j))):
+        feed = _Feed(self, todo)
+        for job, out in self.backend.run(feed):
+            feed.running.discard(job)
+            k = self.key(job)
             if isinstance(out, BaseException):
-                self.store.abandon(self.key(job))
+                self.store.release(k, self.who)
                 raise out
-            self.store.put(out)
-            self.records[self.key(job)] = out
-            self.ran += 1
-            self.failed += out.status != "done"
-            self.bar.set_postfix_str(f"d={job[0]} seed={job[1]} {out.status}", refresh=False)
-            self.bar.update(1)
+            self._complete(out)
+            if self.store.put(out, self.who):
+                self.records[k] = out
+                self.ran += 1
+                self.failed += out.status != "done"
+                self.bar.set_postfix_str(f"d={job[0]} seed={job[1]} {out.status}", refresh=False)
+                self.bar.update(1)
+            else:  # taken over and finished by another sweep first: theirs stands
+                self.absorb({k})
+
+    def _complete(self, rec: TrialRecord) -> None:
+        """A failed record keeps the network's D (and d = D when direct)."""
+        D = self.D or max((r.D for r in self.records.values()), default=0)
+        if rec.D == 0 and D > 0:
+            rec.D = D
+            if rec.direct:
+                rec.d = D
+
+    def absorb(self, keys: set[TrialKey]) -> None:
+        """Read the records of `keys` that other sweeps finished."""
+        new = {k for k in keys if k not in self.records}
+        if not new:
+            return
+        for rec in self.store.records(self.cfg.hash):
+            k = self.key(("direct" if rec.direct else rec.d, rec.seed))
+            if k in new:
+                self.records[k] = rec
+        self.elsewhere += len(new)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.elsewhere} by other sweeps", refresh=False)
+            self.bar.update(len(new))
 
     def scores(self, d: Any) -> list[float]:
         """Finite final scores of the done trials at d (any seed)."""
@@ -193,6 +245,37 @@ class Sweep:
             self.bar.close()
 
 
+class _Feed:
+    """The jobs of one `Sweep.run` for the executor, claimed one at a time on the store."""
+
+    def __init__(self, sweep: Sweep, todo: list[Job]) -> None:
+        self.sweep, self.todo = sweep, todo
+        self.by_key = {sweep.key(j): j for j in todo}
+        self.running: set[Job] = set()  # claimed by this sweep, handed to the executor
+
+    def take(self) -> Job | str | None:
+        sw = self.sweep
+        open_ = [j for j in self.todo if j not in self.running and sw.key(j) not in sw.records]
+        if not open_:
+            return None
+        res = sw.store.claim([sw.key(j) for j in open_], sw.who)
+        sw.absorb(res.finished)
+        mine = [self.by_key[k] for k in res.mine if self.by_key[k] not in self.running]
+        if res.key is None and mine:  # ours, yet not running (cannot happen): run it again
+            self.again(mine[0])
+            res.key = sw.key(mine[0])
+        if res.key is not None:
+            job = self.by_key[res.key]
+            self.running.add(job)
+            return job
+        if res.held and sw.bar is not None:
+            sw.bar.set_postfix_str(f"waiting for {len(res.held)} held by other sweeps")
+        return WAIT if res.held else None
+
+    def again(self, job: Job) -> None:
+        self.sweep.store.restart(self.sweep.key(job), self.sweep.who)
+
+
 def run_sweep(
     cfg: ExperimentConfig,
     store_path: str | Path | None = None,
@@ -201,26 +284,30 @@ def run_sweep(
     backend: str = "local",
     address: str | None = None,
     progress: bool = False,
+    lease_s: float = LEASE_S,
 ) -> dict[str, Any]:
-    """Run (or resume) the sweep of `cfg`; returns the summary printed by `rlsub sweep`."""
+    """Run (or resume, or join) the sweep of `cfg`; returns the summary `rlsub sweep` prints.
+
+    Everything is validated before the store is created. Other sweeps of the same
+    config on the same store share the trials (claims with a lease of `lease_s`).
+    """
     from rlsub.analysis.estimate import estimate_group
 
-    if mode not in ("grid", "adaptive"):
-        raise RlsubError(f"unknown mode {mode!r}; allowed: grid, adaptive")
-    if backend == "ray":
-        import_ray()  # fail before touching the store
+    D = validate(cfg, mode, backend, workers, progress)
     path = Path(store_path) if store_path is not None else default_path(cfg.name)
     t0 = time.perf_counter()
-    with Store(path) as store:
+    who = Claimant.here(lease_s)
+    with Store(path) as store, Heartbeat(path, who):
         policy_dir = str(path.parent / "policies")
         be = make_backend(cfg, backend, workers, address, policy_dir)
-        sweep = Sweep(cfg, store, be, progress)
+        sweep = Sweep(cfg, store, be, progress, who, D)
         try:
             sweep.adaptive() if mode == "adaptive" else sweep.grid()
         finally:
             sweep.close()
             be.close()
         records = store.records(cfg.hash)
+        held, abandoned = running_state(store.rows(cfg.hash, status="running"))
     estimate = estimate_group(records) if records else None
     return {
         "store": str(path),
@@ -235,7 +322,10 @@ def run_sweep(
             "run": sweep.ran,
             "skipped": sweep.skipped,
             "failed": sweep.failed,
+            "elsewhere": sweep.elsewhere,
             "in_store": len(records),
+            "held_elsewhere": held,
+            "abandoned": abandoned,
         },
         "wall_s": time.perf_counter() - t0,
         "estimate": estimate,

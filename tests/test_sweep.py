@@ -539,3 +539,22 @@ def test_pool_sweep_ends_without_leaked_semaphores(fake: None, tmp_path: Path) -
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["trials"]["run"] == 6
     assert "leaked" not in res.stderr, res.stderr
+
+
+def test_adaptive_refines_to_the_stated_precision(fake: None, tmp_path: Path) -> None:
+    """Between grid points 4 apart the refinement adds d until the interpolated interval's
+    hi/lo is <= sweep.precision, or says that the trial budget stopped it."""
+    cfg = make_cfg(crossing=10.0, noise=3.0, sweep={"d_grid": [1, 4, 16, 64], "precision": 1.3})
+    out = run_sweep(cfg, tmp_path / "p.sqlite", mode="adaptive")
+    assert out["refinement"]["d_int90"].startswith("precision reached")
+    lo, hi = out["estimate"]["d_int90"]["interpolated_interval"]
+    assert hi / lo <= 1.3 and lo <= 30 <= hi  # the fake task crosses 90 % at d = 30
+    added = {p["d"] for p in out["estimate"]["curve"]} - {1, 4, 16, 64}
+    assert added, "no d was added between the grid points"
+    tight = make_cfg(
+        crossing=10.0,
+        noise=20.0,
+        sweep={"d_grid": [1, 4, 16, 64], "precision": 1.01, "max_trials": 3},
+    )
+    out = run_sweep(tight, tmp_path / "b.sqlite", mode="adaptive")
+    assert out["refinement"]["d_int90"].startswith("trial budget of 3 spent")

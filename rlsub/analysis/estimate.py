@@ -276,7 +276,11 @@ def _threshold(records: list[TrialRecord]) -> float:
 def task_floor(record: TrialRecord) -> float | None:
     """The floor score of a record's task: the env spec's random score (RL) or chance
     accuracy (bundled datasets); None when unknown."""
-    cfg = record.config or {}
+    return config_floor(record.config or {})
+
+
+def config_floor(cfg: dict[str, Any]) -> float | None:
+    """`task_floor` from a config (as a dict)."""
     if cfg.get("dataset"):
         return chance_accuracy(str(cfg["dataset"].get("name", "")))
     env = cfg.get("env")

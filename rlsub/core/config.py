@@ -80,6 +80,14 @@ class SweepConfig:
     baseline: bool = doc("also train the network directly (all D parameters)", default=True)
     threshold: float = doc("d_int90's fraction of the baseline", default=0.9)
     trial_timeout_s: float | None = doc("per-trial wall-clock limit (null: none)", default=None)
+    precision: float = doc(
+        "adaptive: add d between the last failing and the first passing d until the "
+        "interpolated interval's hi / lo is at most this",
+        default=1.5,
+    )
+    max_trials: int | None = doc(
+        "adaptive: trial budget of the refinement (null: 3 x the grid's trials)", default=None
+    )
 
     def __post_init__(self) -> None:
         check(
@@ -88,6 +96,11 @@ class SweepConfig:
         )
         check(len(self.seeds) > 0, "sweep.seeds must not be empty")
         check(0 < self.threshold <= 1, f"sweep.threshold must be in (0, 1], got {self.threshold}")
+        check(self.precision > 1, f"sweep.precision must be > 1, got {self.precision}")
+        check(
+            self.max_trials is None or self.max_trials > 0,
+            f"sweep.max_trials must be > 0, got {self.max_trials}",
+        )
 
 
 @dataclass(frozen=True)

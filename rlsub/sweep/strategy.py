@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from rlsub.analysis.estimate import config_floor, estimate_group
 from rlsub.core.config import ExperimentConfig
 from rlsub.experiment.claims import LEASE_S, Claimant, Heartbeat, running_state
 from rlsub.experiment.record import TrialRecord
@@ -95,6 +96,8 @@ class Sweep:
         self.elsewhere = 0  # requested trials that other sweeps finished meanwhile
         self.progress = progress
         self.bar: tqdm | None = None  # opened at the first trial to run
+        self.floor = config_floor(cfg.to_dict())
+        self.stopped: dict[str, str] = {}  # adaptive: why each refinement stopped
 
     def key(self, job: Job) -> TrialKey:
         return trial_key(self.cfg.hash, job[0], job[1])
@@ -163,12 +166,15 @@ class Sweep:
             self.bar.update(len(new))
 
     def scores(self, d: Any) -> list[float]:
-        """Finite final scores of the done trials at d (any seed)."""
+        """Final scores of the trials at d (any seed); a failed trial counts at the floor
+        when the task has one, as in the estimator."""
         out = []
         for k, rec in self.records.items():
             if k[2] == (d == "direct") and (d == "direct" or k[1] == d):
                 if rec.status == "done" and math.isfinite(rec.final_eval_mean):
                     out.append(rec.final_eval_mean)
+                elif self.floor is not None:
+                    out.append(self.floor)
         return out
 
     # ---------------------------------------------------------------- modes
@@ -181,10 +187,15 @@ class Sweep:
         self.run([(d, s) for d in sorted(set(self.cfg.sweep.d_grid)) for s in self.cfg.sweep.seeds])
 
     def targets(self) -> list[tuple[str, float]]:
+        """The lines of the estimator (rlsub.analysis.estimate): d_int90's
+        floor + threshold x (baseline - floor) for RL (threshold x baseline for supervised
+        tasks or an unknown floor), and d_int100's solved score."""
         out = []
         base = self.scores("direct")
         if base:
-            out.append(("d_int90", self.cfg.sweep.threshold * float(np.mean(base))))
+            lo = 0.0 if self.cfg.supervised or self.floor is None else self.floor
+            thr = self.cfg.sweep.threshold
+            out.append(("d_int90", lo + thr * (float(np.mean(base)) - lo)))
         solved = [r.solved_score for r in self.records.values() if r.solved_score is not None]
         if solved:
             out.append(("d_int100", float(max(solved))))
@@ -239,6 +250,39 @@ class Sweep:
             self.grid()
         for _, target in targets:
             self.bisect(target)
+        budget = self.cfg.sweep.max_trials or 3 * len(set(self.cfg.sweep.d_grid)) * len(
+            self.cfg.sweep.seeds
+        )
+        for kind, _ in targets:
+            self.stopped[kind] = self.refine(kind, budget)
+
+    def refine(self, kind: str, budget: int) -> str:
+        """Add d (every seed) where the interpolated interval of `kind` is widest until its
+        hi / lo <= sweep.precision; returns why it stopped."""
+        seeds, precision = self.cfg.sweep.seeds, self.cfg.sweep.precision
+        D = self.D or max((r.D for r in self.records.values()), default=0)
+        start = self.ran
+        while True:
+            g = estimate_group(list(self.records.values()), n_boot=500)
+            e = g.get(kind)
+            if e is None or e["d_int"] is None:
+                return "no d reaches the line"
+            lo, hi = e["interpolated_interval"] or (None, None)
+            if lo is not None and hi is not None and hi <= precision * lo:
+                return f"precision reached (hi/lo {hi / lo:.3g} <= {precision:g})"
+            if self.ran - start + len(seeds) > budget:
+                return f"trial budget of {budget} spent (hi/lo still above {precision:g})"
+            ds = sorted({int(p["d"]) for p in g["curve"]})
+            i = ds.index(int(e["d_int"]))
+            if hi is None:
+                new = ds[-1] * 2  # the interval runs past the grid: look above it
+            elif lo is None or i == 0:
+                new = max(1, ds[0] // 2)  # it runs below the grid: look below
+            else:
+                new = round(math.sqrt(ds[i - 1] * ds[i]))
+            if new in ds or (D and new > D) or new < 1:
+                return f"no d left to add between {ds[max(i - 1, 0)]} and {ds[i]}"
+            self.run([(new, s) for s in seeds])
 
     def close(self) -> None:
         if self.bar is not None:
@@ -291,8 +335,6 @@ def run_sweep(
     Everything is validated before the store is created. Other sweeps of the same
     config on the same store share the trials (claims with a lease of `lease_s`).
     """
-    from rlsub.analysis.estimate import estimate_group
-
     D = validate(cfg, mode, backend, workers, progress)
     path = Path(store_path) if store_path is not None else default_path(cfg.name)
     t0 = time.perf_counter()
@@ -329,4 +371,5 @@ def run_sweep(
         },
         "wall_s": time.perf_counter() - t0,
         "estimate": estimate,
+        "refinement": sweep.stopped,
     }

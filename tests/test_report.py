@@ -89,7 +89,7 @@ def test_report_files_and_columns(stores: list[Path], tmp_path: Path) -> None:
 
 def test_figures_have_labels_log_axis_and_legend(stores: list[Path]) -> None:
     records = load_records(stores)
-    groups = estimate_all(records, n_boot=200)
+    groups = estimate_all(records, draws=200)
     rows, _ = build_rows(records, groups)
     figs = [curves_figure(groups, {g["config_hash"]: False for g in groups})]
     figs.append(difficulty_figure(rows))
@@ -105,7 +105,7 @@ def test_figures_have_labels_log_axis_and_legend(stores: list[Path]) -> None:
 
 def test_reference_task_paper_values_and_comparisons(stores: list[Path]) -> None:
     records = load_records(stores)
-    groups = estimate_all(records, n_boot=100)
+    groups = estimate_all(records, draws=100)
     groups[0] = {**groups[0], "task": "digits"}
     groups[1] = {**groups[1], "task": "cartpole", "algorithm": "es"}
     rows, ref = build_rows(records, groups)
@@ -130,7 +130,7 @@ def test_reference_task_paper_values_and_comparisons(stores: list[Path]) -> None
 
 def test_paper_value_sits_beside_its_row_with_ours_under_its_line(stores: list[Path]) -> None:
     records = load_records(stores)
-    groups = estimate_all(records, n_boot=100)
+    groups = estimate_all(records, draws=100)
     g = {**groups[0], "task": "cartpole-v0", "algorithm": "dqn", "network": "mlp"}
     for r in records:
         if r.config_hash == g["config_hash"]:
@@ -146,7 +146,7 @@ def test_paper_value_sits_beside_its_row_with_ours_under_its_line(stores: list[P
 
 def test_width_figure_from_groups_at_several_sizes(stores: list[Path], tmp_path: Path) -> None:
     records = load_records(stores)
-    groups = estimate_all(records, n_boot=100)
+    groups = estimate_all(records, draws=100)
     wide = [{**groups[0], "D": groups[0]["D"] * 4, "config_hash": "w"}, groups[0]]
     fig = width_figure(wide)
     ax = fig.axes[0]

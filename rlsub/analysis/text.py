@@ -21,23 +21,24 @@ def format_estimate(e: dict[str, Any] | None) -> str:
         return "-"
     lo, hi = e["interval"] or (None, None)
     ilo, ihi = e["interpolated_interval"] or (None, None)
-    p = f"{e['percentiles'][0]:g}-{e['percentiles'][1]:g}%"
+    p = f"{100 * e['level']:g}%"
     if e["d_int"] is None:
         reached = e.get("reached_fraction")
-        share = "" if reached is None else f"; {100 * reached:.0f} % of resamples reach it"
+        share = "" if reached is None else f"; {100 * reached:.0f} % of posterior draws reach it"
         return f"no estimate: {e['note']}{share}"
     if e["interpolated"] is None:
         head = f"{e['d_int']} (every grid d reaches the line: an upper bound)"
     else:
         head = (
-            f"{_fmt(e['interpolated'])} [{_fmt(ilo)}, {'beyond the grid' if ihi is None else _fmt(ihi)}]"
+            f"{_fmt(e['interpolated'])} [{'below the grid' if ilo is None else _fmt(ilo)}, "
+            f"{'beyond the grid' if ihi is None else _fmt(ihi)}]"
             f" ({p})"
         )
     text = (
         f"{head}; grid {e['d_int']} [{_fmt(lo)}, {'beyond the grid' if hi is None else _fmt(hi)}]"
     )
-    if e["bootstrap_mean"] is not None:
-        text += f", bootstrap {e['bootstrap_mean']:.4g} +- {_fmt(e['bootstrap_std'], 3)}"
+    if e["posterior_mean"] is not None:
+        text += f", posterior {e['posterior_mean']:.4g} +- {_fmt(e['posterior_std'], 3)}"
     text += f"; {e['note']}"
     if not e["monotone"]:
         text += f" (non-monotone: first crossing at {e['first_crossing']})"

@@ -22,7 +22,16 @@ from rlsub.cli.commands import cmd_info, cmd_train
 from rlsub.cli.emit import emit
 from rlsub.core.errors import RlsubError
 
-BENCHES = ("projection", "rollout", "pg", "pong", "sweep", "supervised", "evotorch")
+BENCHES = (
+    "projection",
+    "rollout",
+    "pg",
+    "pong",
+    "sweep",
+    "supervised",
+    "evotorch",
+    "calibration",
+)
 
 
 class _Parser(argparse.ArgumentParser):

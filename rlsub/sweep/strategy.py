@@ -263,7 +263,7 @@ class Sweep:
         D = self.D or max((r.D for r in self.records.values()), default=0)
         start = self.ran
         while True:
-            g = estimate_group(list(self.records.values()), n_boot=500)
+            g = estimate_group(list(self.records.values()), draws=1000)
             e = g.get(kind)
             if e is None or e["d_int"] is None:
                 return "no d reaches the line"

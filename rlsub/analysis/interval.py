@@ -179,8 +179,8 @@ def crossing_interval(
     if len(d_arr) == 0:
         return none
     means = np.array([g.mean() for g in groups])
-    base = None if baseline_scores is None else np.asarray(baseline_scores, dtype=float)
-    with_base = base is not None and len(base) > 0 and threshold is not None
+    base = np.asarray(baseline_scores if baseline_scores is not None else [], dtype=float)
+    with_base = len(base) > 0 and threshold is not None
     top = float(base.mean()) if with_base else max(float(means.max()), target)
     scale = top - floor
     if scale <= 0:
@@ -193,7 +193,8 @@ def crossing_interval(
     u = np.where(seen, u, 0.0)
 
     # the line at the baseline's mean (or the fixed target), on the u scale
-    line0 = line_floor + threshold * (base.mean() - line_floor) if with_base else target
+    thr = float(threshold or 0.0)
+    line0 = line_floor + thr * (base.mean() - line_floor) if with_base else target
     l0 = (float(line0) - floor) / scale
     if l0 <= 0.0:  # the line is at or below the floor: every d is above it
         return Crossing(None, None, float(d_arr[0]), 1.0, None, None, below=True)
@@ -219,9 +220,8 @@ def crossing_interval(
 
     rng = np.random.default_rng(seed)
     if with_base:
-        assert base is not None and threshold is not None
         se = float(base.std(ddof=1) / np.sqrt(len(base))) if len(base) > 1 else 0.0
-        line = line_floor + threshold * (base.mean() + se * rng.standard_normal(draws) - line_floor)
+        line = line_floor + thr * (base.mean() + se * rng.standard_normal(draws) - line_floor)
     else:
         line = np.full(draws, float(target))
     line_u = (line - floor) / scale

@@ -116,16 +116,17 @@ class Sweep:
                 todo.append(job)
         if not todo:
             return
-        if self.bar is None:
+        if self.bar is None:  # drawn first with its total, so it never reads "0 trials"
             self.bar = tqdm(
-                total=0,
+                total=len(todo),
                 unit="trial",
                 file=sys.stderr,
                 disable=not self.progress,
                 dynamic_ncols=True,
             )
-        self.bar.total = (self.bar.total or 0) + len(todo)  # adaptive: grows as it goes
-        self.bar.refresh()
+        else:
+            self.bar.total = (self.bar.total or 0) + len(todo)  # adaptive: grows as it goes
+            self.bar.refresh()
         feed = _Feed(self, todo)
         for job, out in self.backend.run(feed):
             feed.running.discard(job)

@@ -184,7 +184,7 @@ def test_cli_dint_json_and_text(tmp_path: Path, cli) -> None:
             st.put(r)
     out = json.loads(cli("dint", str(path), "--json").stdout)
     g = out["groups"][0]
-    assert out["rule"] == "bootstrap" and g["d_int90"]["d_int"] == 4
+    assert out["rule"] == "stays_above" and g["d_int90"]["d_int"] == 4
     text = cli("dint", str(path), "--rule", "original").stdout
     assert "d_int90" in text and "rule=original" in text
     bad = cli("dint", str(tmp_path / "nope.sqlite"), check=False)

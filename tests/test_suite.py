@@ -54,7 +54,9 @@ def test_run_then_plan_from_the_measured_store(cli, tmp_path: Path) -> None:
     digits, ppo = plan
     assert digits["trials"] == 1 and digits["unit"] == "epoch"
     assert digits["measured_records"] == 1 and digits["s_per_unit"] > 0 and digits["hours"] > 0
-    assert ppo["trials"] == (7 + 1) * 3 and ppo["unit"] == "env step"
+    ppo_sweep = yaml.safe_load((ROOT / "configs" / "cartpole_ppo.yaml").read_text())["sweep"]
+    n_trials = (len(ppo_sweep["d_grid"]) + 1) * len(ppo_sweep["seeds"])  # + the baseline
+    assert ppo["trials"] == n_trials and ppo["unit"] == "env step"
     assert ppo["measured_records"] == 0 and ppo["hours"] is None  # never guessed
     human = cli("suite", str(suite), "--plan", "--measured", str(store)).stdout
     assert "not measured" in human and "digits_fc" in human

@@ -37,7 +37,7 @@ None and the note says "not reached within the grid". ``posterior_mean`` /
 ``posterior_std`` (the original's "786 +- 66" style) are given only when every
 posterior draw crosses within the grid.
 
-Rules (``rule=``): ``"bootstrap"`` (default) as above ("stays above": a lucky
+Rules (``rule=``): ``"stays_above"`` (default) as above ("stays above": a lucky
 blip above the line below the real crossing does not count, and the first
 crossing is reported beside it as ``first_crossing``, with ``monotone`` false
 when they differ); ``"original"``: Li et al.'s rule, the smallest d whose mean
@@ -61,7 +61,7 @@ from rlsub.data.datasets import chance_accuracy
 from rlsub.envs.spec import load_env_spec
 from rlsub.experiment.record import TrialRecord
 
-RULES = ("bootstrap", "original")
+RULES = ("stays_above", "original")
 INTERVAL_METHOD = METHOD  # how `interpolated_interval` is computed, in words (footnotes)
 
 
@@ -138,7 +138,7 @@ def _ok(r: TrialRecord, score: str) -> bool:
 
 
 def crossing_indices(
-    means: np.ndarray, targets: np.ndarray, rule: str = "bootstrap"
+    means: np.ndarray, targets: np.ndarray, rule: str = "stays_above"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crossing index per row of `means` (B, n) against `targets` (B,); -1 when not reached.
 
@@ -184,7 +184,7 @@ def estimate(
     points: list[CurvePoint],
     target: float,
     kind: str,
-    rule: str = "bootstrap",
+    rule: str = "stays_above",
     baseline_scores: list[float] | None = None,
     threshold: float | None = None,
     draws: int = DRAWS,
@@ -292,7 +292,7 @@ def trained_directly(records: Iterable[TrialRecord]) -> int:
 
 def estimate_group(
     records: list[TrialRecord],
-    rule: str = "bootstrap",
+    rule: str = "stays_above",
     threshold: float | None = None,
     draws: int = DRAWS,
     score: str = "final",
@@ -384,7 +384,7 @@ def estimate_group(
 
 def estimate_all(
     records: Iterable[TrialRecord],
-    rule: str = "bootstrap",
+    rule: str = "stays_above",
     threshold: float | None = None,
     draws: int = DRAWS,
 ) -> list[dict[str, Any]]:

@@ -250,7 +250,7 @@ def cli_suite(args: argparse.Namespace) -> None:
 
 
 def cli_dint(args: argparse.Namespace) -> None:
-    """`rlsub dint STORE [--rule bootstrap|original] [--json]`."""
+    """`rlsub dint STORE [--rule stays_above|original] [--json]`."""
     from rlsub.cli.emit import emit
     from rlsub.experiment.claims import running_state
     from rlsub.experiment.store import Store

@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("dint", help="estimate d_int90 / d_int100 with intervals from a store")
     s.add_argument("store")
-    s.add_argument("--rule", choices=["bootstrap", "original"], default="bootstrap")
+    s.add_argument("--rule", choices=["stays_above", "original"], default="stays_above")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_delegate("rlsub.cli.commands:cli_dint"))
 

@@ -51,14 +51,46 @@ def test_population_rollout_equals_individual_runs_alone():
             assert _single_episode(spec, sub, Z[i], dims, 100 + k) == res.returns[i, k]
 
 
-def test_finished_slots_never_add_reward():
+@pytest.mark.parametrize("kernels", [False, True])
+def test_finished_slots_never_add_reward(kernels):
     spec, env, dims, sub = _setup(slots=6)
     Z = torch.randn(6, 6) * 3.0
-    res = population_rollout(sub, Z, env, dims, episodes=1, seed=7)
+    res = population_rollout(sub, Z, env, dims, episodes=1, seed=7, kernels=kernels)
     # CartPole pays 1 per step alive: a masked slot that kept earning would exceed its length
     np.testing.assert_array_equal(res.returns, res.lengths)
     assert res.lengths.min() < res.lengths.max()  # some slots finished early and were masked
-    assert res.env_steps == res.lengths.sum() < res.slot_steps
+    if kernels:  # rlsub.rollout.fused steps only the slots still playing
+        assert res.env_steps == res.lengths.sum() == res.slot_steps
+    else:  # the native vector env steps every slot, finished ones masked
+        assert res.env_steps == res.lengths.sum() < res.slot_steps
+
+
+def test_fused_cartpole_physics_equals_gymnasium_step_for_step():
+    """rlsub.rollout.fused's physics gives CartPoleVectorEnv's float64 states bit for bit."""
+    from rlsub.rollout import fused
+
+    spec = load_env_spec("cartpole")
+    env = make_vec_env(spec, 64)
+    assert fused.supported(env)
+    consts, max_ep = fused.physics(env)
+    assert max_ep == spec.max_episode_steps
+    seeds = list(range(100, 164))
+    env.reset(seed=0)
+    env.unwrapped.state = fused.start_states(seeds)
+    mine = fused.start_states(seeds)
+    rng = np.random.default_rng(0)
+    compared = 0
+    for _ in range(300):
+        actions = rng.integers(0, 2, 64)
+        was_done = env.unwrapped.prev_done.copy()  # these slots are reset by this step
+        _, _, term, _, _ = env.step(actions)
+        ended = np.array([fused._physics_step(mine, s, int(actions[s]), consts) for s in range(64)])
+        theirs = env.unwrapped.state
+        np.testing.assert_array_equal(mine[:, ~was_done], theirs[:, ~was_done])
+        np.testing.assert_array_equal(ended[~was_done], np.asarray(term)[~was_done])
+        compared += int((~was_done).sum())
+        mine[:, was_done] = theirs[:, was_done]  # follow gymnasium's autoreset
+    assert compared > 10_000
 
 
 def test_obs_stats_frozen_during_evaluation():
@@ -131,9 +163,10 @@ def test_lane_kernels_equal_the_torch_loop(env_name, activation, projection, inc
         )  # fmt: skip
         np.testing.assert_array_equal(kernel.returns, loop.returns)
         np.testing.assert_array_equal(kernel.lengths, loop.lengths)
-        assert (kernel.env_steps, kernel.slot_steps, kernel.capped) == (
-            loop.env_steps, loop.slot_steps, loop.capped,
-        )  # fmt: skip
+        assert (kernel.env_steps, kernel.capped) == (loop.env_steps, loop.capped)
+        # CartPole runs in rlsub.rollout.fused: only the slots still playing are simulated;
+        # MuJoCo's SyncVectorEnv steps only those in both loops
+        assert kernel.slot_steps == kernel.env_steps <= loop.slot_steps
         # Box actions differ in the last float32 bits (sums in another order), and MuJoCo
         # carries that into later observations: same episodes, statistics to 1e-3.
         rtol, atol = (5e-5, 1e-7) if dims.discrete else (1e-3, 1e-4)

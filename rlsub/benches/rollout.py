@@ -1,17 +1,20 @@
-"""`rlsub bench rollout`: policy-in-the-loop env steps/s over raw env steps/s.
+"""`rlsub bench rollout`: useful env steps/s of policy-in-the-loop rollouts over raw env steps/s.
 
 For each env, the same vector env (same slot count) is stepped, in interleaved
 rounds whose median ratio is printed,
-  (a) with a constant action for T steps (the physical limit here), and
+  (a) with a constant action for T steps (the physical limit of that vector env), and
   (b) by `population_rollout` of a population of random subspace policies
-      (batched forward, masking, observation normalisation),
-and the ratio of slot steps per second is printed, measured in one run.
-(b) counts every slot step it simulates: CartPole's native vector env steps
-finished slots too (masked), the same work as (a); MuJoCo's SyncVectorEnv
-steps only the slots still playing. The useful-step fraction is printed beside it. (b) runs
-through the compiled lane kernels (rlsub.lanes, what training uses) and, for
-comparison, through the torch loop (`kernels=False`); one warm-up rollout
-each comes first (numba compiles or loads its cache there).
+      (batched forward, masking, observation normalisation).
+The ratio is USEFUL env steps per second (steps of episodes still playing) over
+(a)'s slot steps per second; the slot steps (b) simulates are counted
+separately, and the useful fraction is useful / simulated. CartPole runs
+through rlsub.rollout.fused (physics in the lane kernel, only the slots still
+playing); the gymnasium vector env steps every slot, finished ones masked, as
+the torch loop (`kernels=False`, printed for comparison) does. MuJoCo's
+SyncVectorEnv steps only the slots still playing in both. One warm-up rollout
+each comes first (numba compiles or loads its cache there). Useful steps per
+CPU-second (process time, all threads) are printed too: on 2 cores they are the
+figure to compare with another stack.
 """
 
 from __future__ import annotations
@@ -50,23 +53,29 @@ class PolicyLoop:
         self.gen = torch.Generator().manual_seed(0)
         self.seed = 0
         self.slot_steps = self.useful = 0
-        self.chunk(1)  # warm-up (numba compiles or loads its cache here)
+        self.wall = self.cpu = 0.0
+        self.chunk(1)  # warm-up (numba compiles or loads its cache here), not counted
+        self.slot_steps = self.useful = 0
+        self.wall = self.cpu = 0.0  # warm-up (numba compiles or loads its cache here)
 
     def chunk(self, min_steps: int) -> float:
-        """Slot steps per second over rollouts totalling at least min_steps slot steps."""
+        """Useful steps per second over rollouts totalling at least min_steps useful steps."""
         done = 0
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         while done < min_steps:
             Z = torch.randn(self.N, self.sub.d, generator=self.gen) * 0.5
             res = population_rollout(
                 self.sub, Z, self.env, self.dims, 1, self.seed, self.norm,
                 update_norm=True, kernels=self.kernels,
             )  # fmt: skip
-            done += res.slot_steps
+            done += res.env_steps
             self.slot_steps += res.slot_steps
             self.useful += res.env_steps
             self.seed += 1
-        return done / (time.perf_counter() - t)
+        wall = time.perf_counter() - t
+        self.wall += wall
+        self.cpu += time.process_time() - c
+        return done / wall
 
 
 def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[str, Any]:
@@ -97,6 +106,9 @@ def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[
     ratio_torch = float(np.median(np.array(tors) / np.array(raws)))
     useful = lanes.useful / lanes.slot_steps
     row = {
+        "useful_steps_cpu_s": lanes.useful / max(lanes.cpu, 1e-9),
+        "slot_steps_s": lanes.slot_steps / max(lanes.wall, 1e-9),
+        "torch_loop_useful_fraction": torch_loop.useful / torch_loop.slot_steps,
         "env": spec.id,
         "slots": slots,
         "d": d,
@@ -109,8 +121,9 @@ def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[
         "useful_fraction": useful,
     }
     print(
-        f"  {spec.id}: raw {raw:,.0f} steps/s, policy {pol:,.0f} steps/s, "
-        f"ratio {ratio:.2f} (torch loop {ratio_torch:.2f}), medians of {rounds} rounds",
+        f"  {spec.id}: raw {raw:,.0f} slot steps/s, policy {pol:,.0f} useful steps/s "
+        f"({useful:.0%} of the simulated), ratio {ratio:.2f} (torch loop {ratio_torch:.2f}), "
+        f"medians of {rounds} rounds",
         file=sys.stderr,
     )
     return row
@@ -130,15 +143,17 @@ def main(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, 
 
     def human(r: dict[str, Any]) -> str:
         lines = [
-            "| env | slots | raw steps/s | policy-in-the-loop steps/s | ratio | target "
-            "| torch loop ratio | useful steps |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| env | slots | raw slot steps/s | policy-in-the-loop useful steps/s | ratio "
+            "| target | useful / simulated | useful steps / CPU-s | torch loop ratio "
+            "| torch loop useful / simulated |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for x in r["rows"]:
             lines.append(
                 f"| {x['env']} | {x['slots']} | {x['raw_steps_s']:,.0f} | {x['policy_steps_s']:,.0f} | "
-                f"{x['ratio']:.2f} | >= {x['target']} | {x['torch_loop_ratio']:.2f} "
-                f"| {x['useful_fraction']:.0%} |"
+                f"{x['ratio']:.2f} | >= {x['target']} | {x['useful_fraction']:.0%} "
+                f"| {x['useful_steps_cpu_s']:,.0f} | {x['torch_loop_ratio']:.2f} "
+                f"| {x['torch_loop_useful_fraction']:.0%} |"
             )
         return "\n".join(lines)
 

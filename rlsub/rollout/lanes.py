@@ -56,21 +56,25 @@ def supported(sub: Subspace, dims: EnvDims) -> bool:
 
 
 @njit(cache=True, fastmath=_FAST)
-def _hidden(obs, lanes, done, mean, inv_std, clip, s1, s2, update, w, sizes, tanh, buf):
-    """Every layer but the last's activation; returns the output rows buf[k, :n_out, :n]."""
+def _hidden(obs, lanes, done, mean, inv_std, clip, group, s1, s2, update, w, sizes, tanh, buf):
+    """Every layer but the last's activation; returns the output rows buf[k, :n_out, :n].
+
+    Slot s is normalised with the statistics of its group g = group[s] (mean[g], inv_std[g]),
+    and its observation is summed into s1[g], s2[g] (one group per trial)."""
     nl = sizes.shape[0] - 1
     n = lanes.shape[0]
     fi = sizes[0]
     h = buf[0, :fi, :n]
     for j in range(n):
         s = lanes[j]
+        g = group[s]
         live = update and not done[s]
         for i in range(fi):
             v = obs[s, i]
             if live:
-                s1[i] += v
-                s2[i] += v * v
-            h[i, j] = min(max((v - mean[i]) * inv_std[i], -clip), clip)
+                s1[g, i] += v
+                s2[g, i] += v * v
+            h[i, j] = min(max((v - mean[g, i]) * inv_std[g, i], -clip), clip)
     off = 0
     for layer in range(nl):
         fi = sizes[layer]
@@ -113,10 +117,11 @@ def _act(
     obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, discrete, ai, af, low, high
 ):
     """Actions of lanes[:n] into ai (discrete: argmax) or af (box: the output clipped)."""
-    mean, inv_std, clip = norm[0], norm[1], norm[2][0]
+    mean, inv_std, clip, group = norm[0], norm[1], norm[2][0], norm[3]
     out = _hidden(
-        obs, lanes[:n], done, mean, inv_std, clip, s1, s2, update, w[:, :n], sizes, tanh, buf
-    )
+        obs, lanes[:n], done, mean, inv_std, clip, group, s1, s2, update, w[:, :n], sizes, tanh,
+        buf,
+    )  # fmt: skip
     for j in range(n):
         if discrete:
             best = 0
@@ -163,27 +168,33 @@ def _compact(w, lanes, done, n):
     return m
 
 
-class LanePolicy:
-    """The population's MLPs, one lane per slot (slot s = i * K + k plays with individual i)."""
+def lane_weights(sub: Subspace, Z: torch.Tensor, K: int) -> np.ndarray:
+    """The parameters of population Z, lane-minor: w[p, i * K + k] = parameter p of member i."""
+    module = sub.module
+    assert isinstance(module, MLP)
+    N = Z.shape[0]
+    linears = [name for name, m in module.named_children() if isinstance(m, nn.Linear)]
+    order = [f"{n}.{p}" for n in linears for p in ("weight", "bias")]
+    if sub.names == order:  # the whole net in the subspace: theta is already in lane order
+        flat = sub.theta(Z)
+    else:
+        full = sub.population_params(Z)
+        flat = torch.cat([full[name].reshape(N, -1) for name in order], 1)
+    # (P, N), writable: theta is a fresh tensor (a sparse P hands it over as the transpose
+    # of a (D, N) array, so no copy is made then)
+    w = np.ascontiguousarray(flat.detach().T.numpy(), dtype=np.float32)
+    return np.repeat(w, K, axis=1) if K > 1 else w
 
-    def __init__(self, sub: Subspace, Z: torch.Tensor, K: int, dims: EnvDims) -> None:
-        module = sub.module
+
+class LanePolicy:
+    """MLPs one lane per slot, from lane-minor weights w (P, S) (`lane_weights`)."""
+
+    def __init__(self, module: nn.Module, w: np.ndarray, dims: EnvDims) -> None:
         assert isinstance(module, MLP)
-        N = Z.shape[0]
-        linears = [name for name, m in module.named_children() if isinstance(m, nn.Linear)]
-        order = [f"{n}.{p}" for n in linears for p in ("weight", "bias")]
-        if sub.names == order:  # the whole net in the subspace: theta is already in lane order
-            flat = sub.theta(Z)
-        else:
-            full = sub.population_params(Z)
-            flat = torch.cat([full[name].reshape(N, -1) for name in order], 1)
-        # (P, N), writable: theta is a fresh tensor (a sparse P hands it over as the transpose
-        # of a (D, N) array, so no copy is made then)
-        w = np.ascontiguousarray(flat.detach().T.numpy(), dtype=np.float32)
-        self.w = np.repeat(w, K, axis=1) if K > 1 else w
+        self.w = w
         self.sizes = np.asarray(module.sizes, dtype=np.int64)
         self.tanh = module.activation == "tanh"
-        S = N * K
+        S = w.shape[1]
         self.S = S
         self.lanes = np.arange(S, dtype=np.int64)
         self.state = np.array([S], dtype=np.int64)  # lanes in use
@@ -203,6 +214,43 @@ class LanePolicy:
         """All slots' actions (slots off the lanes keep their last action; they are masked)."""
         return self.ai if self.discrete else self.af
 
+    @property
+    def heads(self) -> tuple[Any, ...]:
+        return (self.discrete, self.ai, self.af, self.low, self.high)
+
+
+class LaneNorms:
+    """The observation statistics of T groups of slots (one group per trial) for the kernels.
+
+    `norms[g]` is group g's RunningNorm (None: no normalisation) and `group[s]` the group of
+    slot s. `kernel_args` are (mean, 1/std, clip, group) as the kernels read them; after the
+    rollout `fold(lengths)` adds the summed observations of each group to its RunningNorm.
+    """
+
+    def __init__(self, norms: list[Any], group: np.ndarray, n_obs: int, update: bool) -> None:
+        T = len(norms)
+        self.norms, self.group = norms, np.asarray(group, dtype=np.int64)
+        mean = np.zeros((T, n_obs), np.float32)
+        inv_std = np.ones((T, n_obs), np.float32)
+        clip = np.inf
+        for g, norm in enumerate(norms):
+            if norm is not None:
+                mean[g] = norm.mean
+                inv_std[g] = 1.0 / np.sqrt(norm.var + 1e-8)
+                clip = float(norm.clip)  # one clip for all groups (one config)
+        self.kernel_args = (mean, inv_std, np.array([clip], dtype=np.float32), self.group)
+        self.update = bool(update and any(n is not None for n in norms))
+        self.s1, self.s2 = np.zeros((T, n_obs)), np.zeros((T, n_obs))
+
+    def fold(self, lengths: np.ndarray) -> None:
+        if not self.update:
+            return
+        counts = np.bincount(self.group, weights=lengths, minlength=len(self.norms))
+        for g, norm in enumerate(self.norms):
+            if norm is not None and counts[g] > 0:
+                m = self.s1[g] / counts[g]
+                norm.update_moments(m, np.maximum(self.s2[g] / counts[g] - m * m, 0.0), counts[g])
+
 
 def rollout(
     sub: Subspace,
@@ -220,24 +268,14 @@ def rollout(
     Returns (returns (S,), lengths (S,), slot_steps, capped); folds the observation
     statistics into obs_norm when update_norm.
     """
-    pol = LanePolicy(sub, Z, K, dims)
+    pol = LanePolicy(sub.module, lane_weights(sub, Z, K), dims)
     S = pol.S
-    n_obs = dims.obs_shape[0]
-    s1, s2 = np.zeros(n_obs), np.zeros(n_obs)
-    if obs_norm is not None:
-        mean = obs_norm.mean.astype(np.float32)
-        inv_std = (1.0 / np.sqrt(obs_norm.var + 1e-8)).astype(np.float32)
-        clip = float(obs_norm.clip)
-    else:
-        mean, inv_std, clip = np.zeros(n_obs, np.float32), np.ones(n_obs, np.float32), np.inf
-    norm = (mean, inv_std, np.array([clip], dtype=np.float32))
-    update = bool(update_norm and obs_norm is not None)
+    norms = LaneNorms([obs_norm], np.zeros(S, np.int64), dims.obs_shape[0], update_norm)
     done = np.zeros(S, dtype=bool)
     returns = np.zeros(S)
     lengths = np.zeros(S, dtype=np.int64)
-    net = (pol.w, pol.sizes, pol.tanh, pol.buf, norm, s1, s2, update)
-    heads = (pol.discrete, pol.ai, pol.af, pol.low, pol.high)
-    _act(np.asarray(obs), done, pol.lanes, S, *net, *heads)  # type: ignore[call-arg]
+    net = (pol.w, pol.sizes, pol.tanh, pol.buf, norms.kernel_args, norms.s1, norms.s2, norms.update)
+    _act(np.asarray(obs), done, pol.lanes, S, *net, *pol.heads)  # type: ignore[call-arg]
     step = SlotStepper(env, obs)
     steps = capped = slot_steps = 0
     while True:
@@ -247,15 +285,12 @@ def rollout(
         last = max_steps is not None and steps >= max_steps
         playing = _step(  # type: ignore[call-arg]
             obs, reward, term, trunc, done, returns, lengths, pol.lanes, pol.state, *net, last,
-            *heads,
+            *pol.heads,
         )  # fmt: skip
         if playing == 0:
             break
         if last:
             capped = int(playing)
             break
-    if update:
-        count = int(lengths.sum())
-        m = s1 / count
-        obs_norm.update_moments(m, np.maximum(s2 / count - m * m, 0.0), count)
+    norms.fold(lengths)
     return returns, lengths, slot_steps, capped

@@ -80,8 +80,20 @@ def population_rollout(
     S = N * K
     if env.num_envs != S:
         raise ValueError(f"env has {env.num_envs} slots, need N*K = {S}")
-    obs = reset_slots(env, None if seed is None else [seed + k for _ in range(N) for k in range(K)])
+    seeds = None if seed is None else [seed + k for _ in range(N) for k in range(K)]
     lanes = _lanes() if kernels else None
+    if lanes is not None and lanes.supported(sub, dims):
+        from rlsub.rollout import fused
+
+        if seeds is not None and fused.supported(env):  # CartPole: physics in the kernel too
+            norms = lanes.LaneNorms([obs_norm], np.zeros(S, np.int64), 4, update_norm)
+            rets, lens, slot_steps, capped = fused.rollout(
+                sub.module, lanes.lane_weights(sub, Z, K), env, dims, seeds, norms, max_steps
+            )
+            return RolloutResult(
+                rets.reshape(N, K), lens.reshape(N, K), int(lens.sum()), slot_steps, capped
+            )
+    obs = reset_slots(env, seeds)
     if lanes is not None and lanes.supported(sub, dims):
         rets, lens, slot_steps, capped = lanes.rollout(
             sub, Z, env, dims, K, obs, obs_norm, update_norm, max_steps

@@ -193,3 +193,25 @@ def test_bench_rollout_quick_reports_both_loops(cli):
         assert row["rounds"] == 2
     assert rows["CartPole-v1"]["useful_fraction"] < 1  # masked slots are stepped there
     assert rows["InvertedPendulum-v5"]["useful_fraction"] == 1  # only playing slots stepped
+
+
+def test_kernel_tanh_is_within_one_ulp_of_the_correctly_rounded_tanh():
+    from numba import njit
+
+    from rlsub.rollout import lanes
+
+    @njit
+    def many(x):
+        out = np.empty_like(x)
+        for i in range(x.shape[0]):
+            out[i] = lanes._tanh(x[i])
+        return out
+
+    x = np.concatenate([np.linspace(-12, 12, 200001), -np.geomspace(1e-9, 12, 2001)])
+    x = x.astype(np.float32)
+    got = many(x)
+    exact = np.tanh(x.astype(np.float64)).astype(np.float32)
+    ulp = np.abs(got.astype(np.float64) - exact) / np.spacing(np.abs(exact)).astype(np.float64)
+    assert ulp.max() <= 1.0
+    assert (got == exact).mean() > 0.95
+    assert np.all(np.abs(got) <= 1.0) and np.all(np.sign(got) == np.sign(x))

@@ -290,14 +290,33 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
     else:
         for e in envs or (env,):
             e.close()
+    final = evaluate(state.z)
+    eval_env.close()
+    return es_result(cfg, sub, state, spec, dims, norm, final, best, env_steps, curve, capped)
+
+
+def es_result(
+    cfg: ExperimentConfig,
+    sub: Any,
+    state: ESState,
+    spec: Any,
+    dims: Any,
+    norm: RunningNorm | None,
+    final: tuple[float, float],
+    best: float,
+    env_steps: int,
+    curve: list[dict[str, float]],
+    capped: int,
+) -> TrainResult:
+    """The TrainResult of a finished ES trial (z copied into its Subspace); `final` is the
+    final evaluation's (mean, std)."""
+    es: Any = cfg.train
     with torch.no_grad():
         sub.z.copy_(state.z)
-    final_mean, final_std = evaluate(state.z)
-    eval_env.close()
     return TrainResult(
-        final_eval_mean=final_mean,
-        final_eval_std=final_std,
-        best_eval_mean=max(best, final_mean),
+        final_eval_mean=final[0],
+        final_eval_std=final[1],
+        best_eval_mean=max(best, final[0]),
         D=sub.D,
         d=sub.d,
         env_steps=env_steps,
@@ -307,7 +326,7 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         extra=policy_extra(cfg, dims, norm),
         info={
             "generations": state.t,
-            "eval_episodes": eval_K,
+            "eval_episodes": es.eval_episodes or spec.eval_episodes,
             "max_steps_per_episode": es.max_steps_per_episode,
             "capped_episodes": capped,
             "backend": es.backend,

@@ -85,12 +85,13 @@ def _physics_step(state, s, action, c):
 @njit(cache=True)
 def _rollout(state, obs, done, returns, lengths, lanes, w, sizes, tanh, buf, norm, s1, s2,
              update, ai, af, low, high, consts, max_episode_steps, max_steps):  # fmt: skip
-    """Play every slot's episode from `state` (4, S); returns (slot_steps, capped)."""
-    S = state.shape[1]
-    for s in range(S):
+    """Play the episodes of the slots `lanes` (lane j: slot lanes[j], weights w[:, j]) from
+    `state` (4, S); returns (slot_steps, slots still playing when max_steps cut them)."""
+    n = lanes.shape[0]
+    for j in range(n):
+        s = lanes[j]
         for i in range(4):
             obs[s, i] = np.float32(state[i, s])
-    n = S
     _act(obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, True, ai, af, low, high)
     slot_steps = 0
     t = 0
@@ -131,11 +132,16 @@ def rollout(
     seeds: list[int],
     norms: Any,
     max_steps: int | None,
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Play slot s (lane weights w[:, s], start seed seeds[s]) to its episode's end.
+    tiles: list[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Play slot s (lane weights w[:, s], start seed seeds[s]) to its episode's end, or to
+    `max_steps` steps.
 
     `norms` is a `rlsub.rollout.lanes.LaneNorms`; its statistics are folded in after the
-    rollout. Returns (returns (S,), lengths (S,), slot_steps, capped).
+    rollout. `tiles`: lane counts of consecutive blocks played one after another (one block
+    per trial keeps each block's weights in cache; every lane's result is the same either
+    way); None: one block. Returns (returns (S,), lengths (S,), slot_steps, capped (S,)
+    bool: cut short).
     """
     from rlsub.rollout.lanes import LanePolicy
 
@@ -147,10 +153,17 @@ def rollout(
     returns = np.zeros(S)
     lengths = np.zeros(S, dtype=np.int64)
     obs = np.empty((S, 4), dtype=np.float32)
-    slot_steps, capped = _rollout(
-        state, obs, done, returns, lengths, pol.lanes, pol.w, pol.sizes, pol.tanh, pol.buf,
-        norms.kernel_args, norms.s1, norms.s2, norms.update, pol.ai, pol.af, pol.low, pol.high,
-        consts, max_ep, 0 if max_steps is None else int(max_steps),
-    )  # fmt: skip
+    slot_steps = 0
+    start = 0
+    for size in tiles or [S]:
+        block = slice(start, start + size)
+        lanes = np.ascontiguousarray(pol.lanes[block])  # contiguous: the lane loops vectorise
+        w_block = np.ascontiguousarray(pol.w[:, block])
+        slot_steps += _rollout(
+            state, obs, done, returns, lengths, lanes, w_block, pol.sizes,
+            pol.tanh, pol.buf, norms.kernel_args, norms.s1, norms.s2, norms.update, pol.ai,
+            pol.af, pol.low, pol.high, consts, max_ep, 0 if max_steps is None else int(max_steps),
+        )[0]  # fmt: skip
+        start += size
     norms.fold(lengths)
-    return returns, lengths, int(slot_steps), int(capped)
+    return returns, lengths, int(slot_steps), ~done

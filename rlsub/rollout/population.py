@@ -87,12 +87,13 @@ def population_rollout(
 
         if seeds is not None and fused.supported(env):  # CartPole: physics in the kernel too
             norms = lanes.LaneNorms([obs_norm], np.zeros(S, np.int64), 4, update_norm)
-            rets, lens, slot_steps, capped = fused.rollout(
+            rets, lens, slot_steps, cut = fused.rollout(
                 sub.module, lanes.lane_weights(sub, Z, K), env, dims, seeds, norms, max_steps
             )
             return RolloutResult(
-                rets.reshape(N, K), lens.reshape(N, K), int(lens.sum()), slot_steps, capped
-            )
+                rets.reshape(N, K), lens.reshape(N, K), int(lens.sum()), slot_steps,
+                int(cut.sum()),
+            )  # fmt: skip
     obs = reset_slots(env, seeds)
     if lanes is not None and lanes.supported(sub, dims):
         rets, lens, slot_steps, capped = lanes.rollout(

@@ -76,3 +76,32 @@ def test_lane_norm_groups_keep_their_own_statistics():
         np.testing.assert_allclose(a.mean, b.mean)
         np.testing.assert_allclose(a.var, b.var, atol=1e-9)
         assert a.count == b.count
+
+
+def _records(path):
+    from rlsub.experiment.store import Store
+
+    with Store(path, readonly=True) as st:
+        return {(r.d, r.direct, r.seed): r for r in st.records()}
+
+
+def test_a_batched_sweep_stores_what_the_one_by_one_sweep_stores(tmp_path):
+    from rlsub.sweep.strategy import run_sweep
+
+    base = with_overrides(
+        _cfg(), sweep={"d_grid": [2, 8], "seeds": [0, 1], "baseline": True, "batch": 1}
+    )
+    batched = with_overrides(base, sweep={"batch": 4})
+    one = run_sweep(base, tmp_path / "one.sqlite", mode="grid", progress=False)
+    four = run_sweep(batched, tmp_path / "four.sqlite", mode="grid", progress=False)
+    assert one["trials"]["run"] == four["trials"]["run"] == 6
+    a, b = _records(tmp_path / "one.sqlite"), _records(tmp_path / "four.sqlite")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key].final_eval_mean, a[key].env_steps, a[key].curve) == (
+            b[key].final_eval_mean,
+            b[key].env_steps,
+            b[key].curve,
+        )
+        assert b[key].status == "done" and "batch" not in a[key].info
+        assert b[key].info["batch"]["trials"] in (2, 4)  # 6 trials: a batch of 4, then 2

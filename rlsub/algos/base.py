@@ -22,6 +22,10 @@ class Trainer:
     config_class: type
     train: Callable[..., TrainResult]
     supervised: bool = False
+    # import path of a module with `batchable(cfg) -> str | None` (why not, or None) and
+    # `train_batch(cfg, jobs, progress) -> list[TrainResult | BaseException]`: several
+    # (d, seed) trials as one job (sweep.batch); None: trials run one by one
+    batch: str | None = None
 
 
 @dataclass

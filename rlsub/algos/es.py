@@ -42,6 +42,8 @@ from rlsub.algos.base import Trainer, TrainResult
 from rlsub.algos.cmaes import train_cma
 from rlsub.algos.es_setup import build_setup, policy_extra
 from rlsub.core.config import ExperimentConfig
+from rlsub.core.device import ALLOWED as DEVICES
+from rlsub.core.device import valid as device_valid
 from rlsub.core.errors import RlsubError
 from rlsub.core.schema import check, doc
 from rlsub.envs.vector import make_vec_env
@@ -112,6 +114,14 @@ class ESConfig:
     ray_address: str | None = doc(
         "Ray cluster address (null: start or join a local Ray)", default=None
     )
+    device: str = doc(
+        "where theta and the population's forward live: auto, cpu, cuda, cuda:N "
+        "(rlsub.core.device). Envs step on the CPU; observations go over once per step "
+        "(uint8 for pixels). auto: CUDA for pixel observations (ConvNet policies) where a "
+        "GPU is present; flat observations stay on the CPU, whose lane kernels run small "
+        "MLPs faster",
+        default="auto",
+    )
 
     def __post_init__(self) -> None:
         check(self.generations > 0, f"generations must be > 0, got {self.generations}")
@@ -141,6 +151,7 @@ class ESConfig:
         check(self.eval_every > 0, f"eval_every must be > 0, got {self.eval_every}")
         check(self.eval_episodes is None or self.eval_episodes > 0, "eval_episodes must be > 0")
         check(self.threads > 0, f"threads must be > 0, got {self.threads}")
+        check(device_valid(self.device), f"device must be one of {DEVICES}, got {self.device!r}")
 
 
 def centred_ranks(x: np.ndarray) -> np.ndarray:
@@ -334,4 +345,4 @@ def es_result(
     )
 
 
-ES = Trainer(ESConfig, train)
+ES = Trainer(ESConfig, train, batch="rlsub.algos.es_batch")

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from rlsub.core.config import ExperimentConfig
+from rlsub.core.device import resolve as resolve_device
 from rlsub.core.errors import RlsubError
 from rlsub.core.seeding import trial_seeds
 from rlsub.core.subspace import Subspace
@@ -54,7 +56,17 @@ def build_setup(cfg: ExperimentConfig, d: int | str, seed: int, slots: int) -> t
         set_batchnorm_statistics(sub.module, random_observations(ref_env, n_ref, seeds["env"]))
         ref_env.close()
     sub.eval()
+    sub.to(es_device(getattr(cfg.train, "device", "cpu"), env, f"{cfg.source}: train.device"))
     return spec, env, dims, seeds, sub
+
+
+def es_device(name: str, env: Any, where: str) -> torch.device:
+    """Where ES keeps theta and runs the population's forward (rlsub.core.device). auto:
+    CUDA for pixel observations (ConvNet policies) where a GPU is present; flat
+    observations stay on the CPU, where the lane kernels run small MLPs faster."""
+    if name == "auto" and not is_pixels(env):
+        return torch.device("cpu")
+    return resolve_device(name, where)
 
 
 def is_pixels(env: Any) -> bool:

@@ -44,6 +44,9 @@ from rlsub.algos.base import Trainer, TrainResult
 from rlsub.algos.pg_envs import _Curve, _eval_env, _replay_extra, evaluate, sb3_vec_env
 from rlsub.algos.pg_policies import SubspaceActorCriticPolicy, SubspaceDQNPolicy, subspace_kwargs
 from rlsub.core.config import ExperimentConfig
+from rlsub.core.device import ALLOWED as DEVICES
+from rlsub.core.device import resolve as resolve_device
+from rlsub.core.device import valid as device_valid
 from rlsub.core.errors import RlsubError
 from rlsub.core.schema import check, doc
 from rlsub.core.seeding import trial_seeds
@@ -96,8 +99,15 @@ class PGConfig:
         "final evaluation then runs on fresh episodes. Needs eval_freq > 0",
         default=False,
     )
+    device: str = doc(
+        "SB3's device (rlsub.core.device): auto, cpu, cuda, cuda:N. auto: CUDA for "
+        "pixel observations (nature_cnn) where a GPU is present, else the CPU (SB3 runs "
+        "MLP policies faster there)",
+        default="auto",
+    )
 
     def __post_init__(self) -> None:
+        check(device_valid(self.device), f"device must be one of {DEVICES}, got {self.device!r}")
         check(self.total_timesteps > 0, f"total_timesteps must be > 0, got {self.total_timesteps}")
         check(self.n_envs > 0, f"n_envs must be > 0, got {self.n_envs}")
         check(self.z_lr_scale > 0, f"z_lr_scale must be > 0, got {self.z_lr_scale}")
@@ -220,12 +230,20 @@ def build_model(
         policy,
         env,
         seed=seeds["sb3"],
-        device="cpu",
+        device=sb3_device(pgc.device, obs_shape, f"{cfg.source}: train.device"),
         verbose=0,
         policy_kwargs=policy_kwargs,
         **kwargs,
     )
     return model, sub
+
+
+def sb3_device(name: str, obs_shape: tuple[int, ...], where: str) -> torch.device:
+    """SB3's device: `name` resolved (rlsub.core.device); auto is CUDA only for images
+    (SB3 runs small MLP policies faster on the CPU)."""
+    if name == "auto" and len(obs_shape) < 3:
+        return torch.device("cpu")
+    return resolve_device(name, where)
 
 
 def _seeds(cfg: ExperimentConfig, seed: int) -> dict[str, int]:

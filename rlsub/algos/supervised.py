@@ -46,6 +46,9 @@ from tqdm import tqdm
 
 from rlsub.algos.base import Trainer, TrainResult
 from rlsub.core.config import ExperimentConfig
+from rlsub.core.device import ALLOWED as DEVICES
+from rlsub.core.device import resolve as resolve_device
+from rlsub.core.device import valid as device_valid
 from rlsub.core.errors import RlsubError
 from rlsub.core.schema import check, doc
 from rlsub.core.seeding import trial_seeds
@@ -82,8 +85,15 @@ class SupervisedConfig:
         "tiny networks, whose parallel regions cost more than they save on a busy machine",
         default=None,
     )
+    device: str = doc(
+        "where the network, theta0, P, z and the data live (rlsub.core.device): auto, "
+        "cpu, cuda, cuda:N. auto: CUDA where a GPU is present. The data go over once; "
+        "the data order is drawn on the CPU, so it is the same on every device",
+        default="auto",
+    )
 
     def __post_init__(self) -> None:
+        check(device_valid(self.device), f"device must be one of {DEVICES}, got {self.device!r}")
         check(self.epochs >= 1, f"train.epochs must be >= 1, got {self.epochs}")
         check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
         check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
@@ -138,7 +148,7 @@ def _weights_sq(sub: Subspace, params: dict[str, Tensor]) -> Tensor:
     """Sum of squared weight entries (names ending in 'weight'), subspace and direct ones."""
     tensors = [t for n, t in params.items() if n.endswith("weight")]
     tensors += [t for n, t in sub.module.named_parameters() if n.endswith("weight")]
-    return sum((t.square().sum() for t in tensors), torch.zeros(()))
+    return sum((t.square().sum() for t in tensors), torch.zeros((), device=sub.theta0.device))
 
 
 def evaluate(
@@ -215,10 +225,16 @@ def _train(
         dense_limit_gib=cfg.subspace.dense_limit_gib,
     )
     _check_fit(cfg, sub, data)
+    device = resolve_device(tc.device, f"{cfg.source}: train.device")
+    sub.to(device)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)  # over once
     split = tc.eval_split
     if split == "auto":
         split = "train" if data.variant == "shuffled_labels" else "test"
-    x_eval, y_eval = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+    if split == "test":
+        x_eval, y_eval = data.x_test.to(device), data.y_test.to(device)
+    else:
+        x_eval, y_eval = x_train, y_train
 
     opt = torch.optim.Adam(
         sub.parameters(),
@@ -244,11 +260,11 @@ def _train(
     )
     with bar:
         for epoch in range(tc.epochs):
-            perm = torch.randperm(n, generator=order)
-            loss_sum = torch.zeros(())
+            perm = torch.randperm(n, generator=order).to(device)  # drawn on the CPU
+            loss_sum = torch.zeros((), device=device)
             for i in range(0, n, bs):
                 idx = perm[i : i + bs]
-                xb, yb = _inputs(cfg, data.x_train[idx]), data.y_train[idx]
+                xb, yb = _inputs(cfg, x_train[idx]), y_train[idx]
                 opt.zero_grad(set_to_none=True)
                 params = sub.split(sub.theta())  # theta = theta0 + P z, once per step
                 loss = loss_fn(sub.call(params, xb), yb)
@@ -262,12 +278,13 @@ def _train(
             loss_mean = float(loss_sum) / n
             if not math.isfinite(loss_mean):
                 return _nan_result(
-                    sub, samples, curve, f"training loss {loss_mean} at epoch {epoch}"
+                    sub.to("cpu"), samples, curve, f"training loss {loss_mean} at epoch {epoch}"
                 )
             acc, err = evaluate(sub, cfg, x_eval, y_eval, tc.eval_batch_size)
             best = acc if math.isnan(best) else max(best, acc)
             curve.append({"step": float(samples), "value": acc})
             bar.set_postfix(loss=f"{loss_mean:.3f}", acc=f"{acc:.3f}")
+    sub.to("cpu")  # the policy file and the caller get CPU tensors
 
     return TrainResult(
         final_eval_mean=acc,
@@ -286,6 +303,7 @@ def _train(
             "n_train": n,
             "epochs": tc.epochs,
             "threads": torch.get_num_threads(),
+            "device": str(device),
             "final_train_loss": loss_mean,
             "seeds": {k: seeds[k] for k in ("theta0", "projection", "data")},
         },

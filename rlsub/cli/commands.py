@@ -102,11 +102,25 @@ def cmd_info(args: argparse.Namespace) -> None:
     emit(args, result, human)
 
 
+def with_device(cfg: Any, device: str | None) -> Any:
+    """cfg with train.device set from --device (None: as the config says)."""
+    from rlsub.core.config import with_overrides
+    from rlsub.core.device import ALLOWED, valid
+
+    if device is None:
+        return cfg
+    if not valid(device):
+        raise RlsubError(f"--device {device!r} is not a device; allowed: {ALLOWED}")
+    if not hasattr(cfg.train, "device"):
+        raise RlsubError(f"--device: algorithm {cfg.algorithm!r} has no train.device (CPU only)")
+    return with_overrides(cfg, train={"device": device})
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from rlsub.core.config import load_experiment
     from rlsub.experiment.trial import run_trial
 
-    cfg = load_experiment(args.config)
+    cfg = with_device(load_experiment(args.config), args.device)
     rec = run_trial(
         cfg, args.d, args.seed, policy_dir=args.out, progress=not args.quiet, catch=False
     )
@@ -184,7 +198,7 @@ def cli_sweep(args: argparse.Namespace) -> None:
     """`rlsub sweep` (arguments parsed in rlsub.cli)."""
     from rlsub.cli.emit import emit
 
-    cfg = load_experiment(args.config)
+    cfg = with_device(load_experiment(args.config), args.device)
     result = run_sweep(
         cfg,
         args.store,

@@ -31,6 +31,7 @@ BENCHES = (
     "supervised",
     "evotorch",
     "calibration",
+    "jax",
 )
 
 
@@ -87,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--d", type=_d_value, required=True, help="subspace dimension, or 'direct'")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="runs/policies", help="directory for the compact policy file")
+    s.add_argument(
+        "--device",
+        default=None,
+        help="train.device: auto, cpu, cuda or cuda:N (default: the config's)",
+    )
     s.add_argument("--json", action="store_true", help="the record as one JSON object on stdout")
     s.add_argument(
         "--quiet", action="store_true", help="no progress bar or evaluation lines on stderr"
@@ -114,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--backend", choices=["local", "ray"], default="local")
     s.add_argument("--address", default=None, help="Ray cluster address")
+    s.add_argument(
+        "--device",
+        default=None,
+        help="train.device: auto, cpu, cuda or cuda:N (default: the config's)",
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_delegate("rlsub.cli.commands:cli_sweep"))
 

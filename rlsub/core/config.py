@@ -88,6 +88,12 @@ class SweepConfig:
     max_trials: int | None = doc(
         "adaptive: trial budget of the refinement (null: 3 x the grid's trials)", default=None
     )
+    batch: int = doc(
+        "trials of this config played together as one batched job by a one-worker local "
+        "sweep (ES on CartPole: rlsub.algos.es_batch, each trial's result equal to its solo "
+        "run); configs that cannot be batched, or with a trial_timeout_s, run one by one",
+        default=1,
+    )
 
     def __post_init__(self) -> None:
         check(
@@ -101,6 +107,7 @@ class SweepConfig:
             self.max_trials is None or self.max_trials > 0,
             f"sweep.max_trials must be > 0, got {self.max_trials}",
         )
+        check(self.batch >= 1, f"sweep.batch must be >= 1, got {self.batch}")
 
 
 @dataclass(frozen=True)
@@ -139,9 +146,12 @@ class ExperimentConfig:
 
     @property
     def hash(self) -> str:
-        """Identity of a trial's settings: everything except the sweep plan and the source."""
+        """Identity of a trial's settings: everything except the sweep plan, the source and
+        train.device."""
         data = self.to_dict()
         data.pop("sweep")
+        if isinstance(data.get("train"), dict):  # where it runs is not what it is (core.device)
+            data["train"].pop("device", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

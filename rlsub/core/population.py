@@ -28,7 +28,9 @@ class PopulationPolicy:
     ) -> None:
         self.module = module
         self.full = full
-        self.N = next(iter(full.values())).shape[0]
+        first = next(iter(full.values()))
+        self.N = first.shape[0]
+        self.device = first.device  # where the inputs must be (rlsub.core.device)
         prepare = getattr(module, "batched_prepare", None)
         self.apply = getattr(module, "batched_apply", None)
         if prepare is None or self.apply is None:
@@ -56,7 +58,8 @@ class PopulationPolicy:
     def subset(self, idx: Tensor) -> PopulationPolicy:
         """The policy of individuals `idx` (a 1-D index tensor) only."""
         out = PopulationPolicy.__new__(PopulationPolicy)
-        out.module, out.apply, out.N = self.module, self.apply, len(idx)
+        out.module, out.apply, out.N, out.device = self.module, self.apply, len(idx), self.device
+        idx = idx.to(self.device)
         if self.prepared is not None:
             subset = getattr(self.module, "batched_subset", None)  # rlsub.networks.ConvNet
             if subset is not None:

@@ -12,6 +12,7 @@ revision and package versions. A trial is identified by (config hash, d, seed).
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 import traceback
@@ -30,17 +31,9 @@ def trainer_for(algorithm: str) -> Any:
     return TRAINERS.resolve(algorithm)
 
 
-def run_trial(
-    cfg: ExperimentConfig,
-    d: int | str,
-    seed: int,
-    policy_dir: str | Path | None = None,
-    progress: bool = True,
-    catch: bool = True,
-) -> TrialRecord:
-    """Train and evaluate one trial; failures become records (status 'failed') when `catch`."""
+def _new_record(cfg: ExperimentConfig, d: int | str, seed: int) -> TrialRecord:
     direct = d == "direct"
-    rec = TrialRecord(
+    return TrialRecord(
         config_hash=cfg.hash,
         name=cfg.name,
         task=cfg.task,
@@ -55,20 +48,19 @@ def run_trial(
         versions=versions(),
         git_rev=git_revision(),
     )
-    trainer = trainer_for(cfg.algorithm)
-    t0 = time.perf_counter()
-    try:
-        res: TrainResult = trainer.train(cfg, d, seed, progress=progress)
-    except RlsubError:
-        raise  # a user mistake is not a failed trial: stop with its message
-    except Exception as exc:
-        if not catch:
-            raise
-        rec.wall_s = time.perf_counter() - t0
-        rec.reason = f"{type(exc).__name__}: {exc}".strip()[:500]
-        rec.info["traceback"] = traceback.format_exc(limit=5)[-2000:]
-        return rec
-    rec.wall_s = time.perf_counter() - t0
+
+
+def _failed(rec: TrialRecord, exc: BaseException, wall_s: float) -> TrialRecord:
+    rec.wall_s = wall_s
+    rec.reason = f"{type(exc).__name__}: {exc}".strip()[:500]
+    rec.info["traceback"] = "".join(traceback.format_exception(exc, limit=5))[-2000:]
+    return rec
+
+
+def _finished(
+    cfg: ExperimentConfig, rec: TrialRecord, res: TrainResult, policy_dir: str | Path | None
+) -> TrialRecord:
+    """Fill `rec` from a trainer's result; write the compact policy file."""
     rec.D, rec.d = res.D, res.d
     rec.final_eval_mean = float(res.final_eval_mean)
     rec.final_eval_std = float(res.final_eval_std)
@@ -83,12 +75,70 @@ def run_trial(
         rec.reason = "diverged: final evaluation is not finite"
         return rec
     if policy_dir is not None and res.subspace is not None:
-        tag = "direct" if direct else f"d{rec.d}"
-        path = Path(policy_dir) / f"{cfg.name}-{cfg.hash}-{tag}-s{seed}.pt"
+        tag = "direct" if rec.direct else f"d{rec.d}"
+        path = Path(policy_dir) / f"{cfg.name}-{cfg.hash}-{tag}-s{rec.seed}.pt"
         saved = res.subspace.save(path, extra={"config": rec.config, **res.extra})
         rec.policy_path = str(saved or path)
     rec.status = "done"
     return rec
+
+
+def run_trial(
+    cfg: ExperimentConfig,
+    d: int | str,
+    seed: int,
+    policy_dir: str | Path | None = None,
+    progress: bool = True,
+    catch: bool = True,
+) -> TrialRecord:
+    """Train and evaluate one trial; failures become records (status 'failed') when `catch`."""
+    rec = _new_record(cfg, d, seed)
+    trainer = trainer_for(cfg.algorithm)
+    t0 = time.perf_counter()
+    try:
+        res: TrainResult = trainer.train(cfg, d, seed, progress=progress)
+    except RlsubError:
+        raise  # a user mistake is not a failed trial: stop with its message
+    except Exception as exc:
+        if not catch:
+            raise
+        return _failed(rec, exc, time.perf_counter() - t0)
+    rec.wall_s = time.perf_counter() - t0
+    return _finished(cfg, rec, res, policy_dir)
+
+
+def batch_reason(cfg: ExperimentConfig) -> str | None:
+    """None when cfg's trials can run as one batched job (`run_batch`), else why not."""
+    trainer = trainer_for(cfg.algorithm)
+    if trainer.batch is None:
+        return f"algorithm {cfg.algorithm!r} has no batched trainer"
+    reason: str | None = importlib.import_module(trainer.batch).batchable(cfg)
+    return reason
+
+
+def run_batch(
+    cfg: ExperimentConfig,
+    jobs: list[tuple[Any, int]],
+    policy_dir: str | Path | None = None,
+    progress: bool = False,
+) -> list[TrialRecord]:
+    """Trials (d, seed) of cfg as one batched job (check `batch_reason` first): one record
+    each, as `run_trial` would write it. wall_s is the batch's wall time divided among its
+    trials; info["batch"] holds the batch's size and whole wall time."""
+    trainer = trainer_for(cfg.algorithm)
+    t0 = time.perf_counter()
+    results = importlib.import_module(str(trainer.batch)).train_batch(cfg, jobs, progress)
+    wall = time.perf_counter() - t0
+    records = []
+    for (d, seed), res in zip(jobs, results, strict=True):
+        rec = _new_record(cfg, d, seed)
+        rec.info["batch"] = {"trials": len(jobs), "wall_s": wall}
+        if isinstance(res, BaseException):
+            records.append(_failed(rec, res, wall / len(jobs)))
+        else:
+            rec.wall_s = wall / len(jobs)
+            records.append(_finished(cfg, rec, res, policy_dir))
+    return records
 
 
 def train(

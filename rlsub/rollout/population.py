@@ -105,7 +105,8 @@ def population_rollout(
     # theta once per rollout, not per step
     policy = full_policy = _population_policy(sub, Z, pairs)
     out_shape = (dims.n_actions,)  # logits (discrete) or the action vector (continuous)
-    alive = torch.arange(N)
+    device = sub.theta0.device
+    alive = torch.arange(N, device=device)
     stepper = SlotStepper(env, obs)
     done = np.zeros(S, dtype=bool)
     returns = np.zeros(S)
@@ -114,7 +115,7 @@ def population_rollout(
     seen: list[Tensor] = []  # raw observations of the steps, for the statistics update
     seen_active: list[np.ndarray] = []
     if obs_norm is not None:
-        mean, inv_std = obs_norm.torch_normalizer()
+        mean, inv_std = (t.to(device) for t in obs_norm.torch_normalizer())
     steps = 0
     while True:
         obs = np.asarray(obs)
@@ -126,7 +127,7 @@ def population_rollout(
             xt = ((xt - mean) * inv_std).clamp_(-obs_norm.clip, obs_norm.clip)
         if policy.N < N:  # only the individuals still playing
             xs = xt.reshape(N, K, *dims.obs_shape)[alive]
-            out = torch.zeros(N, K, *out_shape)
+            out = torch.zeros(N, K, *out_shape, device=device)
             out[alive] = policy(xs)
             out = out.reshape(S, -1)
         else:
@@ -145,12 +146,15 @@ def population_rollout(
             break
         playing = ~done.reshape(N, K).all(1)
         if 2 * int(playing.sum()) <= policy.N:  # compact once half the forward is wasted
-            alive = torch.from_numpy(np.flatnonzero(playing))
+            alive = torch.from_numpy(np.flatnonzero(playing)).to(device)
             policy = full_policy.subset(alive)
     if obs_norm is not None and seen:
-        xs = torch.cat(seen)[torch.from_numpy(np.concatenate(seen_active))].double()
+        mask = torch.from_numpy(np.concatenate(seen_active)).to(device)
+        xs = torch.cat(seen)[mask].double()
         if len(xs):
-            obs_norm.update_moments(xs.mean(0).numpy(), xs.var(0, correction=0).numpy(), len(xs))
+            obs_norm.update_moments(
+                xs.mean(0).cpu().numpy(), xs.var(0, correction=0).cpu().numpy(), len(xs)
+            )
     return RolloutResult(
         returns.reshape(N, K), lengths.reshape(N, K), int(lengths.sum()), slot_steps, capped
     )
@@ -161,6 +165,9 @@ def _policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
     uint8 for a ConvNet population (it scales them itself, in its first pass over them:
     rlsub.frames) when `raw_ok` (no observation normalisation)."""
     x = torch.from_numpy(obs)
+    device = getattr(policy, "device", None)
+    if device is not None and device.type != "cpu":
+        x = x.to(device)  # over once per step, as uint8 for pixels
     if obs.dtype == np.uint8:
         if raw_ok and getattr(policy, "takes_uint8", False):
             return x
@@ -169,9 +176,12 @@ def _policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
 
 
 def _population_policy(sub: Subspace, Z: Tensor, pairs: PairsArg | None) -> Any:
-    """The policy of population Z, or of ES's antithetic `pairs` (rlsub.rollout.pairs)."""
+    """The policy of population Z, or of ES's antithetic `pairs` (rlsub.rollout.pairs), on
+    the Subspace's device (Z and the pairs are drawn on the CPU)."""
+    device = sub.theta0.device
     if pairs is None:
-        return sub.population_fn(sub.split(sub.theta(Z)))
+        return sub.population_fn(sub.split(sub.theta(Z.to(device))))
+    pairs = (pairs[0].to(device), pairs[1].to(device), *pairs[2:])  # type: ignore[assignment]
     E = pairs[1]
     if Z.shape[0] != 2 * E.shape[0]:
         raise ValueError(f"pairs: Z has {Z.shape[0]} members, E {E.shape[0]} pairs")

@@ -141,12 +141,19 @@ def work(
 
 # ------------------------------------------------------------------ backends
 class InProcess:
-    """Trials one after another in this process."""
+    """Trials one after another in this process, or `sweep.batch` at a time as one batched
+    job where the config allows (`rlsub.experiment.trial.batch_reason`)."""
 
     def __init__(self, cfg: ExperimentConfig, policy_dir: str | None) -> None:
         self.cfg, self.policy_dir = cfg, policy_dir
+        self.batch = cfg.sweep.batch if cfg.sweep.trial_timeout_s is None else 1
+        if self.batch > 1 and trial_module.batch_reason(cfg) is not None:
+            self.batch = 1
 
     def run(self, feed: Feed) -> Iterator[tuple[Job, Outcome]]:
+        if self.batch > 1:
+            yield from self._batches(feed)
+            return
         while (job := feed.take()) is not None:
             if isinstance(job, str):  # WAIT
                 time.sleep(WAIT_S)
@@ -157,6 +164,28 @@ class InProcess:
                 yield job, exc
                 return
             yield job, rec
+
+    def _batches(self, feed: Feed) -> Iterator[tuple[Job, Outcome]]:
+        """Up to `batch` claimed trials at a time (those free now) as one batched job."""
+        while True:
+            jobs: list[Job] = []
+            left: Job | str | None = None
+            while len(jobs) < self.batch:
+                left = feed.take()
+                if left is None or isinstance(left, str):
+                    break
+                jobs.append(left)
+            if not jobs:
+                if left is None:
+                    return
+                time.sleep(WAIT_S)  # other sweeps hold what is left
+                continue
+            try:
+                records = trial_module.run_batch(self.cfg, jobs, self.policy_dir)
+            except RlsubError as exc:
+                yield jobs[0], exc
+                return
+            yield from zip(jobs, records, strict=True)
 
     def close(self) -> None:
         pass

@@ -205,14 +205,25 @@ def _train(
 ) -> TrainResult:
     if cfg.dataset is None:
         raise RlsubError(f"{cfg.source}: algorithm {cfg.algorithm!r} needs a 'dataset' section")
+    data = load_dataset(
+        cfg.dataset.name, cfg.dataset.variant, cfg.dataset.data_dir, progress=progress
+    )
+    return fit(cfg, tc, d, seed, data, progress)
+
+
+def fit(
+    cfg: ExperimentConfig,
+    tc: SupervisedConfig,
+    d: int | str,
+    seed: int,
+    data: Dataset,
+    progress: bool = False,
+) -> TrainResult:
+    """Steps 3-5 of a trial (module docstring) on `data` already in memory."""
     overrides = {}
     if cfg.subspace.projection_seed is not None:
         overrides["projection"] = cfg.subspace.projection_seed
     seeds = trial_seeds(seed, overrides)
-
-    data = load_dataset(
-        cfg.dataset.name, cfg.dataset.variant, cfg.dataset.data_dir, progress=progress
-    )
     sub = Subspace.from_spec(
         cfg.network.name,
         network_kwargs(cfg, data),

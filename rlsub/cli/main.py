@@ -32,6 +32,7 @@ BENCHES = (
     "evotorch",
     "calibration",
     "jax",
+    "gpu",
 )
 
 
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--episodes", type=int, default=None, help="pong: ES episodes per member (slots = N x K)"
     )
+    s.add_argument("--device", default=None, help="gpu: the device to check (default auto)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
     return p

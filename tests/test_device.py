@@ -100,5 +100,9 @@ def test_cli_device_flag(cli, tmp_path):
     if not CUDA:
         gpu = cli("train", "cartpole_es", "--d", "2", "--device", "cuda", check=False)
         assert gpu.returncode == 2 and "no CUDA GPU" in gpu.stderr
+        store = tmp_path / "s.sqlite"
+        sweep = cli("sweep", "cartpole_es", "--device", "cuda", "--store", str(store), check=False)
+        assert sweep.returncode == 2 and "no CUDA GPU" in sweep.stderr
+        assert not store.exists()  # refused before the store exists
     cma = cli("train", "inverted_pendulum_es", "--d", "2", "--device", "cpu", check=False)
     assert cma.returncode == 2 and "has no train.device" in cma.stderr

@@ -20,6 +20,7 @@ from typing import Any
 from rlsub.algos.es_setup import is_pixels
 from rlsub.algos.supervised import _check_fit, network_kwargs
 from rlsub.core.config import ExperimentConfig
+from rlsub.core.device import resolve as resolve_device
 from rlsub.core.errors import ConfigError, RlsubError
 from rlsub.core.registry import TRAINERS, build_network, count_parameters
 from rlsub.core.subspace import Subspace
@@ -198,6 +199,9 @@ def validate(
 ) -> int | None:
     """Everything a sweep checks before it creates its store; returns D (None: unknown)."""
     check_request(mode, backend, workers)
+    device = getattr(cfg.train, "device", None)
+    if isinstance(device, str) and device != "auto" and backend == "local":
+        resolve_device(device, f"{cfg.source}: train.device")  # a GPU that is not here
     D = network_D(cfg, progress)
     check_d_grid(cfg, D)
     return D

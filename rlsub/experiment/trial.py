@@ -50,6 +50,15 @@ def _new_record(cfg: ExperimentConfig, d: int | str, seed: int) -> TrialRecord:
     )
 
 
+def failed_record(
+    cfg: ExperimentConfig, d: Any, seed: int, reason: str, wall_s: float = 0.0
+) -> TrialRecord:
+    """A 'failed' record for a trial that ended outside `run_trial` (timeout, dead worker)."""
+    rec = _new_record(cfg, d, seed)
+    rec.reason, rec.wall_s = reason, wall_s
+    return rec
+
+
 def _failed(rec: TrialRecord, exc: BaseException, wall_s: float) -> TrialRecord:
     rec.wall_s = wall_s
     rec.reason = f"{type(exc).__name__}: {exc}".strip()[:500]

@@ -27,8 +27,8 @@ from typing import Any, Protocol
 from rlsub.core.config import ExperimentConfig, experiment_from_dict
 from rlsub.core.errors import RlsubError
 from rlsub.experiment import trial as trial_module
-from rlsub.experiment.record import TrialRecord, git_revision
-from rlsub.experiment.trial import run_trial
+from rlsub.experiment.record import TrialRecord
+from rlsub.experiment.trial import failed_record, run_trial
 
 HARD_KILL_GRACE_S = 10.0  # pool/Ray: kill a trial this long after its timeout
 POLL_S = 0.5
@@ -63,30 +63,6 @@ Outcome = TrialRecord | BaseException | Lost
 # ------------------------------------------------------------------ one trial
 class TrialTimeout(Exception):
     """Raised inside a trial by SIGALRM when it exceeds its wall-clock limit."""
-
-
-def failed_record(
-    cfg: ExperimentConfig, d: Any, seed: int, reason: str, wall_s: float = 0.0
-) -> TrialRecord:
-    """A 'failed' record for a trial that ended outside `run_trial` (timeout, dead worker)."""
-    direct = d == "direct"
-    return TrialRecord(
-        config_hash=cfg.hash,
-        name=cfg.name,
-        task=cfg.task,
-        algorithm=cfg.algorithm,
-        network=cfg.network.name,
-        projection="identity" if direct else cfg.subspace.projection,
-        d=0 if direct else int(d),
-        direct=direct,
-        seed=int(seed),
-        status="failed",
-        reason=reason,
-        wall_s=wall_s,
-        config=cfg.to_dict(),
-        versions=trial_module.versions(),
-        git_rev=git_revision(),
-    )
 
 
 def _timeout_reason(timeout_s: float) -> str:

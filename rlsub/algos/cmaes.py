@@ -69,7 +69,7 @@ def train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) ->
     opts = {"popsize": popsize, "seed": seeds["es_noise"] % (2**31 - 2) + 1, "verbose": -9}
     cmaes = cma.CMAEvolutionStrategy(np.zeros(sub.d), es.sigma0, opts)
     curve: list[dict[str, float]] = []
-    best, env_steps = -math.inf, 0
+    best, env_steps, slot_steps = -math.inf, 0, 0
 
     def evaluate(z: torch.Tensor) -> tuple[float, float]:
         res = population_rollout(
@@ -87,12 +87,16 @@ def train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) ->
         res = population_rollout(
             sub, Z, env, dims, K, int(rng.integers(2**31)), norm, update_norm=True
         )
-        env_steps += res.env_steps
+        env_steps += res.env_steps  # useful steps: of episodes still playing
+        slot_steps += res.slot_steps  # simulated
         fitness = res.returns.mean(1)
         cmaes.tell(list(X), list(-fitness))  # pycma minimises
         rate = env_steps / (time.perf_counter() - t0)
         bar.set_postfix(
-            mean=f"{fitness.mean():.1f}", best=f"{fitness.max():.1f}", steps_s=f"{rate:,.0f}"
+            mean=f"{fitness.mean():.1f}",
+            best=f"{fitness.max():.1f}",
+            useful_steps_s=f"{rate:,.0f}",
+            useful=f"{env_steps / max(slot_steps, 1):.0%}",
         )
         if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
             mean, _ = evaluate(torch.as_tensor(cmaes.mean, dtype=torch.float32))
@@ -118,7 +122,7 @@ def train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) ->
         solved_score=spec.solved_score,
         subspace=sub,
         extra=policy_extra(cfg, dims, norm),
-        info={"eval_episodes": eval_K, "generations": generations},
+        info={"eval_episodes": eval_K, "generations": generations, "slot_steps": slot_steps},
     )
 
 

@@ -246,7 +246,7 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
 
     pair_dtype = getattr(torch, es.pair_dtype)  # storage of the pairs' large deltas
     bar = tqdm(range(es.generations), desc=f"ES d={sub.d}", disable=not progress, leave=False)
-    capped = 0
+    capped = slot_steps = 0
     for g in bar:
         noise_state = gen.get_state()  # Ray actors rebuild eps from it
         eps, Z = es_ask(state, es.population // 2, es.sigma, gen)
@@ -263,7 +263,8 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
             res = population_rollout(
                 sub, Z, env, dims, K, seed_now, norm, True, es.max_steps_per_episode, pairs=pairs
             )
-        env_steps += res.env_steps
+        env_steps += res.env_steps  # useful steps: of episodes still playing
+        slot_steps += res.slot_steps  # simulated (CartPole's fused loop: the same)
         capped += res.capped
         fitness = res.returns.mean(1)
         if not np.all(np.isfinite(fitness)):
@@ -273,7 +274,10 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
             raise FloatingPointError(f"z diverged at generation {g}")
         rate = env_steps / (time.perf_counter() - t0)
         bar.set_postfix(
-            mean=f"{fitness.mean():.1f}", best=f"{fitness.max():.1f}", steps_s=f"{rate:,.0f}"
+            mean=f"{fitness.mean():.1f}",
+            best=f"{fitness.max():.1f}",
+            useful_steps_s=f"{rate:,.0f}",
+            useful=f"{env_steps / max(slot_steps, 1):.0%}",
         )
         if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
             mean, _ = evaluate(state.z)
@@ -303,7 +307,8 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
             e.close()
     final = evaluate(state.z)
     eval_env.close()
-    return es_result(cfg, sub, state, spec, dims, norm, final, best, env_steps, curve, capped)
+    steps = (env_steps, slot_steps, capped)
+    return es_result(cfg, sub, state, spec, dims, norm, final, best, steps, curve)
 
 
 def es_result(
@@ -315,12 +320,13 @@ def es_result(
     norm: RunningNorm | None,
     final: tuple[float, float],
     best: float,
-    env_steps: int,
+    steps: tuple[int, int, int],
     curve: list[dict[str, float]],
-    capped: int,
 ) -> TrainResult:
     """The TrainResult of a finished ES trial (z copied into its Subspace); `final` is the
-    final evaluation's (mean, std)."""
+    final evaluation's (mean, std), `steps` (useful env steps, slot steps simulated,
+    capped episodes) of the training rollouts."""
+    env_steps, slot_steps, capped = steps
     es: Any = cfg.train
     with torch.no_grad():
         sub.z.copy_(state.z)
@@ -340,6 +346,7 @@ def es_result(
             "eval_episodes": es.eval_episodes or spec.eval_episodes,
             "max_steps_per_episode": es.max_steps_per_episode,
             "capped_episodes": capped,
+            "slot_steps": slot_steps,
             "backend": es.backend,
         },
     )

@@ -179,7 +179,8 @@ def train_batch(
             live = [r for r in live if r.result is None]
         steps = sum(r.env_steps for r in runs)
         bar.update(1)
-        bar.set_postfix(trials=len(live), steps_s=f"{steps / (time.perf_counter() - t0):,.0f}")
+        rate = steps / (time.perf_counter() - t0)
+        bar.set_postfix(trials=len(live), useful_steps_s=f"{rate:,.0f}", useful="100%")
         if not live:
             break
     bar.close()
@@ -195,6 +196,6 @@ def _finish(cfg: ExperimentConfig, runs: list[_Run], eval_K: int) -> None:
         return
     for r, final in zip(runs, _evaluate(runs, eval_K), strict=True):
         spec, env, dims, _, sub = r.setup
-        r.result = es_result(
-            cfg, sub, r.state, spec, dims, r.norm, final, r.best, r.env_steps, r.curve, r.capped
-        )
+        # the fused loop simulates only slots still playing: slot steps = useful steps
+        steps = (r.env_steps, r.env_steps, r.capped)
+        r.result = es_result(cfg, sub, r.state, spec, dims, r.norm, final, r.best, steps, r.curve)

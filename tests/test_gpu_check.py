@@ -36,6 +36,7 @@ def test_gpu_check_script_on_the_cpu(tmp_path):
     r = json.loads((tmp_path / "gpu.json").read_text())
     assert r["device"] == "cpu" and r["correctness"]["passed"]
     assert r["es_pong"]["agent_steps_s"] > 0 and r["ppo_pong"]["train_steps_s"] > 0
+    assert r["mnist_fc"]["batched_3_seeds"]["ratio"] > 0
     assert {"pong_es", "pong_ppo", "pong_ppo_gpu", "mnist_fc_100_epochs"} == set(r["prices"])
     assert all(p["hours"] > 0 and p["trials"] > 0 for p in r["prices"].values())
     assert "correctness passed" in proc.stdout

@@ -202,3 +202,5 @@ def test_cli_bench_quick_json(cli):
     assert [row["kind"] for row in result["steps"]] == ["dense", "sparse", "fastfood"]
     assert result["D"] == 199_210 and all(row["ratio"] > 0 for row in result["steps"])
     assert result["batch_gather_ms"] > 0
+    b = result["batched_3_seeds"]
+    assert b["seeds"] == 3 and b["ratio"] > 0 and len(b["batched_s"]) == len(b["one_by_one_s"])

@@ -211,15 +211,24 @@ def _train(
     return fit(cfg, tc, d, seed, data, progress)
 
 
-def fit(
-    cfg: ExperimentConfig,
-    tc: SupervisedConfig,
-    d: int | str,
-    seed: int,
-    data: Dataset,
-    progress: bool = False,
-) -> TrainResult:
-    """Steps 3-5 of a trial (module docstring) on `data` already in memory."""
+@dataclass
+class TrialSetup:
+    """What one trial needs before its first step (`setup`)."""
+
+    sub: Subspace
+    seeds: dict[str, int]
+    device: torch.device
+    split: str
+    x_train: Tensor
+    y_train: Tensor
+    x_eval: Tensor
+    y_eval: Tensor
+
+
+def setup(
+    cfg: ExperimentConfig, tc: SupervisedConfig, d: int | str, seed: int, data: Dataset
+) -> TrialSetup:
+    """Seeds, the Subspace on the trial's device, and the data there (moved over once)."""
     overrides = {}
     if cfg.subspace.projection_seed is not None:
         overrides["projection"] = cfg.subspace.projection_seed
@@ -238,7 +247,7 @@ def fit(
     _check_fit(cfg, sub, data)
     device = resolve_device(tc.device, f"{cfg.source}: train.device")
     sub.to(device)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)  # over once
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     split = tc.eval_split
     if split == "auto":
         split = "train" if data.variant == "shuffled_labels" else "test"
@@ -246,24 +255,36 @@ def fit(
         x_eval, y_eval = data.x_test.to(device), data.y_test.to(device)
     else:
         x_eval, y_eval = x_train, y_train
+    return TrialSetup(sub, seeds, device, split, x_train, y_train, x_eval, y_eval)
 
-    opt = torch.optim.Adam(
-        sub.parameters(),
-        lr=tc.lr,
-        betas=(tc.beta1, tc.beta2),
-        eps=tc.eps,
-        weight_decay=tc.weight_decay,
+
+def adam(params: Any, tc: SupervisedConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(
+        params, lr=tc.lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, weight_decay=tc.weight_decay
     )
+
+
+def fit(
+    cfg: ExperimentConfig,
+    tc: SupervisedConfig,
+    d: int | str,
+    seed: int,
+    data: Dataset,
+    progress: bool = False,
+) -> TrainResult:
+    """Steps 3-5 of a trial (module docstring) on `data` already in memory."""
+    ts = setup(cfg, tc, d, seed, data)
+    sub, device = ts.sub, ts.device
+    opt = adam(sub.parameters(), tc)
     loss_fn = nn.CrossEntropyLoss()
-    order = torch.Generator().manual_seed(seeds["data"])
+    order = torch.Generator().manual_seed(ts.seeds["data"])
     n, bs = data.n_train, tc.batch_size
-    steps_per_epoch = -(-n // bs)
     samples = 0
     curve: list[dict[str, float]] = []
     acc = err = best = float("nan")
     loss_mean = float("nan")
     bar = tqdm(
-        total=tc.epochs * steps_per_epoch,
+        total=tc.epochs * -(-n // bs),
         desc=f"{cfg.name} d={d} seed={seed}",
         file=sys.stderr,
         disable=not progress,
@@ -275,7 +296,7 @@ def fit(
             loss_sum = torch.zeros((), device=device)
             for i in range(0, n, bs):
                 idx = perm[i : i + bs]
-                xb, yb = _inputs(cfg, x_train[idx]), y_train[idx]
+                xb, yb = _inputs(cfg, ts.x_train[idx]), ts.y_train[idx]
                 opt.zero_grad(set_to_none=True)
                 params = sub.split(sub.theta())  # theta = theta0 + P z, once per step
                 loss = loss_fn(sub.call(params, xb), yb)
@@ -291,16 +312,27 @@ def fit(
                 return _nan_result(
                     sub.to("cpu"), samples, curve, f"training loss {loss_mean} at epoch {epoch}"
                 )
-            acc, err = evaluate(sub, cfg, x_eval, y_eval, tc.eval_batch_size)
+            acc, err = evaluate(sub, cfg, ts.x_eval, ts.y_eval, tc.eval_batch_size)
             best = acc if math.isnan(best) else max(best, acc)
             curve.append({"step": float(samples), "value": acc})
             bar.set_postfix(loss=f"{loss_mean:.3f}", acc=f"{acc:.3f}")
-    sub.to("cpu")  # the policy file and the caller get CPU tensors
+    return trial_result(ts, tc, (acc, err, best), samples, curve, loss_mean)
 
+
+def trial_result(
+    ts: TrialSetup,
+    tc: SupervisedConfig,
+    scores: tuple[float, float, float],
+    samples: int,
+    curve: list[dict[str, float]],
+    loss_mean: float,
+) -> TrainResult:
+    """The TrainResult of a finished trial; scores = (final accuracy, its error, best)."""
+    sub = ts.sub.to("cpu")  # the policy file and the caller get CPU tensors
     return TrainResult(
-        final_eval_mean=acc,
-        final_eval_std=err,
-        best_eval_mean=best,
+        final_eval_mean=scores[0],
+        final_eval_std=scores[1],
+        best_eval_mean=scores[2],
         D=sub.D,
         d=sub.d,
         env_steps=samples,
@@ -308,17 +340,17 @@ def fit(
         solved_score=None,
         subspace=sub,
         info={
-            "eval_split": split,
+            "eval_split": ts.split,
             "eval_std": "binomial standard error sqrt(p(1-p)/n)",
-            "n_eval": len(y_eval),
-            "n_train": n,
+            "n_eval": len(ts.y_eval),
+            "n_train": len(ts.y_train),
             "epochs": tc.epochs,
             "threads": torch.get_num_threads(),
-            "device": str(device),
+            "device": str(ts.device),
             "final_train_loss": loss_mean,
-            "seeds": {k: seeds[k] for k in ("theta0", "projection", "data")},
+            "seeds": {k: ts.seeds[k] for k in ("theta0", "projection", "data")},
         },
     )
 
 
-ADAM = Trainer(SupervisedConfig, train, supervised=True)
+ADAM = Trainer(SupervisedConfig, train, supervised=True, batch="rlsub.algos.supervised_batch")

@@ -18,7 +18,9 @@ sizes). Four parts, then the prices they imply:
    update;
 4. MNIST FC (configs/mnist_fc.yaml's network and training) on the device:
    seconds per epoch at a few d, on MNIST-shaped random data (the machine has no
-   MNIST files; the time of an epoch depends only on the shapes).
+   MNIST files; the time of an epoch depends only on the shapes), and 3 seeds at
+   d = 750 as one batched job (rlsub.algos.supervised_batch) against one after
+   another (target: <= 0.6).
 
 Prices: hours for the full sweeps of configs/pong_es.yaml, pong_ppo.yaml,
 pong_ppo_gpu.yaml and mnist_fc.yaml at 100 epochs, from these rates (ES at its
@@ -157,18 +159,12 @@ def ppo_pong(device: torch.device, n_envs: int, quick: bool) -> dict[str, Any]:
 
 
 def mnist_fc(device: torch.device, quick: bool) -> dict[str, Any]:
-    """Seconds per epoch of configs/mnist_fc.yaml's training on MNIST-shaped random data."""
+    """Seconds per epoch of configs/mnist_fc.yaml's training on MNIST-shaped random data,
+    and 3 seeds as one batched job against one after another (rlsub bench supervised's)."""
     from rlsub.algos.supervised import fit
-    from rlsub.data.datasets import Dataset
+    from rlsub.benches.supervised import batched_ratio, mnist_shaped
 
-    n_train, n_test = (2_000, 500) if quick else (60_000, 10_000)
-    g = torch.Generator().manual_seed(0)
-    data = Dataset(
-        "mnist", "standard",
-        torch.randn(n_train, 1, 28, 28, generator=g), torch.randint(0, 10, (n_train,), generator=g),
-        torch.randn(n_test, 1, 28, 28, generator=g), torch.randint(0, 10, (n_test,), generator=g),
-        (1, 28, 28), 10,
-    )  # fmt: skip
+    data = mnist_shaped(*((2_000, 500) if quick else (60_000, 10_000)))
     cfg = load_experiment("mnist_fc")
     cfg = with_overrides(cfg, train={"epochs": 1, "device": str(device)})
     rows = []
@@ -177,8 +173,11 @@ def mnist_fc(device: torch.device, quick: bool) -> dict[str, Any]:
         _sync(device)
         t = time.perf_counter()
         fit(cfg, cfg.train, d, 1, data)
+        _sync(device)
         rows.append({"d": d, "epoch_s": time.perf_counter() - t})
-    return {"n_train": n_train, "batch_size": cfg.train.batch_size, "rows": rows}
+    batched = batched_ratio(str(device), 10 if quick else 750, data, rounds=1)
+    return {"n_train": data.n_train, "batch_size": cfg.train.batch_size, "rows": rows,
+            "batched_3_seeds": batched}  # fmt: skip
 
 
 def prices(es: dict[str, Any], ppo: dict[str, Any], mnist: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +249,8 @@ def _human(r: dict[str, Any]) -> str:
         f"d={es['d']}), raw ALE {es['raw_ale_steps_s']:,.0f}/s: ratio {es['ratio']:.2f}",
         f"PPO Pong: {ppo['train_steps_s']:,.0f} training steps/s ({ppo['n_envs']} envs)",
         "MNIST FC epoch: "
-        + ", ".join(f"d={x['d']} {x['epoch_s']:.2f} s" for x in r["mnist_fc"]["rows"]),
+        + ", ".join(f"d={x['d']} {x['epoch_s']:.2f} s" for x in r["mnist_fc"]["rows"])
+        + f"; 3 seeds batched / one by one {r['mnist_fc']['batched_3_seeds']['ratio']:.2f}",
         "| sweep | trials | hours at these rates |",
         "| --- | ---: | ---: |",
     ]

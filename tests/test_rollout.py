@@ -191,7 +191,10 @@ def test_bench_rollout_quick_reports_both_loops(cli):
         assert row["raw_steps_s"] > 0 and row["policy_steps_s"] > 0
         assert 0 < row["ratio"] < 5 and 0 < row["torch_loop_ratio"] < 5
         assert row["rounds"] == 2
-    assert rows["CartPole-v1"]["useful_fraction"] < 1  # masked slots are stepped there
+    cp = rows["CartPole-v1"]
+    assert cp["useful_fraction"] == 1  # rlsub.rollout.fused steps only the slots playing
+    assert cp["torch_loop_useful_fraction"] < 1  # the native vector env steps masked slots
+    assert cp["useful_steps_cpu_s"] > 0
     assert rows["InvertedPendulum-v5"]["useful_fraction"] == 1  # only playing slots stepped
 
 

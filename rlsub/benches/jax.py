@@ -32,8 +32,6 @@ with 1.4, whose spaces are all it uses).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -42,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlsub.core.errors import RlsubError
+from rlsub.benches.jax_stack import run_child
 
 D_GRID = (1, 2, 4, 8, 16)
 SEEDS = (0, 1, 2)
@@ -96,20 +94,9 @@ def rlsub_throughput(d: int | str, seconds: float, seed: int = 0) -> dict[str, A
     }
 
 
-def _child(code: str) -> tuple[dict[str, Any], float]:
-    """Run `code` (its last stdout line is JSON) in a fresh interpreter: (result, wall)."""
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise RlsubError(f"bench jax: subprocess failed: {tail[0]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
-
-
 def _trial(d: Any, seed: int, r: Any) -> dict[str, Any]:
     return {"d": None if d == "direct" else d, "seed": seed, "generations": r.info["generations"],
-            "final_eval_mean": r.final_eval_mean, "solved": r.final_eval_mean >= 475.0}  # fmt: skip
+            "final_eval_mean": r.final_eval_mean, "solved": r.final_eval_mean >= r.solved_score}  # fmt: skip
 
 
 def rlsub_sweep_here(batched: bool) -> dict[str, Any]:
@@ -135,7 +122,7 @@ def rlsub_sweep(batched: bool) -> dict[str, Any]:
         "import json; from rlsub.benches.jax import rlsub_sweep_here; "
         f"print(json.dumps(rlsub_sweep_here({batched!r})))"
     )
-    result, wall = _child(code)
+    result, wall = run_child(code)
     return result | {"process_wall_s": wall}
 
 
@@ -147,7 +134,7 @@ def rlsub_cold_solve(d: int, seed: int) -> dict[str, Any]:
         "print(json.dumps({'generations': r.info['generations'], "
         "'final_eval_mean': r.final_eval_mean, 'wall_s': time.perf_counter() - t}))"
     )
-    result, wall = _child(code)
+    result, wall = run_child(code)
     return result | {"process_wall_s": wall}
 
 

@@ -255,8 +255,13 @@ def solve(d: int | None, seed: int) -> dict[str, Any]:
 
 
 def _in_subprocess(code: str) -> tuple[dict[str, Any], float]:
-    """Run `code` (which prints one JSON line last) in a fresh interpreter: (dict, wall)."""
+    """`run_child` after checking that jax, evosax and gymnax import here (the install hint)."""
     _modules()  # fail here, with the install hint, rather than in the child
+    return run_child(code)
+
+
+def run_child(code: str) -> tuple[dict[str, Any], float]:
+    """Run `code` (which prints one JSON line last) in a fresh interpreter: (dict, wall)."""
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0

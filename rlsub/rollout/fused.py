@@ -12,7 +12,8 @@ float64 operations in the same order (constants read from the env instance;
 Euler integration; reward 1 a step; terminated outside +-2.4 or +-12 degrees;
 truncated at the env's max_episode_steps), so the returns equal those of the
 vector env (tests/test_rollout.py compares them step by step). Start states come
-from each slot's seed as `rlsub.rollout.slots.reset_slots` draws them.
+from each slot's seed as `rlsub.rollout.slots.reset_slots` draws them
+(`cartpole_start_states`).
 
 Slots can belong to several trials at once (`group`): each group keeps its own
 observation statistics, so one call can play the populations of several ES trials.
@@ -27,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from rlsub.rollout.lanes import _act, _compact
+from rlsub.rollout.slots import cartpole_start_states
 
 
 def supported(env: Any) -> bool:
@@ -50,13 +52,6 @@ def physics(env: Any) -> tuple[np.ndarray, int]:
         dtype=np.float64,
     )  # fmt: skip
     return consts, int(b.max_episode_steps)
-
-
-def start_states(seeds: list[int]) -> np.ndarray:
-    """(4, S) float64: slot s starts from uniform(-0.05, 0.05, 4) drawn with its own seed."""
-    unique, which = np.unique(np.asarray(seeds), return_inverse=True)
-    starts = np.stack([np.random.default_rng(int(s)).uniform(-0.05, 0.05, 4) for s in unique])
-    return np.ascontiguousarray(starts[which.reshape(-1)].T)
 
 
 @njit(cache=True)
@@ -86,7 +81,7 @@ def _physics_step(state, s, action, c):
 def _rollout(state, obs, done, returns, lengths, lanes, w, sizes, tanh, buf, norm, s1, s2,
              update, ai, af, low, high, consts, max_episode_steps, max_steps):  # fmt: skip
     """Play the episodes of the slots `lanes` (lane j: slot lanes[j], weights w[:, j]) from
-    `state` (4, S); returns (slot_steps, slots still playing when max_steps cut them)."""
+    `state` (4, S); returns the slot steps simulated (slots cut by max_steps stay not done)."""
     n = lanes.shape[0]
     for j in range(n):
         s = lanes[j]
@@ -112,10 +107,8 @@ def _rollout(state, obs, done, returns, lengths, lanes, w, sizes, tanh, buf, nor
             else:
                 playing += 1
         t += 1
-        if playing == 0:
-            return slot_steps, 0
-        if max_steps > 0 and t >= max_steps:
-            return slot_steps, playing
+        if playing == 0 or (max_steps > 0 and t >= max_steps):
+            return slot_steps
         if 2 * playing <= n:
             n = _compact(w, lanes, done, n)
         _act(
@@ -148,7 +141,7 @@ def rollout(
     pol = LanePolicy(module, w, dims)
     S = pol.S
     consts, max_ep = physics(env)
-    state = start_states(seeds)
+    state = cartpole_start_states(seeds)
     done = np.zeros(S, dtype=bool)
     returns = np.zeros(S)
     lengths = np.zeros(S, dtype=np.int64)
@@ -163,7 +156,7 @@ def rollout(
             state, obs, done, returns, lengths, lanes, w_block, pol.sizes,
             pol.tanh, pol.buf, norms.kernel_args, norms.s1, norms.s2, norms.update, pol.ai,
             pol.af, pol.low, pol.high, consts, max_ep, 0 if max_steps is None else int(max_steps),
-        )[0]  # fmt: skip
+        )  # fmt: skip
         start += size
     norms.fold(lengths)
     return returns, lengths, int(slot_steps), ~done

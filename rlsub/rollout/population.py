@@ -86,22 +86,20 @@ def population_rollout(
         from rlsub.rollout import fused
 
         if seeds is not None and fused.supported(env):  # CartPole: physics in the kernel too
-            norms = lanes.LaneNorms([obs_norm], np.zeros(S, np.int64), 4, update_norm)
+            n_obs = dims.obs_shape[0]
+            norms = lanes.LaneNorms([obs_norm], np.zeros(S, np.int64), n_obs, update_norm)
             rets, lens, slot_steps, cut = fused.rollout(
                 sub.module, lanes.lane_weights(sub, Z, K), env, dims, seeds, norms, max_steps
             )
-            return RolloutResult(
-                rets.reshape(N, K), lens.reshape(N, K), int(lens.sum()), slot_steps,
-                int(cut.sum()),
-            )  # fmt: skip
-    obs = reset_slots(env, seeds)
-    if lanes is not None and lanes.supported(sub, dims):
-        rets, lens, slot_steps, capped = lanes.rollout(
-            sub, Z, env, dims, K, obs, obs_norm, update_norm, max_steps
-        )
+            capped = int(cut.sum())
+        else:
+            rets, lens, slot_steps, capped = lanes.rollout(
+                sub, Z, env, dims, K, reset_slots(env, seeds), obs_norm, update_norm, max_steps
+            )
         return RolloutResult(
             rets.reshape(N, K), lens.reshape(N, K), int(lens.sum()), slot_steps, capped
         )
+    obs = reset_slots(env, seeds)
     # theta once per rollout, not per step
     policy = full_policy = _population_policy(sub, Z, pairs)
     out_shape = (dims.n_actions,)  # logits (discrete) or the action vector (continuous)

@@ -94,9 +94,7 @@ def reset_slots(env: gym.vector.VectorEnv, seeds: list[int] | None) -> np.ndarra
         return np.asarray(obs)
     if type(base).__name__ == "CartPoleVectorEnv":
         env.reset(seed=seeds[0])
-        unique, which = np.unique(np.asarray(seeds), return_inverse=True)
-        starts = np.stack([np.random.default_rng(int(s)).uniform(-0.05, 0.05, 4) for s in unique])
-        states = np.ascontiguousarray(starts[which.reshape(-1)].T)
+        states = cartpole_start_states(seeds)
         base.state = states  # type: ignore[attr-defined]
         base.steps = np.zeros(len(seeds), dtype=np.int32)  # type: ignore[attr-defined]
         return states.T.astype(np.float32)
@@ -105,6 +103,14 @@ def reset_slots(env: gym.vector.VectorEnv, seeds: list[int] | None) -> np.ndarra
         return np.asarray(obs)
     obs, _ = env.reset(seed=list(seeds))  # type: ignore[arg-type]
     return np.asarray(obs)
+
+
+def cartpole_start_states(seeds: list[int]) -> np.ndarray:
+    """(4, S) float64: slot s starts from uniform(-0.05, 0.05, 4) drawn with its own seed
+    (CartPole's start distribution, as a single env seeded with it draws it)."""
+    unique, which = np.unique(np.asarray(seeds), return_inverse=True)
+    starts = np.stack([np.random.default_rng(int(s)).uniform(-0.05, 0.05, 4) for s in unique])
+    return np.ascontiguousarray(starts[which.reshape(-1)].T)
 
 
 def random_observations(env: gym.vector.VectorEnv, n: int, seed: int, stride: int = 20) -> Tensor:

@@ -189,3 +189,80 @@ def test_cli_dint_json_and_text(tmp_path: Path, cli) -> None:
     assert "d_int90" in text and "rule=original" in text
     bad = cli("dint", str(tmp_path / "nope.sqlite"), check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such" in bad.stderr
+
+
+# ------------------------------------------------ the headline inside its interval
+def _inside(e: dict, d_min: int, d_max: int) -> bool:
+    """The reported point lies inside the reported interval (open ends at the grid)."""
+    lo, hi = e["interpolated_interval"]
+    if e["headline_side"] != "in":
+        return e["headline"] is None
+    return (lo is None or lo <= e["headline"]) and (hi is None or e["headline"] <= hi)
+
+
+ADVERSARIAL = {
+    # a dip below the line after the first crossing, as in the 40-seed CartPole store
+    "dip": {1: 20, 2: 130, 4: 340, 6: 470, 8: 484, 11: 472, 12: 478, 16: 492, 32: 491},
+    # a clear crossing, then the largest d collapses
+    "collapse": {1: 20, 2: 60, 4: 300, 8: 480, 16: 490, 32: 120},
+    # flat at the top from the smallest d
+    "flat_top": {1: 488, 2: 490, 4: 491, 8: 489, 16: 490},
+    # flat just under the line everywhere
+    "flat_below": {1: 400, 2: 402, 4: 404, 8: 405, 16: 406},
+    # a lucky blip above the line before the real crossing
+    "blip": {1: 20, 2: 480, 4: 100, 8: 300, 16: 470, 32: 492},
+}
+
+
+@pytest.mark.parametrize("shape", sorted(ADVERSARIAL))
+def test_every_reported_point_lies_inside_its_interval(shape: str) -> None:
+    curve = ADVERSARIAL[shape]
+    rng = np.random.default_rng(len(shape))
+    recs = [rec("direct", s, 490 + rng.normal(0, 5), solved=475.0) for s in range(5)]
+    for d, m in curve.items():
+        recs += [rec(d, s, float(m + rng.normal(0, 8)), solved=475.0) for s in range(5)]
+    g = estimate_group(recs, draws=1000)
+    for kind in ("d_int90", "d_int100"):
+        e = g[kind]
+        assert _inside(e, min(curve), max(curve)), (shape, kind, e)
+    if shape == "collapse":  # the crossing is kept and the collapse reported beside it
+        e = g["d_int90"]
+        assert e["headline_side"] == "in" and 4 <= e["headline"] <= 8
+        assert e["collapse"] == 32 and "a collapse" in e["note"]
+    if shape == "dip":
+        assert 11 in g["d_int100"]["dips"]
+    if shape == "flat_below":
+        assert g["d_int90"]["headline_side"] == "beyond" and g["d_int90"]["headline"] is None
+
+
+def test_the_committed_dip_store_reports_points_inside_their_intervals() -> None:
+    """docs/stores/dip: CartPole ES, 40 seeds at d = 1..16, 20, 24, 32 (its config beside
+    it); the mean dips below the solved line at d = 11. Before the posterior median became
+    the headline, `rlsub dint` printed d_int100 11.39 [6.576, 11.14]."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "stores" / "dip" / "dip40.sqlite"
+    with Store(path, readonly=True) as store:
+        (g,) = estimate_all(store.records())
+    assert len(g["seeds"]) == 40
+    for kind in ("d_int90", "d_int100"):
+        assert _inside(g[kind], 1, 32), (kind, g[kind])
+    assert 11 in g["d_int100"]["dips"] and "not monotone" in g["d_int100"]["note"]
+
+
+def test_a_measured_floor_in_the_store_sets_the_line(tmp_path: Path) -> None:
+    """An env with no random score of its own: the floor the sweep kept with the store
+    sets d_int90's line (random + 0.9 x (baseline - random)), and the notes say so."""
+    recs = [rec("direct", s, -90.0 + s) for s in range(3)]
+    recs += [rec(d, s, -500.0 + 60 * math.log2(d)) for d in GRID for s in range(3)]
+    for r in recs:
+        r.task = "Acrobot-v1"
+        r.config = {"env": "Acrobot-v1", "sweep": {"threshold": 0.9}}
+    with Store(tmp_path / "a.sqlite") as store:
+        for r in recs:
+            store.mark_running(trial_key(r.config_hash, "direct" if r.direct else r.d, r.seed))
+            store.put(r)
+        store.put_floor("abc", {"mean": -499.0, "se": 0.5, "episodes": 100, "seed": 1})
+    with Store(tmp_path / "a.sqlite", readonly=True) as store:
+        (g,) = estimate_all(store.records())
+    assert g["floor"] == -499.0 and g["d_int90"]["line"].startswith("random (-499)")
+    assert g["d_int90"]["target"] == pytest.approx(-499.0 + 0.9 * (-89.0 + 499.0))
+    assert any("measured for this store" in n for n in g["notes"])

@@ -97,7 +97,7 @@ def test_figures_have_labels_log_axis_and_legend(stores: list[Path]) -> None:
         for ax in [a for a in fig.axes if a.get_visible()]:
             assert ax.get_xscale() == "log"
             assert ax.get_xlabel() and ax.get_ylabel()
-            assert ax.get_legend() is not None
+            assert ax.get_legend() is not None or fig.legends  # beside or under the axes
     labels = [t.get_text() for t in figs[0].axes[0].get_legend().get_texts()]
     assert any("0.9 x baseline" in t for t in labels) and any("solved" in t for t in labels)
     assert any("baseline" in t for t in labels) and any("d_int90" in t for t in labels)
@@ -240,3 +240,20 @@ def test_curves_bad_input_one_error_line(cli: Any, tmp_path: Path) -> None:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("rlsub: error:") and str(path) in lines[0]
     assert not (tmp_path / "c.png").exists()
+
+
+def test_one_config_in_two_stores_gives_two_rows_unless_pooled(fake: None, tmp_path: Path) -> None:
+    """`rlsub report a b` with the same config in both stores: one row per store, each
+    labelled with its store; `--pool` makes one row whose notes name both stores."""
+    cfg = experiment_from_dict(fake_dict("fake_same", "dense", solved_score=95.0))
+    paths = [tmp_path / "grid.sqlite", tmp_path / "more.sqlite"]
+    run_sweep(cfg, paths[0], mode="grid")
+    run_sweep(cfg, paths[1], mode="adaptive")
+    records = load_records(paths)
+    rows, _ = build_rows(records, estimate_all(records, draws=200))
+    assert len(rows) == 2
+    assert {r["label"].rsplit("[store ", 1)[1] for r in rows} == {"grid.sqlite]", "more.sqlite]"}
+    pooled = load_records(paths, pool=True)
+    rows, _ = build_rows(pooled, estimate_all(pooled, draws=200))
+    (row,) = rows
+    assert row["trials"] == len(pooled) and any("pooled" in n for n in row["notes"])

@@ -557,8 +557,40 @@ def test_adaptive_refines_to_the_stated_precision(fake: None, tmp_path: Path) ->
     assert added, "no d was added between the grid points"
     tight = make_cfg(
         crossing=10.0,
-        noise=20.0,
+        noise=1.0,
         sweep={"d_grid": [1, 4, 16, 64], "precision": 1.01, "max_trials": 3},
     )
     out = run_sweep(tight, tmp_path / "b.sqlite", mode="adaptive")
     assert out["refinement"]["d_int90"].startswith("trial budget of 3 spent")
+
+
+def test_a_gymnasium_id_without_a_spec_gets_a_measured_random_score(tmp_path: Path) -> None:
+    """A config naming only `Acrobot-v1` (no random score anywhere): the sweep measures
+    one before its trials, keeps it in the store, and d_int90's line is built on it."""
+    from rlsub.core.config import experiment_from_dict
+
+    data = {
+        "name": "acrobot_tiny",
+        "env": "Acrobot-v1",
+        "algorithm": "es",
+        "network": {"name": "mlp", "kwargs": {"hidden": [8]}},
+        "train": {"generations": 1, "population": 4, "episodes_per_member": 1},
+        "sweep": {"d_grid": [2], "seeds": [0], "baseline": True},
+    }
+    out = run_sweep(experiment_from_dict(data), tmp_path / "a.sqlite")
+    with Store(tmp_path / "a.sqlite", readonly=True) as store:
+        floors = store.floors()
+    (kept,) = floors.values()
+    assert kept["episodes"] == 100 and -500.0 <= kept["mean"] < -100.0  # random Acrobot
+    e = out["estimate"]
+    assert e["floor"] == kept["mean"]
+    assert e["d_int90"]["line"].startswith(f"random ({kept['mean']:.4g})")
+    assert any("measured for this store" in n for n in e["notes"])
+
+
+def test_refinement_never_steps_outside_the_grid(fake: None, tmp_path: Path) -> None:
+    """The crossing near the top of the grid: refinement adds d only between swept d."""
+    cfg = make_cfg(crossing=40.0, noise=6.0, sweep={"d_grid": [1, 4, 16, 64], "precision": 1.1})
+    out = run_sweep(cfg, tmp_path / "r.sqlite", mode="adaptive")
+    ds = {p["d"] for p in out["estimate"]["curve"]}
+    assert min(ds) >= 1 and max(ds) <= 64, ds

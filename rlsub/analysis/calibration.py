@@ -105,7 +105,7 @@ def one_sweep(n: int, kind: str, rng: np.random.Generator) -> dict[str, Any]:
     )
     lo, hi = e.interpolated_interval or (None, None)
     covered = (lo is None or lo <= truth.crossing) and (hi is None or truth.crossing <= hi)
-    point = e.interpolated
+    point = e.headline
     return {
         "truth": truth.crossing,
         "shape": truth.shape,

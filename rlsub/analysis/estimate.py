@@ -22,26 +22,38 @@ Nothing is left out of a mean; every curve point counts its failures.
 - ``d_int100``: the d at which the mean score reaches the env's solved score (RL).
 Each estimate carries its line as text (``line``).
 
-**The estimates.** ``interpolated`` (the headline): the d at which the
-mean-over-seeds curve crosses the line, linear in log d between the last grid
-d below the line and the first d from which the curve stays at or above it,
-with ``interpolated_interval``, a 90 % interval from ``analysis.interval`` (a
-posterior over a logistic curve in log d with seed noise and the baseline's
-uncertainty; the percentile bootstrap over seeds was tried first and covered the
-truth only 51-78 % of the time on synthetic sweeps, see ``analysis.calibration``).
-``d_int`` is the grid's estimate (the smallest grid d from which the mean stays at
-or above the line), with ``interval``: the interval's ends moved up to grid points.
-An interval end of None means "beyond the grid" (hi) or "below the grid" (lo).
-Where no d reaches the line, no number is given: ``d_int`` and ``interpolated`` are
-None and the note says "not reached within the grid". ``posterior_mean`` /
-``posterior_std`` (the original's "786 +- 66" style) are given only when every
-posterior draw crosses within the grid.
+**The estimates.** ``headline`` (the number a table reports): the median of the
+posterior draws of the crossing d (``analysis.interval``: a logistic curve in log d and a
+monotone curve linear between grid points, seed noise and the baseline's uncertainty
+carried), with ``interpolated_interval``, the same draws' central 90 %. Both come from
+one set of draws, so the headline always lies inside its interval, whatever the
+shape of the mean curve (the percentile bootstrap over seeds was tried first and covered
+the truth only 51-78 % of the time on synthetic sweeps, see ``analysis.calibration``).
+``headline_side`` says where the median fell: "in" the swept range, "below" its smallest
+d (every d reaches the line: no number, "< smallest d") or "beyond" its largest (no
+number: "not reached"). With ``draws=0`` (no posterior) the headline is the
+interpolated crossing below.
+Beside it, the grid's own numbers: ``interpolated``, the d at which the mean-over-seeds
+curve crosses the line, linear in log d between the last grid d below the line and the
+first d from which the curve stays at or above it; ``d_int``, that first grid d (the
+smallest grid d from which the mean stays at or above the line), with ``interval``: the
+interval's ends moved up to grid points. An interval end of None means "beyond the grid"
+(hi) or "below the grid" (lo). ``posterior_mean`` / ``posterior_std`` (the original's
+"786 +- 66" style) are given only when every posterior draw crosses within the grid.
 
-Rules (``rule=``): ``"stays_above"`` (default) as above ("stays above": a lucky
-blip above the line below the real crossing does not count, and the first
-crossing is reported beside it as ``first_crossing``, with ``monotone`` false
-when they differ); ``"original"``: Li et al.'s rule, the smallest d whose mean
-is strictly above the line (first crossing).
+**Curves that are not monotone.** ``dips``: the grid d after the first crossing whose
+mean is below the line again. An inner dip stays in the data (the posterior's curves
+are monotone, so it widens the interval; the grid's stays-above value moves past it).
+A **collapse**, the largest d swept below the line right after a d at or above it, is
+optimiser instability, not the task's dimension: left in, it would void a clear
+crossing and make the answer depend on how far the grid reaches. It is left out of
+the crossing and reported beside it (``collapse``, and the note); the curve keeps it.
+
+Rules (``rule=``, for the grid's numbers): ``"stays_above"`` (default) as above ("stays
+above": a lucky blip above the line below the real crossing does not count, and the first
+crossing is reported beside it as ``first_crossing``, with ``monotone`` false when they
+differ); ``"original"``: Li et al.'s rule, the smallest d whose mean is strictly above
+the line (first crossing).
 
 Imports: experiment (records), envs and data (floors), core.
 """
@@ -96,6 +108,10 @@ class Estimate:
     reached_fraction: float | None = None  # share of posterior draws crossing in the grid
     level: float = LEVEL
     line: str = ""  # the rule that set `target`, in words
+    headline: float | None = None  # the reported d: the posterior median (see the module)
+    headline_side: str = "none"  # "in" | "below" | "beyond" the swept range | "none"
+    dips: list[int] = field(default_factory=list)  # d past the first crossing, below the line
+    collapse: int | None = None  # the largest d, below the line after a d above it: left out
 
 
 def curve_points(
@@ -205,13 +221,24 @@ def estimate(
     pts = [p for p in points if p.n > 0]
     if not pts:
         return Estimate(kind, rule, target, None, "no trials", line=line)
+    collapse = None  # the largest d below the line right after one at or above it
+    if len(pts) >= 3 and pts[-1].mean < target <= pts[-2].mean:
+        collapse, pts = pts[-1], pts[:-1]
     ds = np.array([p.d for p in pts])
     means = np.array([[p.mean for p in pts]])
     idx, first = crossing_indices(means, np.array([target]), rule)
     i, f = int(idx[0]), int(first[0])
     interp = float(interpolate(ds, means, np.array([target]), idx)[0])
+    dips = (
+        [] if f < 0 else [int(d) for d, m in zip(ds[f:], means[0, f:], strict=True) if m < target]
+    )
     if i < 0:
         note = f"not reached within the grid (> {int(ds[-1])})"
+        if f >= 0:  # crossed, then the largest d fell below the line
+            note = (
+                f"the mean crosses at d = {int(ds[f])} and is below the line again at the "
+                f"largest d swept ({_list(dips)}): no grid d stays above it"
+            )
         d_int: int | None = None
         interpolated: float | None = None
     elif i == 0:
@@ -219,6 +246,8 @@ def estimate(
         d_int, interpolated = int(ds[0]), None
     else:
         note = f"crossing between {int(ds[i - 1])} and {int(ds[i])}"
+        if dips:
+            note += f"; not monotone: below the line again at d = {_list(dips)}"
         d_int, interpolated = int(ds[i]), interp
     est = Estimate(
         kind,
@@ -230,7 +259,20 @@ def estimate(
         first_crossing=None if f < 0 else int(ds[f]),
         monotone=i == f,
         line=line,
+        dips=dips,
     )
+    if collapse is not None:
+        est.collapse = collapse.d
+        est.note += (
+            f"; the largest d swept, {collapse.d}, falls below the line again (mean "
+            f"{collapse.mean:.4g}, {collapse.n} seeds): a collapse, left out of the crossing "
+            "and reported here"
+        )
+    if d_int is not None:  # without a posterior, the grid's interpolation stands in
+        est.headline = interpolated if interpolated is not None else float(d_int)
+        est.headline_side = "in" if interpolated is not None else "below"
+    elif i < 0:
+        est.headline_side = "beyond"
     if draws <= 0:
         return est
     c = crossing_interval(
@@ -243,11 +285,16 @@ def estimate(
         line_floor=floor,
         draws=draws,
     )
+    est.headline, est.headline_side = c.median, c.median_side
     est.interpolated_interval = (c.lo, c.hi)
     est.interval = (int(ds[0]) if c.below else _up_to_grid(ds, c.lo), _up_to_grid(ds, c.hi))
     est.reached_fraction = c.reached_fraction
     est.posterior_mean, est.posterior_std = c.mean, c.std
     return est
+
+
+def _list(ds: list[int]) -> str:
+    return ", ".join(str(d) for d in ds)
 
 
 def _up_to_grid(ds: np.ndarray, x: float | None) -> int | None:
@@ -310,6 +357,14 @@ def estimate_group(
     supervised = bool((ref.config or {}).get("dataset"))
     notes: list[str] = []
     known_floor = task_floor(ref) if floor is None else floor
+    measured = next((r.info["measured_floor"] for r in records if "measured_floor" in r.info), None)
+    if known_floor is None and measured is not None:  # kept with the store by the sweep
+        known_floor = float(measured["mean"])
+        notes.append(
+            f"random score measured for this store: {known_floor:.4g} +- "
+            f"{float(measured.get('se', 0.0)):.2g} (standard error) over "
+            f"{measured.get('episodes')} episodes of random actions"
+        )
     if known_floor is None:
         seen = [_score(r, score) for r in records if _ok(r, score)]
         floor_used = min(seen) if seen else 0.0
@@ -366,6 +421,12 @@ def estimate_group(
         )
         if bmean <= lo:
             notes.append(f"baseline mean {bmean:.4g} <= {lo:.4g}: the line {line} means little")
+        elif not supervised and not rl_line:
+            notes.append(
+                "no random score known for this env: the line is 0.9 x baseline, which "
+                "means little where returns can be negative (rlsub sweep on this store "
+                "measures one)"
+            )
         target = lo + thr * (bmean - lo)
         out["d_int90"] = asdict(
             estimate(points, target, "d_int90", rule, base_scores, thr, draws, lo, line, floor_used)

@@ -7,6 +7,7 @@ Imports: analysis.tables, envs, core.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import defaultdict
 from typing import Any
 
@@ -34,59 +35,103 @@ def _ylabel(supervised: bool) -> str:
     return "test accuracy (fraction)" if supervised else "evaluation return (per episode)"
 
 
+def _plain_log_ticks(axis: Any) -> None:
+    """Log-scale tick labels as plain numbers (1, 10, 100), no crowded minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _headline(e: dict[str, Any], ds: list[int]) -> tuple[float, float, float] | None:
+    """(headline, lo, hi) of an estimate as the table reports it, open ends at the grid's
+    ends; None where the table gives no number."""
+    if e.get("headline_side") != "in" or e.get("headline") is None:
+        return None
+    lo, hi = e.get("interpolated_interval") or (None, None)
+    return e["headline"], lo if lo is not None else min(ds), hi if hi is not None else max(ds)
+
+
 def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True) -> None:
-    """Performance against d of one group on `ax`, with its reference lines and d_int90."""
+    """Performance against d of one group on `ax`: the mean over seeds and every seed, the
+    direct baseline, the line each estimate used, and the estimates the table reports
+    (posterior median, shaded 90 % interval)."""
+    from rlsub.analysis.text import headline
+
     pts = [p for p in g["curve"] if p["n"] > 0]
     ds = [p["d"] for p in pts]
-    (ln,) = ax.plot(ds, [p["mean"] for p in pts], "o-", label=f"mean over seeds: {_label(g)}")
+    (ln,) = ax.plot(ds, [p["mean"] for p in pts], "o-", label="mean over seeds")
     for p in pts:
         ax.plot([p["d"]] * len(p["scores"]), p["scores"], ".", color=ln.get_color(), alpha=0.35)
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
+    if 1 < len(ds) <= 10:  # few grid points: label exactly the d swept
+        ax.set_xticks(ds, [f"{d:,}" for d in ds])
     ax.set_xlabel("subspace dimension d (log scale)")
     ax.set_ylabel(_ylabel(supervised))
     b = g["baseline"]["mean"]
     if lines and b is not None:
-        ax.axhline(b, color="k", ls="-", lw=1, label=f"direct baseline {b:.3g}")
+        ax.axhline(b, color="k", ls="-", lw=1, label=f"direct baseline {b:.4g}")
+    styles = {"d_int90": ("tab:purple", "--"), "d_int100": ("tab:green", ":")}
+    for kind, (color, ls) in styles.items():
+        e = g.get(kind)
+        if not e or not lines:
+            continue
         ax.axhline(
-            g["threshold"] * b, color="gray", ls="--", lw=1, label=f"{g['threshold']:g} x baseline"
+            e["target"],
+            color=color,
+            ls=ls,
+            lw=1.2,
+            label=f"{kind} line {e['target']:.4g}: {e['line']}",
         )
-    if lines and g["solved_score"] is not None:
-        ax.axhline(g["solved_score"], color="g", ls=":", lw=1.2, label="solved score")
-    e = g.get("d_int90")
-    if e and e["d_int"]:
-        ax.axvline(e["d_int"], color=ln.get_color(), ls="-.", lw=1, label=f"d_int90 = {e['d_int']}")
-        lo, hi = e["interval"] or (None, None)
-        if lo is not None:
-            hi_x = hi if hi is not None else max(ds)
-            ax.axvspan(lo, hi_x, color=ln.get_color(), alpha=0.12, label="d_int90 90 % interval")
-    e100 = g.get("d_int100")
-    if lines and e100 and e100["d_int"]:
-        ax.axvline(e100["d_int"], color="g", ls=":", lw=1.2, label=f"d_int100 = {e100['d_int']}")
+        h = _headline(e, ds)
+        text = headline(e, min(ds) if ds else None, max(ds) if ds else None)
+        if h is not None:
+            ax.axvline(h[0], color=color, ls="-.", lw=1, label=f"{kind} = {text}")
+            ax.axvspan(h[1], h[2], color=color, alpha=0.10)
+        else:
+            ax.plot([], [], " ", label=f"{kind}: {text}")
+    if any("means little" in n or "no random score" in n for n in g.get("notes", [])):
+        ax.text(
+            0.02,
+            0.98,
+            "warning: the d_int90 line means little here (see the table's notes)",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=7,
+            color="tab:red",
+        )
 
 
-def curves_figure(groups: list[dict[str, Any]], supervised: dict[str, bool]) -> Any:
-    """Figure 1: one panel per group, performance against d."""
+def curves_figure(
+    groups: list[dict[str, Any]], supervised: dict[str, bool], titles: dict[str, str] | None = None
+) -> Any:
+    """Figure 1: one panel per group (titled by its table row), performance against d,
+    each panel's legend beside it so it never covers the data."""
     plt = _plt()
     n = len(groups)
-    cols = min(n, 2)
+    cols = 1 if n <= 3 else 2
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(11 * cols, 3.6 * rows + 0.4), squeeze=False, layout="constrained"
+    )
     for ax, g in zip(axes.flat, groups, strict=False):
         plot_curve(ax, g, supervised[g["config_hash"]])
-        ax.set_title(_label(g), fontsize=9)
-        ax.legend(fontsize=7, loc="best")
+        title = (titles or {}).get(g["config_hash"], _label(g))
+        ax.set_title(textwrap.fill(title, 70), fontsize=9)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    fig.tight_layout()
     return fig
 
 
 def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
-    """Every row's d_int90 (interpolated, 90 % interval bars) on one log-d axis; the paper's
-    value hollow, only on the row it belongs to, placed beside our estimate under the
-    paper's own line (a second marker), so each marker names its rule in the legend."""
+    """Every row's d_int90 (posterior median, 90 % interval bars) on one log-d axis, with
+    d_int100 and its interval; the paper's value hollow, only on the row it belongs to,
+    beside our estimate under the paper's own line, so each marker names its rule."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9.5, 0.5 * len(rows) + 2.4))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 2.6), layout="constrained")
     ys = list(range(len(rows)))
     drawn: dict[str, bool] = {}
 
@@ -112,7 +157,16 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
             ax.plot(r["d_max"], y, ">", color="gray")
             drawn["none"] = True
         if r["d_int100"]:
-            ax.plot(r["d_int100"], y - 0.22, "^", color="tab:green", ms=7)
+            bar(
+                r["d_int100"],
+                r["d_int100_lo"],
+                r["d_int100_hi"],
+                y - 0.22,
+                r["d_max"],
+                fmt="^",
+                color="tab:green",
+                ms=6,
+            )
             drawn["solved"] = True
         if r["paper_d_int"]:
             ax.plot(r["paper_d_int"], y + 0.22, "s", mfc="none", mec="k", ms=8)
@@ -129,12 +183,12 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
         "rl": (
             "o",
             {"color": "tab:red"},
-            "ours, RL: d_int90, line random + 0.9 x (baseline - random)",
+            "ours, RL: d_int90, line random + 0.9 x (baseline - random) (90 % CI)",
         ),
         "solved": (
             "^",
             {"color": "tab:green"},
-            "ours, RL: d_int100, line = the env's solved score",
+            "ours, RL: d_int100, line = the env's solved score (90 % CI)",
         ),
         "paper": (
             "s",
@@ -144,10 +198,13 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
         "ours_paper": ("D", {"color": "k", "ms": 4}, "ours by the paper's line"),
         "none": (">", {"color": "gray"}, "not reached: > largest d swept"),
     }
+    handles = []
     for key, (marker, kw, text) in legend.items():
         if drawn.get(key):
-            ax.plot([], [], marker, label=text, **kw)
+            (h,) = ax.plot([], [], marker, label=text, **kw)
+            handles.append(h)
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
     xs = [
         float(v)
         for r in rows
@@ -157,6 +214,7 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
             r["d_int90_hi"],
             r["paper_d_int"],
             r["d_int100"],
+            r["d_int100_hi"],
             r["d_max"],
         )
         if v
@@ -164,13 +222,13 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
     if xs:
         ax.set_xlim(min(xs) / 2, max(xs) * 3)
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_yticks(ys, [r["label"] for r in rows], fontsize=7)
+    ax.set_yticks(ys, [textwrap.fill(r["label"], 60) for r in rows], fontsize=7)
     ax.set_xlabel("intrinsic dimension d (log scale; each marker's line in the legend)")
     ax.set_ylabel("row: task / algorithm / network / budget")
     ax.set_title("Task difficulty by intrinsic dimension")
-    # the legend sits below the axes, so it never covers data
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
-    fig.tight_layout()
+    # the legend sits under the figure, outside the axes, so it never covers data or labels
+    if handles:
+        fig.legend(handles=handles, fontsize=7, loc="outside lower center", ncol=2, frameon=False)
     return fig
 
 
@@ -179,8 +237,6 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
     network's size D, one series per task (rows of one task at several widths). A flat
     line means the intrinsic dimension does not depend on the width."""
     plt = _plt()
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     by_task: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for g in groups:
@@ -191,8 +247,8 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
         pts = []
         for g in sorted(gs, key=lambda g: g["D"]):
             e = g.get(kind)
-            if e and e["d_int"] is not None:
-                x = e["interpolated"] if e["interpolated"] is not None else e["d_int"]
+            if e and e.get("headline_side") == "in" and e["headline"] is not None:
+                x = e["headline"]
                 lo, hi = e["interpolated_interval"] or (None, None)
                 pts.append((g["D"], x, lo if lo is not None else x, hi))
                 line = e.get("line") or line
@@ -212,10 +268,9 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
         pad = max(1.0, (10 * lo_y / hi_y) ** 0.5)
         ax.set_ylim(lo_y / pad, hi_y * pad)
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        axis.set_minor_formatter(NullFormatter())
+        _plain_log_ticks(axis)
     ax.set_xlabel("number of parameters D (log scale; one point per width)")
-    ax.set_ylabel(f"{kind} (log scale; interpolated, 90 % CI)")
+    ax.set_ylabel(f"{kind} (log scale; posterior median, 90 % CI)")
     ax.set_title("Intrinsic dimension against network width")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     fig.tight_layout()

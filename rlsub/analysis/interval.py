@@ -150,6 +150,9 @@ class Crossing:
     mean: float | None  # over the draws, only when every draw crosses within the range
     std: float | None
     below: bool = False  # lo is None because the interval runs below the smallest d
+    # where the median lies: "in" the swept range, "below" the smallest d or "beyond"
+    # the largest (then `median` is None and no number is given)
+    median_side: str = "in"
 
 
 def crossing_interval(
@@ -175,7 +178,7 @@ def crossing_interval(
     keep = [j for j in range(len(d_arr)) if len(scores[j]) > 0]
     d_arr = d_arr[keep]
     groups = [np.asarray(scores[j], dtype=float) for j in keep]
-    none = Crossing(None, None, None, 0.0, None, None)
+    none = Crossing(None, None, None, 0.0, None, None, median_side="none")
     if len(d_arr) == 0:
         return none
     means = np.array([g.mean() for g in groups])
@@ -197,7 +200,7 @@ def crossing_interval(
     line0 = line_floor + thr * (base.mean() - line_floor) if with_base else target
     l0 = (float(line0) - floor) / scale
     if l0 <= 0.0:  # the line is at or below the floor: every d is above it
-        return Crossing(None, None, float(d_arr[0]), 1.0, None, None, below=True)
+        return Crossing(None, None, float(d_arr[0]), 1.0, None, None, True, "below")
     asym = np.unique(np.concatenate([_ASYM, l0 * np.array([1.02, 1.06])]))
     asym = asym[asym > l0 * 1.005]
     # curves are named by where they cross l0 (x = log d*), their slope k and asymptote A;
@@ -250,4 +253,5 @@ def crossing_interval(
         mean=float(cross.mean()) if all_in else None,
         std=float(cross.std(ddof=1)) if all_in else None,
         below=bool(lo < d_min),
+        median_side="below" if med < d_min else "beyond" if med > d_max else "in",
     )

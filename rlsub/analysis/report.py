@@ -41,18 +41,37 @@ from rlsub.experiment.record import TrialRecord
 
 
 # ------------------------------------------------------------------- inputs
-def load_records(stores: Sequence[str | Path]) -> list[TrialRecord]:
-    """Finished records of every store; one `RlsubError` for a missing or empty one."""
+def load_records(stores: Sequence[str | Path], pool: bool = False) -> list[TrialRecord]:
+    """Finished records of every store; one `RlsubError` for a missing or empty one.
+
+    Trials of one config found in several stores are never pooled silently: each store
+    gives its own row (the config hash gets the store's name, ``HASH@STORE``, and the
+    label says which store), unless `pool` is true; a pooled row's notes name its stores.
+    """
     from rlsub.experiment.store import Store
 
     if not stores:
         raise RlsubError("report: no results store given")
-    out: list[TrialRecord] = []
+    per_store: list[tuple[str, list[TrialRecord]]] = []
     for path in stores:
         with Store(path, readonly=True) as store:
             recs = store.records()
         if not recs:
             raise RlsubError(f"{path}: no finished trials in this results store")
+        per_store.append((str(path), recs))
+    where: dict[str, list[str]] = {}
+    for path, recs in per_store:
+        for h in dict.fromkeys(r.config_hash for r in recs):
+            where.setdefault(h, []).append(path)
+    out: list[TrialRecord] = []
+    for path, recs in per_store:
+        for r in recs:
+            shared = where[r.config_hash]
+            if len(shared) > 1 and pool:
+                r.info = {**r.info, "pooled_from": shared}
+            elif len(shared) > 1:
+                r.info = {**r.info, "store": Path(path).name}
+                r.config_hash = f"{r.config_hash}@{Path(path).name}"
         out.extend(recs)
     return out
 
@@ -90,7 +109,8 @@ def build_report(
     ):
         (out / name).write_text(text)
         files[name] = str(out / name)
-    figs = [("curves", curves_figure(groups, sup)), ("difficulty", difficulty_figure(rows))]
+    titles = {r["config_hash"]: r["label"] for r in rows}
+    figs = [("curves", curves_figure(groups, sup, titles)), ("difficulty", difficulty_figure(rows))]
     for stem, title, gs in comparisons(groups):
         figs.append((stem, compare_figure(gs, sup[gs[0]["config_hash"]], title)))
     for task, gs in width_series(groups).items():
@@ -143,9 +163,12 @@ def format_report(r: dict[str, Any]) -> str:
     return r["markdown"] + "\nwritten:\n" + "\n".join(f"  {p}" for p in paths)
 
 
-def report(stores: Sequence[str | Path], out: str | Path, command: str) -> dict[str, Any]:
-    """Load `stores` and write the report into `out`."""
-    return build_report(load_records(stores), out, stores, command)
+def report(
+    stores: Sequence[str | Path], out: str | Path, command: str, pool: bool = False
+) -> dict[str, Any]:
+    """Load `stores` (one config in several stores: one row each unless `pool`) and write
+    the report into `out`."""
+    return build_report(load_records(stores, pool), out, stores, command)
 
 
 def load_record_file(path: str | Path) -> dict[str, Any]:

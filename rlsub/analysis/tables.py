@@ -15,6 +15,7 @@ from typing import Any
 
 from rlsub.analysis import paper
 from rlsub.analysis.estimate import INTERVAL_METHOD, CurvePoint, estimate
+from rlsub.analysis.text import headline
 from rlsub.experiment.record import TrialRecord
 
 PG_ALGORITHMS = ("ppo", "a2c", "dqn")
@@ -89,21 +90,17 @@ def row_label(recs: list[TrialRecord], g: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------- rows
 def _est(e: dict[str, Any] | None) -> dict[str, Any]:
-    """Headline (interpolated) and grid numbers of one estimate; None where there is none."""
+    """Headline (posterior median) and grid numbers of one estimate; None where there is none."""
     out: dict[str, Any] = dict.fromkeys(("d", "lo", "hi", "grid", "grid_lo", "grid_hi"))
-    out["line"], out["note"], out["open"] = "", "", False
+    out["line"], out["note"], out["side"], out["est"] = "", "", "none", e
     if e is None:
         return out
-    out["line"], out["note"] = e.get("line", ""), e["note"]
-    if e["d_int"] is None:
-        return out  # not reached: no number
-    glo, ghi = e["interval"] or (None, None)
-    ilo, ihi = e["interpolated_interval"] or (None, None)
-    out.update(grid=e["d_int"], grid_lo=glo, grid_hi=ghi)
-    # the interpolated crossing is the headline; with every d above the line it is the
-    # grid's smallest d, an upper bound
-    out.update(d=e["interpolated"] if e["interpolated"] is not None else e["d_int"])
-    out.update(lo=ilo, hi=ihi, open=e["interpolated"] is None)
+    out["line"], out["note"], out["side"] = e.get("line", ""), e["note"], e["headline_side"]
+    out["lo"], out["hi"] = e["interpolated_interval"] or (None, None)
+    out["d"] = e["headline"] if e["headline_side"] == "in" else None
+    if e["d_int"] is not None:
+        glo, ghi = e["interval"] or (None, None)
+        out.update(grid=e["d_int"], grid_lo=glo, grid_hi=ghi)
     return out
 
 
@@ -122,7 +119,7 @@ def _paper_cells(g: dict[str, Any], recs: list[TrialRecord], row: dict[str, Any]
     cfg = next((r.config for r in recs if r.config), {}) or {}
     pv = paper.match(row, (cfg.get("network") or {}).get("kwargs"))
     row.update(paper_d_int=None, paper_rule="", paper_rule_ours=None)
-    row.update(paper_rule_ours_lo=None, paper_rule_ours_hi=None)
+    row.update(paper_rule_ours_lo=None, paper_rule_ours_hi=None, paper_rule_ours_est=None)
     if pv is None:
         return
     row.update(paper_d_int=pv.value, paper_rule=pv.text)
@@ -134,7 +131,7 @@ def _paper_cells(g: dict[str, Any], recs: list[TrialRecord], row: dict[str, Any]
     e = estimate(points, target, "paper", g["rule"], base, pv.level if base else None)
     ours = _est(asdict(e))
     row.update(paper_rule_ours=ours["d"], paper_rule_ours_lo=ours["lo"])
-    row.update(paper_rule_ours_hi=ours["hi"])
+    row.update(paper_rule_ours_hi=ours["hi"], paper_rule_ours_est=ours["est"])
 
 
 def build_rows(
@@ -177,6 +174,7 @@ def build_rows(
             "budget": _budget(recs, is_supervised(recs)),
             "wall_s": sum(r.wall_s for r in recs),
             "supervised": is_supervised(recs),
+            "notes": _row_notes(g),
             "name": g["name"],
             "config_hash": g["config_hash"],
         }
@@ -185,7 +183,13 @@ def build_rows(
             row[f"{kind}_grid"], row[f"{kind}_grid_lo"] = e["grid"], e["grid_lo"]
             row[f"{kind}_grid_hi"] = e["grid_hi"]
             row[f"{kind}_line"], row[f"{kind}_note"] = e["line"], e["note"]
-            row[f"{kind}_open"] = e["open"]
+            row[f"{kind}_side"], row[f"{kind}_est"] = e["side"], e["est"]
+        store = next((r.info["store"] for r in recs if "store" in r.info), None)
+        if store:  # one config in several stores, not pooled: say which store this is
+            row["label"] += f" [store {store}]"
+        pooled = next((r.info["pooled_from"] for r in recs if "pooled_from" in r.info), None)
+        if pooled:
+            row["notes"].append("trials pooled from the stores " + ", ".join(pooled))
         _paper_cells(g, recs, row)
         labels[row["label"]] += 1
         rows.append(row)
@@ -193,6 +197,27 @@ def build_rows(
         if labels[row["label"]] > 1:
             row["label"] += f" ({row['name']})"
     return rows, ref_text
+
+
+def _row_notes(g: dict[str, Any]) -> list[str]:
+    """The group's notes and, per estimate, where its mean curve is not monotone."""
+    out = list(g.get("notes") or [])
+    for kind in ("d_int90", "d_int100"):
+        e = g.get(kind) or {}
+        if e.get("dips"):
+            out.append(
+                f"{kind}: the mean curve is not monotone, below the line again at d = "
+                + ", ".join(str(d) for d in e["dips"])
+                + f" after first crossing at {e['first_crossing']} (the grid {kind} "
+                + ("stays above from " + str(e["d_int"]) if e["d_int"] else "is none")
+                + "; the headline's posterior takes the curve as monotone)"
+            )
+        if e.get("collapse"):
+            out.append(
+                f"{kind}: the largest d swept, {e['collapse']}, falls below the line again "
+                "(a collapse): left out of the crossing, shown in the curves figure"
+            )
+    return out
 
 
 # ------------------------------------------------------------------- tables
@@ -232,9 +257,7 @@ def display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
     for r in rows:
         paper = ""
         if r["paper_d_int"]:
-            ours = _interval(
-                r["paper_rule_ours"], r["paper_rule_ours_lo"], r["paper_rule_ours_hi"], r["d_max"]
-            )
+            ours = headline(r["paper_rule_ours_est"], r["d_min"], r["d_max"])
             paper = f"{_n(r['paper_d_int'])} ({ours})"
         has100 = bool(r["d_int100_line"])
         cells.append(
@@ -243,13 +266,11 @@ def display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
                 _n(r["D"]),
                 _n(r["trained_directly"]),
                 f"{r['seeds']} ({r['failed']})",
-                _interval(r["d_int90"], r["d_int90_lo"], r["d_int90_hi"], r["d_max"]),
+                headline(r["d_int90_est"], r["d_min"], r["d_max"]),
                 _interval(
                     r["d_int90_grid"], r["d_int90_grid_lo"], r["d_int90_grid_hi"], r["d_max"]
                 ),
-                _interval(r["d_int100"], r["d_int100_lo"], r["d_int100_hi"], r["d_max"])
-                if has100
-                else "-",
+                headline(r["d_int100_est"], r["d_min"], r["d_max"]) if has100 else "-",
                 _interval(
                     r["d_int100_grid"], r["d_int100_grid_lo"], r["d_int100_grid_hi"], r["d_max"]
                 )
@@ -269,10 +290,12 @@ def footnotes(rows: list[dict[str, Any]], ref_text: str) -> list[str]:
     total = sum(r["wall_s"] for r in rows)
     notes = [
         f"{ref_text}.",
-        "d_int90 [90% CI]: the d at which the mean-over-seeds score crosses the line, "
-        "interpolated in log d between grid points, with a 90 % interval "
-        f"({INTERVAL_METHOD}); 'beyond the grid' / 'below the grid': an end of the interval "
-        "lies past the largest / below the smallest d swept; 'not reached': no d reaches the line, so no number is given.",
+        "d_int90 [90% CI]: the median of the posterior draws of the d at which the mean "
+        "score crosses the line, with the same draws' 90 % interval "
+        f"({INTERVAL_METHOD}), so the number always lies inside its interval; "
+        "'beyond the grid' / 'below the grid': an end of the interval lies past the largest "
+        "/ below the smallest d swept; 'not reached (> d)': the median lies past the largest "
+        "d swept, so no number is given; '< d': below the smallest.",
         "grid d_int90: the smallest grid d from which the mean stays at or above the line, "
         "with the interval's ends moved up to grid points (as coarse as the grid).",
         "Lines: " + "; ".join(lines90) + " (RL: random = the env spec's random-policy score; "
@@ -286,6 +309,8 @@ def footnotes(rows: list[dict[str, Any]], ref_text: str) -> list[str]:
         "No row here matches: " + "; ".join(paper.UNMATCHED) + ".",
         f"Budget and seeds per row are in its label; total trial wall time {total:.4g} s.",
     ]
+    for r in rows:  # what a reader must know about one row: dips, weak lines, floors
+        notes += [f"{r['label']}: {n}" for n in r.get("notes", [])]
     return notes
 
 

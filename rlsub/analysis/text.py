@@ -15,33 +15,58 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
 
-def format_estimate(e: dict[str, Any] | None) -> str:
-    """One line: d_int, interval, interpolated crossing, notes."""
+def _num(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if float(x).is_integer() or abs(x) >= 1000:
+        return f"{round(x):,}"
+    return f"{x:.3g}"
+
+
+def headline(e: dict[str, Any] | None, d_min: int | None, d_max: int | None) -> str:
+    """The reported number of one estimate, as the tables print it: the posterior median
+    with its 90 % interval ("d [lo, hi]"), or where the median falls off the grid
+    "< smallest d" / "not reached (> largest d)", with what the interval still says."""
+    if e is None:
+        return "-"
+    lo, hi = e.get("interpolated_interval") or (None, None)
+    lo_s = "below the grid" if lo is None else _num(lo)
+    hi_s = "beyond the grid" if hi is None else _num(hi)
+    side, h = e.get("headline_side", "none"), e.get("headline")
+    if side == "in" and h is not None:
+        return f"{_num(h)} [{lo_s}, {hi_s}]" if e.get("interpolated_interval") else _num(h)
+    if side == "below":
+        return f"< {_num(d_min)} [{lo_s}, {hi_s}]" if hi is not None else f"<= {_num(d_min)}"
+    if side == "beyond":
+        reached = f"not reached (> {_num(d_max)})" if d_max else "not reached"
+        return reached if lo is None else f"{reached} [{lo_s}, {hi_s}]"
+    return "-"
+
+
+def format_estimate(
+    e: dict[str, Any] | None, d_min: int | None = None, d_max: int | None = None
+) -> str:
+    """One line: the headline with its interval, the grid's numbers, notes."""
     if e is None:
         return "-"
     lo, hi = e["interval"] or (None, None)
-    ilo, ihi = e["interpolated_interval"] or (None, None)
     p = f"{100 * e['level']:g}%"
+    text = f"{headline(e, d_min, d_max)} ({p}, posterior median)"
     if e["d_int"] is None:
-        reached = e.get("reached_fraction")
-        share = "" if reached is None else f"; {100 * reached:.0f} % of posterior draws reach it"
-        return f"no estimate: {e['note']}{share}"
-    if e["interpolated"] is None:
-        head = f"{e['d_int']} (every grid d reaches the line: an upper bound)"
+        text += "; grid: none"
     else:
-        head = (
-            f"{_fmt(e['interpolated'])} [{'below the grid' if ilo is None else _fmt(ilo)}, "
-            f"{'beyond the grid' if ihi is None else _fmt(ihi)}]"
-            f" ({p})"
-        )
-    text = (
-        f"{head}; grid {e['d_int']} [{_fmt(lo)}, {'beyond the grid' if hi is None else _fmt(hi)}]"
-    )
+        grid = f"{e['d_int']} [{_fmt(lo)}, {'beyond the grid' if hi is None else _fmt(hi)}]"
+        text += f"; grid {grid}"
+        if e["interpolated"] is not None:
+            text += f", interpolated {_fmt(e['interpolated'])}"
     if e["posterior_mean"] is not None:
         text += f", posterior {e['posterior_mean']:.4g} +- {_fmt(e['posterior_std'], 3)}"
+    reached = e.get("reached_fraction")
+    if reached is not None and reached < 1:
+        text += f"; {100 * reached:.0f} % of posterior draws cross within the grid"
     text += f"; {e['note']}"
-    if not e["monotone"]:
-        text += f" (non-monotone: first crossing at {e['first_crossing']})"
+    if not e["monotone"] and e["first_crossing"] is not None:
+        text += f" (first crossing at {e['first_crossing']})"
     return text
 
 
@@ -60,8 +85,10 @@ def format_group(g: dict[str, Any]) -> str:
             f"  {p['d']:<8d} {_fmt(p['mean']):>9} {_fmt(p['std'], 3):>9} {p['n']:>4} {p['failed']:>7}"
         )
     line90 = (g["d_int90"] or {}).get("line") or f"{g['threshold']:g} x baseline"
-    lines.append(f"  d_int90  (line: {line90}): {format_estimate(g['d_int90'])}")
-    lines.append(f"  d_int100 (line: solved score): {format_estimate(g['d_int100'])}")
+    ds = [p["d"] for p in g["curve"] if p["n"] > 0]
+    lo, hi = (ds[0], ds[-1]) if ds else (None, None)
+    lines.append(f"  d_int90  (line: {line90}): {format_estimate(g['d_int90'], lo, hi)}")
+    lines.append(f"  d_int100 (line: solved score): {format_estimate(g['d_int100'], lo, hi)}")
     lines += [f"  note: {n}" for n in g["notes"]]
     lines.append(
         f"  trials {g['trials']}, failed {g['failed']} (counted at the floor score "

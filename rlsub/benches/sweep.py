@@ -66,7 +66,7 @@ def compare(cfg: ExperimentConfig, root: Path, progress: bool = False) -> dict[s
             "failed": r["trials"]["failed"],
             "wall_s": r["wall_s"],
             **{k: (est.get(k) or {}).get("d_int") for k in KINDS},
-            **{f"{k}_interpolated": (est.get(k) or {}).get("interpolated") for k in KINDS},
+            **{f"{k}_headline": (est.get(k) or {}).get("headline") for k in KINDS},
             **{f"{k}_note": (est.get(k) or {}).get("note") for k in KINDS},
             "baseline_mean": (est.get("baseline") or {}).get("mean"),
             "curve": {p["d"]: p["mean"] for p in est.get("curve", [])},

@@ -155,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="difficulty tables and plots from stores")
     s.add_argument("stores", nargs="+")
     s.add_argument("--out", default="plots")
+    s.add_argument(
+        "--pool",
+        action="store_true",
+        help="pool the trials of one config found in several stores into one row "
+        "(default: one row per store, labelled with the store's name)",
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_delegate("rlsub.cli.commands:cli_report"))
 

@@ -95,6 +95,9 @@ _SCHEMA = [
 ]
 
 
+FLOOR_KEY = "floor:"  # meta rows "floor:CONFIG_HASH": a measured random score (JSON)
+
+
 def default_path(name: str, root: str | Path = "runs") -> Path:
     """Where `rlsub sweep` keeps the store of experiment NAME."""
     return Path(root) / f"{name}.sqlite"
@@ -387,7 +390,36 @@ class Store:
                 wall_s=float(row["wall_s"] or 0.0),
             )
             out.append(TrialRecord(**f))
+        floors = self.floors()
+        for rec in out:  # a floor the sweep measured travels with the records it is for
+            if rec.config_hash in floors:
+                rec.info = {**rec.info, "measured_floor": floors[rec.config_hash]}
         return out
 
     def __iter__(self) -> Iterator[TrialRecord]:
         return iter(self.records())
+
+    # ----------------------------------------------------- measured floors
+    def put_floor(self, config_hash: str, floor: dict[str, Any]) -> None:
+        """Keep a measured floor score (a random policy's returns) with the results."""
+        self._writable()
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                (f"{FLOOR_KEY}{config_hash}", json.dumps(floor)),
+            )
+
+    def floors(self) -> dict[str, dict[str, Any]]:
+        """Measured floors by config hash (`put_floor`); plain JSON, nothing imported."""
+        rows = self.conn.execute(
+            "SELECT key, value FROM meta WHERE key LIKE ?", (f"{FLOOR_KEY}%",)
+        ).fetchall()
+        out = {}
+        for key, value in rows:
+            try:
+                floor = json.loads(value)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(floor, dict) and isinstance(floor.get("mean"), int | float):
+                out[key[len(FLOOR_KEY) :]] = floor
+        return out

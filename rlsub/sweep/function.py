@@ -5,7 +5,7 @@
 
     result = sweep_function(f, d_grid=[1, 2, 4, 8], seeds=[0, 1, 2, 3, 4],
                             store="runs/mine.sqlite", floor=0.0)
-    result["d_int90"]["interpolated"], result["d_int90"]["interpolated_interval"]
+    result["d_int90"]["headline"], result["d_int90"]["interpolated_interval"]
 
 Each (d, seed) is one trial record in the store, keyed by (name, d, seed) like any
 other trial, so a killed sweep resumes where it stopped and `rlsub dint` / `rlsub

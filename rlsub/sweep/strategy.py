@@ -57,6 +57,7 @@ from rlsub.experiment.claims import LEASE_S, Claimant, Heartbeat, running_state
 from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.store import Store, TrialKey, default_path, trial_key
 from rlsub.sweep.executors import WAIT, Job, make_backend
+from rlsub.sweep.floor import ensure_floor
 from rlsub.sweep.validate import validate
 
 NEAR_FRACTION = 0.05  # adaptive: a mean within 5 % of the target gets every seed
@@ -82,6 +83,7 @@ class Sweep:
         progress: bool,
         who: Claimant | None = None,
         D: int | None = None,
+        floor: float | None = None,
     ) -> None:
         self.cfg, self.store, self.backend = cfg, store, backend
         self.who = who or Claimant.here()
@@ -96,7 +98,7 @@ class Sweep:
         self.elsewhere = 0  # requested trials that other sweeps finished meanwhile
         self.progress = progress
         self.bar: tqdm | None = None  # opened at the first trial to run
-        self.floor = config_floor(cfg.to_dict())
+        self.floor = config_floor(cfg.to_dict()) if floor is None else floor
         self.stopped: dict[str, str] = {}  # adaptive: why each refinement stopped
 
     def key(self, job: Job) -> TrialKey:
@@ -258,36 +260,51 @@ class Sweep:
             self.stopped[kind] = self.refine(kind, budget)
 
     def refine(self, kind: str, budget: int) -> str:
-        """Add d (every seed) where the interpolated interval of `kind` is widest until its
-        hi / lo <= sweep.precision; returns why it stopped."""
+        """Add d (every seed) inside the swept range where the interval of `kind` is
+        widest until its hi / lo <= sweep.precision; returns why it stopped. It never
+        steps past the grid: an interval open at an end says so, and extending the
+        grid is the user's choice (sweep.d_grid)."""
         seeds, precision = self.cfg.sweep.seeds, self.cfg.sweep.precision
         D = self.D or max((r.D for r in self.records.values()), default=0)
         start = self.ran
         while True:
-            g = estimate_group(list(self.records.values()), draws=1000)
+            g = estimate_group(list(self.records.values()), draws=1000, floor=self.floor)
             e = g.get(kind)
-            if e is None or e["d_int"] is None:
+            if e is None or e["headline_side"] in ("none", "beyond") and e["d_int"] is None:
                 return "no d reaches the line"
             lo, hi = e["interpolated_interval"] or (None, None)
             if lo is not None and hi is not None and hi <= precision * lo:
                 return f"precision reached (hi/lo {hi / lo:.3g} <= {precision:g})"
             if self.ran - start + len(seeds) > budget:
                 return f"trial budget of {budget} spent (hi/lo still above {precision:g})"
+            ends = [w for w, x in (("below", lo), ("beyond", hi)) if x is None]
+            if ends:  # more d inside cannot close it; a wider grid is the user's call
+                return (
+                    f"the interval runs {' and '.join(ends)} the grid (widen sweep.d_grid "
+                    "to look there)"
+                )
             ds = sorted({int(p["d"]) for p in g["curve"]})
-            i = ds.index(int(e["d_int"]))
-            if hi is None:
-                new = ds[-1] * 2  # the interval runs past the grid: look above it
-            elif lo is None or i == 0:
-                new = max(1, ds[0] // 2)  # it runs below the grid: look below
-            else:
-                new = round(math.sqrt(ds[i - 1] * ds[i]))
-            if new in ds or (D and new > D) or new < 1:
-                return f"no d left to add between {ds[max(i - 1, 0)]} and {ds[i]}"
+            new = _inside(ds, lo, hi, D)
+            if new is None:
+                return "no integer d left to add inside the interval"
             self.run([(new, s) for s in seeds])
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _inside(ds: list[int], lo: float | None, hi: float | None, D: int) -> int | None:
+    """The geometric middle of the widest gap between swept d that the interval
+    [lo, hi] (None: that end of the grid) overlaps; None when no new integer d fits."""
+    a = ds[0] if lo is None else lo
+    b = ds[-1] if hi is None else hi
+    gaps = [(x, y) for x, y in zip(ds, ds[1:], strict=False) if y >= a and x <= b]
+    for x, y in sorted(gaps, key=lambda p: p[1] / p[0], reverse=True):
+        new = round(math.sqrt(x * y))
+        if x < new < y and not (D and new > D):
+            return new
+    return None
 
 
 class _Feed:
@@ -342,8 +359,9 @@ def run_sweep(
     who = Claimant.here(lease_s)
     with Store(path) as store, Heartbeat(path, who):
         policy_dir = str(path.parent / "policies")
+        floor = ensure_floor(cfg, store, progress)
         be = make_backend(cfg, backend, workers, address, policy_dir)
-        sweep = Sweep(cfg, store, be, progress, who, D)
+        sweep = Sweep(cfg, store, be, progress, who, D, floor)
         try:
             sweep.adaptive() if mode == "adaptive" else sweep.grid()
         finally:
@@ -351,7 +369,7 @@ def run_sweep(
             be.close()
         records = store.records(cfg.hash)
         held, abandoned = running_state(store.rows(cfg.hash, status="running"))
-    estimate = estimate_group(records) if records else None
+    estimate = estimate_group(records) if records else None  # a measured floor rides along
     return {
         "store": str(path),
         "config": cfg.source,

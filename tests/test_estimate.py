@@ -266,3 +266,26 @@ def test_a_measured_floor_in_the_store_sets_the_line(tmp_path: Path) -> None:
     assert g["floor"] == -499.0 and g["d_int90"]["line"].startswith("random (-499)")
     assert g["d_int90"]["target"] == pytest.approx(-499.0 + 0.9 * (-89.0 + 499.0))
     assert any("measured for this store" in n for n in g["notes"])
+
+
+def test_the_budget_curve_reads_each_trials_accuracy_after_k_epochs() -> None:
+    """A supervised group trained 20 epochs: at k epochs every trial (the baseline too)
+    scores its test accuracy after epoch k; at 20 the estimate is the table's."""
+    from rlsub.analysis.budget import at_epoch, budget_curve
+
+    def sup(d: int | str, seed: int) -> TrialRecord:
+        r = rec(d, seed, 0.0)
+        full = 0.97 if d == "direct" else 0.97 * (1 - math.exp(-int(d) / 20))
+        # slower learning at small d: accuracy after epoch e approaches `full`
+        r.curve = [{"step": e, "value": full * (1 - 0.5 ** (e / 2))} for e in range(1, 21)]
+        r.final_eval_mean = r.best_eval_mean = r.curve[-1]["value"]
+        r.config = {"dataset": {"name": "digits"}, "sweep": {"threshold": 0.9}}
+        return r
+
+    recs = [sup("direct", s) for s in range(3)] + [sup(d, s) for d in GRID for s in range(3)]
+    pts = budget_curve(recs, budgets=(2, 10), draws=500)
+    assert [p["epochs"] for p in pts] == [2, 10, 20]
+    assert at_epoch(recs[0], 2).final_eval_mean == pytest.approx(0.97 * 0.5)
+    assert pts[0]["baseline"] == pytest.approx(0.97 * 0.5)
+    full = estimate_group(recs, draws=500)["d_int90"]
+    assert pts[-1]["headline"] == pytest.approx(full["headline"])

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlsub.analysis.budget import budget_curve, budget_figure
 from rlsub.analysis.figures import (
     FORMATS,
     _plt,
@@ -115,6 +116,11 @@ def build_report(
         figs.append((stem, compare_figure(gs, sup[gs[0]["config_hash"]], title)))
     for task, gs in width_series(groups).items():
         figs.append((f"width_{task}", width_figure(gs)))
+    budgets = budget_series(records, rows)
+    if budgets:
+        (out / "budget.md").write_text(budget_table(budgets))
+        files["budget.md"] = str(out / "budget.md")
+        figs.append(("budget", budget_figure(budgets)))
     figures = []
     for stem, fig in figs:
         for ext in FORMATS:
@@ -140,7 +146,45 @@ def build_report(
         "tables": files,
         "figures": figures,
         "markdown": md,
+        "budgets": budgets,
     }
+
+
+def budget_series(
+    records: list[TrialRecord], rows: list[dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """d_int90 against epochs for every supervised row trained more than one epoch."""
+    by_hash: dict[str, list[TrialRecord]] = {}
+    for r in records:
+        by_hash.setdefault(r.config_hash, []).append(r)
+    out = {}
+    for row in rows:
+        pts = budget_curve(by_hash[row["config_hash"]]) if row["supervised"] else []
+        if len(pts) > 1:
+            out[row["label"]] = pts
+    return out
+
+
+def budget_table(series: dict[str, list[dict[str, Any]]]) -> str:
+    """The budget curve as Markdown: one line per (row, epochs)."""
+    from rlsub.analysis.text import headline
+
+    lines = [
+        "# d_int90 against the training budget",
+        "",
+        "Each trial's test accuracy after k epochs taken as its score (the baseline's too), "
+        "then the same estimator (rlsub.analysis.budget).",
+        "",
+        "| row | epochs | baseline accuracy | d_int90 [90% CI] | grid d_int90 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, pts in series.items():
+        for p in pts:
+            text = headline(p["estimate"] or None, p["d_min"], p["d_max"])
+            lines.append(
+                f"| {label} | {p['epochs']} | {p['baseline']:.4g} | {text} | {p['grid'] or '-'} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def width_series(groups: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

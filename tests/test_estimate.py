@@ -289,3 +289,23 @@ def test_the_budget_curve_reads_each_trials_accuracy_after_k_epochs() -> None:
     assert pts[0]["baseline"] == pytest.approx(0.97 * 0.5)
     full = estimate_group(recs, draws=500)["d_int90"]
     assert pts[-1]["headline"] == pytest.approx(full["headline"])
+
+
+def test_ratios_come_from_the_two_rows_posterior_draws() -> None:
+    """posterior_draws gives back the draws behind a headline (same median); the ratio of
+    two rows is the ratio of their draws: a row twice as hard reads about 2 [lo, hi]."""
+    from rlsub.analysis.estimate import posterior_draws
+    from rlsub.analysis.ratios import ratio
+
+    def group(cross: float) -> dict:
+        recs = [rec("direct", s, 100.0 + s) for s in range(3)]
+        recs += [rec(d, s, 100 / (1 + (cross / d) ** 3) + (s - 1)) for d in GRID for s in range(3)]
+        return estimate_group(recs, draws=2000)
+
+    easy, hard = group(4.0), group(8.0)
+    draws = posterior_draws(hard, "d_int90", draws=2000)
+    assert draws is not None
+    assert float(np.median(draws)) == pytest.approx(hard["d_int90"]["headline"])
+    r = ratio(draws, posterior_draws(easy, "d_int90", draws=2000))
+    assert r["lo"] is not None and r["hi"] is not None
+    assert r["lo"] < 2.0 < r["hi"] and 1.5 < r["median"] < 2.7

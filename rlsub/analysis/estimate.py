@@ -112,6 +112,8 @@ class Estimate:
     headline_side: str = "none"  # "in" | "below" | "beyond" the swept range | "none"
     dips: list[int] = field(default_factory=list)  # d past the first crossing, below the line
     collapse: int | None = None  # the largest d, below the line after a d above it: left out
+    line_floor: float = 0.0  # the line's floor (random score; 0 for supervised), for redraws
+    score_floor: float = 0.0  # what failed trials count as, the bottom of the scale
 
 
 def curve_points(
@@ -273,12 +275,14 @@ def estimate(
         est.headline_side = "in" if interpolated is not None else "below"
     elif i < 0:
         est.headline_side = "beyond"
+    est.line_floor = floor
+    est.score_floor = floor if score_floor is None else score_floor
     if draws <= 0:
         return est
     c = crossing_interval(
         [p.d for p in pts],
         [p.scores for p in pts],
-        floor=floor if score_floor is None else score_floor,
+        floor=est.score_floor,
         target=target,
         baseline_scores=baseline_scores if threshold is not None else None,
         threshold=threshold,
@@ -291,6 +295,28 @@ def estimate(
     est.reached_fraction = c.reached_fraction
     est.posterior_mean, est.posterior_std = c.mean, c.std
     return est
+
+
+def posterior_draws(g: dict[str, Any], kind: str, draws: int = DRAWS) -> np.ndarray | None:
+    """The posterior draws behind `g[kind]`'s headline and interval (an `estimate_group`
+    result), drawn again from its curve: the crossing d of every draw, inf where the
+    curve never crosses within the grid's reach. None where there is no estimate."""
+    e = g.get(kind)
+    if not e or e.get("interpolated_interval") is None:
+        return None
+    pts = [c for c in g["curve"] if c["n"] > 0 and c["d"] != e.get("collapse")]
+    with_base = kind == "d_int90" and bool(g.get("baseline_scores"))
+    c = crossing_interval(
+        [p["d"] for p in pts],
+        [p["scores"] for p in pts],
+        floor=e["score_floor"],
+        target=e["target"],
+        baseline_scores=g["baseline_scores"] if with_base else None,
+        threshold=g["threshold"] if with_base else None,
+        line_floor=e["line_floor"],
+        draws=draws,
+    )
+    return None if c.draws is None else np.asarray(c.draws)
 
 
 def _list(ds: list[int]) -> str:

@@ -35,7 +35,7 @@ Imports: numpy only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -153,6 +153,7 @@ class Crossing:
     # where the median lies: "in" the swept range, "below" the smallest d or "beyond"
     # the largest (then `median` is None and no number is given)
     median_side: str = "in"
+    draws: Any = field(default=None, repr=False)  # every draw of the crossing d (inf: never)
 
 
 def crossing_interval(
@@ -254,4 +255,5 @@ def crossing_interval(
         std=float(cross.std(ddof=1)) if all_in else None,
         below=bool(lo < d_min),
         median_side="below" if med < d_min else "beyond" if med > d_max else "in",
+        draws=cross,
     )

@@ -36,7 +36,14 @@ from rlsub.analysis.figures import (
     difficulty_figure,
     width_figure,
 )
-from rlsub.analysis.tables import build_rows, csv_table, latex_table, markdown_table
+from rlsub.analysis.ratios import difficulty_ratios, ratios_markdown
+from rlsub.analysis.tables import (
+    build_rows,
+    csv_table,
+    latex_table,
+    markdown_table,
+    reference_group,
+)
 from rlsub.core.errors import RlsubError
 from rlsub.experiment.record import TrialRecord
 
@@ -103,6 +110,18 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     md = markdown_table(rows, ref_text)
+    ref = reference_group(groups)
+    ratios = difficulty_ratios(groups, rows, ref["config_hash"] if ref else None)
+    if ratios:
+        md += (
+            "\n## How many times easier than the reference\n\n"
+            + "\n".join(ratios_markdown(ratios))
+            + "\n\nEach ratio is the reference's d_int90 over the row's d_int, draw by draw "
+            "from the two rows' posteriors (rlsub.analysis.ratios): median and central 90 %; "
+            "'unbounded' where draws never cross within a grid. Paper: Li et al. 2018's "
+            "ratio for the same comparison (MNIST FC 750 over InvertedPendulum's 4 or "
+            "Pong's 6,000), whatever the task versions.\n"
+        )
     for name, text in (
         ("difficulty.md", md),
         ("difficulty.csv", csv_table(rows)),
@@ -147,6 +166,7 @@ def build_report(
         "figures": figures,
         "markdown": md,
         "budgets": budgets,
+        "ratios": ratios,
     }
 
 

@@ -1,0 +1,105 @@
+"""The paper's claims as numbers with intervals: how many times easier one row is than
+another, from the two rows' posterior draws.
+
+"The inverted pendulum is about 100 times easier than MNIST" (Li et al. 2018) compares
+InvertedPendulum's d_int100 (4) with MNIST FC's d_int90 (750; LeNet 290). Here every
+such ratio is ``d_int of the reference row / d_int of the row``, computed draw by draw
+from the two posteriors (`estimate.posterior_draws`; the second row's draws shuffled so
+that the two are independent), with the median and the central 90 % of the ratios.
+A row whose draws never cross within its grid gives an open end ("beyond").
+
+The reference row is the table's (MNIST FC when measured, else digits); every RL row is
+compared by its d_int90 and, where the paper compared by it, its d_int100.
+
+Imports: analysis.estimate, analysis.interval.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rlsub.analysis.estimate import posterior_draws
+from rlsub.analysis.interval import LEVEL
+
+# the paper's own ratios, by (reference task, row task): its d_int values and their kinds
+PAPER_CLAIMS: dict[tuple[str, str], tuple[str, float, str, float]] = {
+    ("mnist", "inverted_pendulum"): ("d_int90", 750.0, "d_int100", 4.0),
+    ("mnist", "pong"): ("d_int90", 750.0, "d_int100", 6000.0),
+}
+
+
+def ratio(
+    num: np.ndarray, den: np.ndarray, level: float = LEVEL, seed: int = 1
+) -> dict[str, float | None]:
+    """Median and central interval of num / den over independent pairs of draws; an end
+    that involves draws that never cross is None (open)."""
+    rng = np.random.default_rng(seed)
+    n = min(len(num), len(den))
+    with np.errstate(divide="ignore", invalid="ignore"):  # never-crossing draws: open ends
+        r = num[:n] / rng.permutation(den)[:n]
+    tail = (1.0 - level) / 2.0
+    q = np.quantile(np.where(np.isfinite(r), r, np.inf), [tail, 0.5, 1.0 - tail])
+
+    def finite(x: float) -> float | None:
+        return float(x) if np.isfinite(x) and x > 0 else None
+
+    return {"lo": finite(q[0]), "median": finite(q[1]), "hi": finite(q[2])}
+
+
+def difficulty_ratios(
+    groups: list[dict[str, Any]], rows: list[dict[str, Any]], ref_hash: str | None
+) -> list[dict[str, Any]]:
+    """For every row but the reference: reference d_int90 / row d_int (90, and 100 where
+    the row has it), with the paper's ratio where it made the same claim."""
+    by_hash = {g["config_hash"]: g for g in groups}
+    ref = by_hash.get(ref_hash or "")
+    if ref is None:
+        return []
+    ref_row = next(r for r in rows if r["config_hash"] == ref_hash)
+    ref_draws = posterior_draws(ref, "d_int90")
+    if ref_draws is None:
+        return []
+    out = []
+    for row in rows:
+        if row["config_hash"] == ref_hash:
+            continue
+        g = by_hash[row["config_hash"]]
+        for kind in ("d_int90", "d_int100"):
+            draws = posterior_draws(g, kind)
+            if draws is None:
+                continue
+            claim = PAPER_CLAIMS.get((ref["task"], row["task"]))
+            paper = None
+            if claim is not None and claim[2] == kind:
+                paper = claim[1] / claim[3]
+            out.append(
+                {
+                    "reference": ref_row["label"],
+                    "row": row["label"],
+                    "kind": kind,
+                    **ratio(ref_draws, draws),
+                    "paper": paper,
+                }
+            )
+    return out
+
+
+def ratios_markdown(ratios: list[dict[str, Any]]) -> list[str]:
+    """The ratios as a Markdown table (lines), or [] when there are none."""
+    if not ratios:
+        return []
+
+    def n(x: float | None, open_: str) -> str:
+        return open_ if x is None else f"{x:.3g}"
+
+    lines = [
+        "| reference (d_int90) | row | by | times easier [90% CI] | paper |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in ratios:
+        cell = f"{n(r['median'], 'unbounded')} [{n(r['lo'], 'open')}, {n(r['hi'], 'unbounded')}]"
+        paper = "-" if r["paper"] is None else f"{r['paper']:.3g}"
+        lines.append(f"| {r['reference']} | {r['row']} | {r['kind']} | {cell} | {paper} |")
+    return lines

@@ -62,6 +62,26 @@ def test_z_lr_scale_applies_to_z_but_not_to_the_direct_baseline() -> None:
         assert groups[0]["lr_scale"] == scale, d
 
 
+def test_z_lr_scale_rule_sqrt_D_over_d_for_ppo_and_dqn() -> None:
+    """'K*sqrt(D/d)': z's multiplier is K sqrt(D/d) with D the subspace's parameters, so
+    every d moves theta as far per step as direct training (times K)."""
+    from rlsub.algos.step_size import resolve_z_lr_scale
+
+    for name, d in [("cartpole_ppo.yaml", 16), ("cartpole_v0_dqn.yaml", 25)]:
+        model, _ = _model(name, d=d, z_lr_scale="3*sqrt(D/d)")
+        pol = model.policy
+        D = (pol.subspace if hasattr(pol, "subspace") else pol.q_net.subspace).D
+        (group,) = pol.optimizer.param_groups
+        assert group["lr_scale"] == pytest.approx(3 * (D / d) ** 0.5), name
+    assert resolve_z_lr_scale("sqrt(D/d)", 400, 4) == 10.0
+    assert resolve_z_lr_scale("2.5 * sqrt(D/d)", 400, "direct") == 1.0
+    for bad in ("sqrt(d/D)", "0*sqrt(D/d)", -1.0, float("inf"), "fast"):
+        with pytest.raises(ValueError):
+            resolve_z_lr_scale(bad, 400, 4)
+    with pytest.raises(ConfigError, match="K\\*sqrt"):
+        _cfg("cartpole_ppo.yaml", z_lr_scale="sqrt(D)")
+
+
 def test_ppo_all_optimizer_sees_only_z() -> None:
     model, _ = _model("cartpole_ppo_actor.yaml", d=8, parts="all")
     assert [tuple(p.shape) for p in _opt_params(model)] == [(8,)]

@@ -42,7 +42,12 @@ from torch import nn
 
 from rlsub.algos.base import Trainer, TrainResult
 from rlsub.algos.pg_envs import _Curve, _eval_env, _replay_extra, evaluate, sb3_vec_env
-from rlsub.algos.pg_policies import SubspaceActorCriticPolicy, SubspaceDQNPolicy, subspace_kwargs
+from rlsub.algos.pg_policies import (
+    SubspaceActorCriticPolicy,
+    SubspaceDQNPolicy,
+    resolve_z_lr_scale,
+    subspace_kwargs,
+)
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.device import ALLOWED as DEVICES
 from rlsub.core.device import resolve as resolve_device
@@ -82,9 +87,11 @@ class PGConfig:
     critic_hidden: list[int] | None = doc(
         "hidden sizes of the actor-critic value network (null: the actor's)", default=None
     )
-    z_lr_scale: float = doc(
-        "z's learning rate = the algorithm's learning_rate x this (direct parts, and the "
-        "direct baseline d = 'direct': x 1)",
+    z_lr_scale: float | str = doc(
+        "z's learning rate = the algorithm's learning_rate x this: a number, or "
+        "'K*sqrt(D/d)' (D: parameters in the subspace) so that every d moves theta as far "
+        "per step as direct training, times K (direct parts, and the direct baseline "
+        "d = 'direct': x 1)",
         default=1.0,
     )
     parts: Literal["actor", "all"] = doc(
@@ -110,7 +117,10 @@ class PGConfig:
         check(device_valid(self.device), f"device must be one of {DEVICES}, got {self.device!r}")
         check(self.total_timesteps > 0, f"total_timesteps must be > 0, got {self.total_timesteps}")
         check(self.n_envs > 0, f"n_envs must be > 0, got {self.n_envs}")
-        check(self.z_lr_scale > 0, f"z_lr_scale must be > 0, got {self.z_lr_scale}")
+        try:
+            resolve_z_lr_scale(self.z_lr_scale, 1, 1)
+        except ValueError as exc:
+            check(False, str(exc))
         check(self.eval_freq >= 0, f"eval_freq must be >= 0, got {self.eval_freq}")
         check(
             not self.stop_when_solved or self.eval_freq > 0,

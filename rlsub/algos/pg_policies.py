@@ -54,6 +54,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import Tensor, nn
 
+from rlsub.algos.step_size import resolve_z_lr_scale
 from rlsub.core.errors import RlsubError
 from rlsub.core.projection import DEFAULT_DENSE_LIMIT_GIB
 from rlsub.core.registry import build_network
@@ -85,7 +86,7 @@ def subspace_kwargs(
     parts: str = "actor",
     rest: str = "direct",
     dense_limit_gib: float = DEFAULT_DENSE_LIMIT_GIB,
-    z_lr_scale: float = 1.0,
+    z_lr_scale: float | str = 1.0,
 ) -> dict[str, Any]:
     """The ``policy_kwargs["subspace"]`` dict of both policies (checked)."""
     return check_subspace_kwargs(
@@ -99,7 +100,7 @@ def subspace_kwargs(
             "network": network,
             "network_kwargs": dict(network_kwargs),
             "dense_limit_gib": float(dense_limit_gib),
-            "z_lr_scale": float(z_lr_scale),
+            "z_lr_scale": z_lr_scale if isinstance(z_lr_scale, str) else float(z_lr_scale),
         }
     )
 
@@ -125,8 +126,10 @@ def check_subspace_kwargs(kw: Any) -> dict[str, Any]:
     d = kw["d"]
     if d != DIRECT and (not isinstance(d, int) or isinstance(d, bool) or d <= 0):
         raise RlsubError(f"subspace policy: d must be a positive integer or 'direct', got {d!r}")
-    if not isinstance(kw["z_lr_scale"], (int, float)) or kw["z_lr_scale"] <= 0:
-        raise RlsubError(f"subspace policy: z_lr_scale must be > 0, got {kw['z_lr_scale']!r}")
+    try:
+        resolve_z_lr_scale(kw["z_lr_scale"], 1, 1)
+    except ValueError as exc:
+        raise RlsubError(f"subspace policy: {exc}") from None
     return dict(kw)
 
 
@@ -299,7 +302,8 @@ class SubspaceActorCriticPolicy(ActorCriticPolicy):
                     p.requires_grad_(False)
         z = self.subspace.z
         direct = [p for p in self.parameters() if p.requires_grad and p is not z]
-        self.optimizer = make_optimizer(self, z, direct, lr_schedule(1), cfg["z_lr_scale"])
+        scale = resolve_z_lr_scale(cfg["z_lr_scale"], self.subspace.D, cfg["d"])
+        self.optimizer = make_optimizer(self, z, direct, lr_schedule(1), scale)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "subspace": dict(self.subspace_cfg)}
@@ -367,9 +371,9 @@ class SubspaceDQNPolicy(DQNPolicy):
         super()._build(lr_schedule)
         q_net: Any = self.q_net
         z = q_net.subspace.z
-        self.optimizer = make_optimizer(
-            self, z, [], lr_schedule(1), self.subspace_cfg["z_lr_scale"]
-        )
+        cfg = self.subspace_cfg
+        scale = resolve_z_lr_scale(cfg["z_lr_scale"], q_net.subspace.D, cfg["d"])
+        self.optimizer = make_optimizer(self, z, [], lr_schedule(1), scale)
 
     def make_q_net(self) -> QNetwork:
         with _seeded(self.subspace_cfg["theta0_seed"]):

@@ -84,6 +84,9 @@ def row_label(recs: list[TrialRecord], g: dict[str, Any]) -> str:
     bits = [g["task"], g["algorithm"], net]
     if g["algorithm"] in ("ppo", "a2c"):
         bits.append(f"parts: {train.get('parts', 'actor')}")
+    if g["algorithm"] in PG_ALGORITHMS and "z_lr_scale" in train:  # the step-size protocol
+        scale = train["z_lr_scale"]
+        bits.append(f"z lr {scale}" if isinstance(scale, str) else f"z lr x{scale:g}")
     bits.append(_budget(recs, is_supervised(recs)))
     return " / ".join(bits)
 

@@ -35,12 +35,14 @@ def _ylabel(supervised: bool) -> str:
     return "test accuracy (fraction)" if supervised else "evaluation return (per episode)"
 
 
-def _plain_log_ticks(axis: Any) -> None:
-    """Log-scale tick labels as plain numbers (1, 10, 100), no crowded minor labels."""
+def _plain_log_ticks(axis: Any, span: float | None = None) -> None:
+    """Log-scale tick labels as plain numbers (1, 10, 1,000), no crowded minor labels;
+    1-2-5 steps over up to three decades (`span`: the axis's hi / lo), decades beyond."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    subs = (1.0,) if span is not None and span > 1000 else (1.0, 2.0, 5.0)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -204,7 +206,6 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
             (h,) = ax.plot([], [], marker, label=text, **kw)
             handles.append(h)
     ax.set_xscale("log")
-    _plain_log_ticks(ax.xaxis)
     xs = [
         float(v)
         for r in rows
@@ -221,6 +222,8 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
     ]
     if xs:
         ax.set_xlim(min(xs) / 2, max(xs) * 3)
+    lo_x, hi_x = ax.get_xlim()
+    _plain_log_ticks(ax.xaxis, hi_x / lo_x)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_yticks(ys, [textwrap.fill(r["label"], 60) for r in rows], fontsize=7)
     ax.set_xlabel("intrinsic dimension d (log scale; each marker's line in the legend)")

@@ -87,16 +87,145 @@ PAPER: tuple[PaperValue, ...] = (
         "mean of 5 runs > 0.9 x 195 (CartPole-v0's solved score)",
         {"hidden": [20, 20], "activation": "relu"},
     ),
+    PaperValue(
+        "inverted_pendulum",
+        "mlp",
+        "es",
+        4,
+        "fixed",
+        950.0,
+        "solved (950), d_int100, ES; the paper ran InvertedPendulum-v1 on mujoco-py, "
+        "this row v5 on mujoco (same dynamics and solved score, another engine version)",
+    ),
 )
 
 UNMATCHED: tuple[str, ...] = (
-    "InvertedPendulum (paper: 4, d_int100, ES, InvertedPendulum-v1 on mujoco-py; here v5 on "
-    "mujoco: another task version, so the paper's value is not set beside our rows)",
     "Pong (paper: 6,000, d_int100, ES on the 4x84x84 Atari frames; here ALE/Pong-v5 with "
     "sticky actions: another task version)",
     "Humanoid (paper: 700; not a task of rlsub)",
     "MNIST with shuffled labels (paper: 190,000 on training accuracy; not measured here)",
 )
+
+
+# Paper rows with no measured row: why, the paper's D, and the command that would run it
+# (`rlsub report --paper` lists them as "not measured here", so nothing is dropped).
+NOT_HERE: tuple[tuple[str, str, str, int, float, str, str], ...] = (
+    # (task, network, algorithm, D, paper d_int, reason, command)
+    (
+        "mnist",
+        "fc_mnist",
+        "adam",
+        199_210,
+        750,
+        "not yet swept to 100 epochs",
+        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_fc_paper",
+    ),
+    (
+        "mnist",
+        "lenet_mnist",
+        "adam",
+        44_426,
+        290,
+        "not yet swept to 100 epochs",
+        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_lenet_paper",
+    ),
+    (
+        "mnist-shuffled_pixels",
+        "fc_mnist",
+        "adam",
+        199_210,
+        750,
+        "not yet swept",
+        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_fc_shuffled_paper",
+    ),
+    (
+        "mnist-shuffled_pixels",
+        "lenet_mnist",
+        "adam",
+        44_426,
+        1400,
+        "not yet swept",
+        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_lenet_shuffled_paper",
+    ),
+    (
+        "inverted_pendulum",
+        "mlp",
+        "es",
+        541,
+        4,
+        "not yet swept with OpenAI-ES",
+        "rlsub sweep inverted_pendulum_openai_es",
+    ),
+    (
+        "cifar10",
+        "fc_cifar",
+        "adam",
+        656_810,
+        9000,
+        "CIFAR-10 cannot be brought onto these machines",
+        "rlsub sweep cifar10_fc",
+    ),
+    (
+        "cifar10",
+        "lenet_cifar",
+        "adam",
+        62_006,
+        2900,
+        "CIFAR-10 cannot be brought onto these machines",
+        "rlsub sweep cifar10_lenet",
+    ),
+    (
+        "cartpole-v0",
+        "mlp",
+        "dqn",
+        562,
+        25,
+        "the paper's DQN protocol is not implemented (SB3's DQN is another protocol)",
+        "-",
+    ),
+    (
+        "pong",
+        "es_pong",
+        "es",
+        1_005_974,
+        6000,
+        "hours a trial on 2 cores (rlsub suite full_benchmark --plan prices it)",
+        "rlsub sweep pong_es",
+    ),
+    ("humanoid", "mlp", "es", 166_673, 700, "Humanoid is not a task of rlsub", "-"),
+    (
+        "mnist-shuffled_labels",
+        "fc_mnist_400x5",
+        "adam",
+        959_610,
+        190_000,
+        "memorisation needs d near 190,000 with a 959,610-parameter net: days on 2 cores",
+        "-",
+    ),
+)
+
+
+def not_measured_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per paper row that no measured row matches (same task, network, algorithm),
+    saying why it is not measured here and the command that would measure it."""
+    have = {(r["task"], r["network"], r["algorithm"]) for r in rows}
+    out = []
+    for task, net, algo, D, value, reason, command in NOT_HERE:
+        if (task, net, algo) in have:
+            continue
+        out.append(
+            {
+                "label": f"{task} / {algo} / {net} (the paper's row)",
+                "task": task,
+                "network": net,
+                "algorithm": algo,
+                "D": D,
+                "paper_d_int": value,
+                "not_measured": reason,
+                "command": command,
+            }
+        )
+    return out
 
 
 def match(row: dict[str, Any], net_kwargs: dict[str, Any] | None) -> PaperValue | None:

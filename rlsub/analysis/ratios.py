@@ -63,7 +63,7 @@ def difficulty_ratios(
         return []
     out = []
     for row in rows:
-        if row["config_hash"] == ref_hash:
+        if row["config_hash"] == ref_hash or row.get("not_measured"):
             continue
         g = by_hash[row["config_hash"]]
         for kind in ("d_int90", "d_int100"):

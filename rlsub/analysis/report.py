@@ -42,6 +42,7 @@ from rlsub.analysis.tables import (
     csv_table,
     latex_table,
     markdown_table,
+    paper_rows,
     reference_group,
 )
 from rlsub.core.errors import RlsubError
@@ -95,7 +96,11 @@ def command_line(argv: Sequence[str] | None = None) -> str:
 
 
 def build_report(
-    records: list[TrialRecord], out: str | Path, stores: Sequence[str | Path], command: str
+    records: list[TrialRecord],
+    out: str | Path,
+    stores: Sequence[str | Path],
+    command: str,
+    paper: bool = False,
 ) -> dict[str, Any]:
     """Estimate, write tables, figures and COMMANDS.md into `out`; returns rows and paths."""
     from rlsub.analysis.estimate import estimate_all
@@ -103,6 +108,8 @@ def build_report(
     plt = _plt()
     groups = estimate_all(records)
     rows, ref_text = build_rows(records, groups)
+    if paper:  # the paper's rows not measured here stay in the table, saying why
+        rows += paper_rows(rows)
     sup = {r["config_hash"]: r["supervised"] for r in rows}
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -179,7 +186,8 @@ def budget_series(
         by_hash.setdefault(r.config_hash, []).append(r)
     out = {}
     for row in rows:
-        pts = budget_curve(by_hash[row["config_hash"]]) if row["supervised"] else []
+        measured = row["supervised"] and not row.get("not_measured")
+        pts = budget_curve(by_hash[row["config_hash"]]) if measured else []
         if len(pts) > 1:
             out[row["label"]] = pts
     return out
@@ -228,11 +236,15 @@ def format_report(r: dict[str, Any]) -> str:
 
 
 def report(
-    stores: Sequence[str | Path], out: str | Path, command: str, pool: bool = False
+    stores: Sequence[str | Path],
+    out: str | Path,
+    command: str,
+    pool: bool = False,
+    paper: bool = False,
 ) -> dict[str, Any]:
     """Load `stores` (one config in several stores: one row each unless `pool`) and write
     the report into `out`."""
-    return build_report(load_records(stores, pool), out, stores, command)
+    return build_report(load_records(stores, pool), out, stores, command, paper)
 
 
 def load_record_file(path: str | Path) -> dict[str, Any]:

@@ -202,6 +202,19 @@ def build_rows(
     return rows, ref_text
 
 
+def paper_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The paper's rows that `rows` do not measure, as table rows (every column None but
+    the label, D and the paper's value): 'not measured here', with the reason."""
+    out = []
+    for p in paper.not_measured_rows(rows):
+        row: dict[str, Any] = dict.fromkeys(COLUMNS)
+        row.update({k: None for k in ("d_int90_est", "d_int100_est", "paper_rule_ours_est")})
+        row.update(p, d_int90_line="", d_int100_line="", wall_s=0.0, notes=[], seeds=0)
+        row.update(trials=0, failed=0, supervised=p["algorithm"] == "adam")
+        out.append(row)
+    return out
+
+
 def _row_notes(g: dict[str, Any]) -> list[str]:
     """The group's notes and, per estimate, where its mean curve is not monotone."""
     out = list(g.get("notes") or [])
@@ -258,6 +271,11 @@ def display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
     ]
     cells = []
     for r in rows:
+        if r.get("not_measured"):  # a paper row this machine has not measured
+            cell = f"not measured here: {r['not_measured']}"
+            cells.append([r["label"], _n(r["D"]), "-", "-", cell, *["-"] * 5])
+            cells[-1].append(_n(r["paper_d_int"]))
+            continue
         paper = ""
         if r["paper_d_int"]:
             ours = headline(r["paper_rule_ours_est"], r["d_min"], r["d_max"])
@@ -314,6 +332,8 @@ def footnotes(rows: list[dict[str, Any]], ref_text: str) -> list[str]:
     ]
     for r in rows:  # what a reader must know about one row: dips, weak lines, floors
         notes += [f"{r['label']}: {n}" for n in r.get("notes", [])]
+        if r.get("not_measured") and r.get("command", "-") != "-":
+            notes.append(f"{r['label']}: not measured here; the command: `{r['command']}`")
     return notes
 
 

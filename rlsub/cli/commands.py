@@ -304,7 +304,7 @@ def cli_report(args: argparse.Namespace) -> None:
     """`rlsub report STORE... [--out DIR] [--json]`."""
     from rlsub.cli.emit import emit
 
-    result = report(args.stores, args.out, command_line(), pool=args.pool)
+    result = report(args.stores, args.out, command_line(), pool=args.pool, paper=args.paper)
     emit(args, result, format_report)
 
 

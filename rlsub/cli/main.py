@@ -161,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="pool the trials of one config found in several stores into one row "
         "(default: one row per store, labelled with the store's name)",
     )
+    s.add_argument(
+        "--paper",
+        action="store_true",
+        help="add the paper's rows that the stores do not measure, as 'not measured "
+        "here' with the reason (Li et al. 2018's value beside each)",
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_delegate("rlsub.cli.commands:cli_report"))
 

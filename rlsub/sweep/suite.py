@@ -79,9 +79,13 @@ def _resolve(path: str, base: Path) -> Path:
 
 
 def load_suite(path: str | Path) -> tuple[SuiteConfig, list[ExperimentConfig]]:
-    path = Path(path)
+    """A suite file, or a bundled suite by name (`paper`, `full_benchmark`)."""
+    path = config_path(path)
     if not path.is_file():
-        raise ConfigError(f"suite file {str(path)!r} not found")
+        raise ConfigError(
+            f"suite file {str(path)!r} not found (a path, or a bundled suite: paper, "
+            "full_benchmark)"
+        )
     data = read_yaml(path)
     suite = from_mapping(SuiteConfig, data, where=str(path))
     cfgs = []

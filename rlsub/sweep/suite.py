@@ -79,7 +79,8 @@ def _resolve(path: str, base: Path) -> Path:
 
 
 def load_suite(path: str | Path) -> tuple[SuiteConfig, list[ExperimentConfig]]:
-    path = Path(path)
+    """A suite file, given by path or by a bundled suite's name (`full_benchmark`)."""
+    path = config_path(path)
     if not path.is_file():
         raise ConfigError(f"suite file {str(path)!r} not found")
     data = read_yaml(path)

@@ -24,7 +24,7 @@ from rlsub.core.device import resolve as resolve_device
 from rlsub.core.errors import ConfigError, RlsubError
 from rlsub.core.registry import TRAINERS, build_network, count_parameters
 from rlsub.core.subspace import Subspace
-from rlsub.data.datasets import load_dataset
+from rlsub.data.datasets import load_dataset, shape_only
 from rlsub.envs.spec import EnvDims, env_dims, load_env_spec, policy_network_kwargs
 from rlsub.envs.vector import make_vec_env
 from rlsub.sweep.executors import import_ray
@@ -137,17 +137,23 @@ def _pg_D(cfg: ExperimentConfig, dims: EnvDims) -> int | None:
     return D
 
 
-def network_D(cfg: ExperimentConfig, progress: bool = False) -> int | None:
+def network_D(cfg: ExperimentConfig, progress: bool = False, data: bool = True) -> int | None:
     """The D the trainer's subspace will have, checking the env or dataset on the way;
-    None for a plug-in trainer (or where pg's D cannot be known cheaply)."""
+    None for a plug-in trainer (or where pg's D cannot be known cheaply). `data=False`:
+    supervised networks are sized from the dataset's known input shape, and no file is
+    read or downloaded (`rlsub info`)."""
     kind = trainer_kind(cfg)
     if kind == "supervised":
         if cfg.dataset is None:
             raise RlsubError(f"{cfg.source}: algorithm {cfg.algorithm!r} needs a 'dataset' section")
         ds = cfg.dataset
-        data = load_dataset(ds.name, ds.variant, ds.data_dir, progress=progress)
-        sub = _subspace_D(cfg, network_kwargs(cfg, data))
-        _check_fit(cfg, sub, data)
+        found = (
+            load_dataset(ds.name, ds.variant, ds.data_dir, progress=progress)
+            if data
+            else shape_only(ds.name, ds.variant)
+        )
+        sub = _subspace_D(cfg, network_kwargs(cfg, found))
+        _check_fit(cfg, sub, found)
         return sub.D
     if kind is None:
         return None

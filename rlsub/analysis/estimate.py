@@ -280,7 +280,7 @@ def config_floor(cfg: dict[str, Any]) -> float | None:
     if not env:
         return None
     try:
-        return load_env_spec(str(env), cfg.get("env_variant")).random_score
+        return load_env_spec(env, cfg.get("env_variant")).random_score
     except Exception:  # a user's or missing spec: no floor known
         return None
 

@@ -23,6 +23,7 @@ from rlsub.algos.base import TrainResult
 from rlsub.core.config import ExperimentConfig, experiment_from_dict, load_experiment
 from rlsub.core.errors import RlsubError
 from rlsub.core.registry import TRAINERS
+from rlsub.envs.spec import check_config_env
 from rlsub.experiment.record import TrialRecord, git_revision, versions
 
 
@@ -101,6 +102,7 @@ def run_trial(
     catch: bool = True,
 ) -> TrialRecord:
     """Train and evaluate one trial; failures become records (status 'failed') when `catch`."""
+    check_config_env(cfg.env, cfg.source)
     rec = _new_record(cfg, d, seed)
     trainer = trainer_for(cfg.algorithm)
     t0 = time.perf_counter()

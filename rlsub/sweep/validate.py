@@ -25,7 +25,13 @@ from rlsub.core.errors import ConfigError, RlsubError
 from rlsub.core.registry import TRAINERS, build_network, count_parameters
 from rlsub.core.subspace import Subspace
 from rlsub.data.datasets import load_dataset, shape_only
-from rlsub.envs.spec import EnvDims, env_dims, load_env_spec, policy_network_kwargs
+from rlsub.envs.spec import (
+    EnvDims,
+    check_config_env,
+    env_dims,
+    load_env_spec,
+    policy_network_kwargs,
+)
 from rlsub.envs.vector import make_vec_env
 from rlsub.sweep.executors import import_ray
 
@@ -142,6 +148,7 @@ def network_D(cfg: ExperimentConfig, progress: bool = False, data: bool = True) 
     None for a plug-in trainer (or where pg's D cannot be known cheaply). `data=False`:
     supervised networks are sized from the dataset's known input shape, and no file is
     read or downloaded (`rlsub info`)."""
+    check_config_env(cfg.env, cfg.source)
     kind = trainer_kind(cfg)
     if kind == "supervised":
         if cfg.dataset is None:

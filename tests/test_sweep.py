@@ -6,6 +6,7 @@ import collections
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -562,3 +563,18 @@ def test_adaptive_refines_to_the_stated_precision(fake: None, tmp_path: Path) ->
     )
     out = run_sweep(tight, tmp_path / "b.sqlite", mode="adaptive")
     assert out["refinement"]["d_int90"].startswith("trial budget of 3 spent")
+
+
+@pytest.mark.parametrize("mode", ["grid", "adaptive"])
+def test_progress_total_is_fixed_from_the_start(
+    fake: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    """The sweep's bar shows its total from the first draw and never raises it (adaptive:
+    the most it can run, cut to what ran at the end)."""
+    summary = run_sweep(make_cfg(), tmp_path / "p.sqlite", mode=mode, progress=True)
+    totals = [int(t) for t in re.findall(r"\| *\d+/(\d+) \[", capsys.readouterr().err)]
+    ran = summary["trials"]["run"]
+    assert totals and totals[-1] == ran
+    assert set(totals[:-1]) <= {totals[0]} and totals[0] >= ran
+    if mode == "grid":
+        assert set(totals) == {30}

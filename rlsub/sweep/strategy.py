@@ -96,6 +96,7 @@ class Sweep:
         self.elsewhere = 0  # requested trials that other sweeps finished meanwhile
         self.progress = progress
         self.bar: tqdm | None = None  # opened at the first trial to run
+        self.planned, self.adaptive_total = 0, False  # the bar's total (`plan`)
         self.floor = config_floor(cfg.to_dict())
         self.stopped: dict[str, str] = {}  # adaptive: why each refinement stopped
 
@@ -116,17 +117,15 @@ class Sweep:
                 todo.append(job)
         if not todo:
             return
-        if self.bar is None:  # drawn first with its total, so it never reads "0 trials"
+        if self.bar is None:  # drawn at the first trial to run, with the sweep's total
             self.bar = tqdm(
-                total=len(todo),
+                total=max(self.planned, len(todo)),
+                desc=self.cfg.name + (" (adaptive: at most)" if self.adaptive_total else ""),
                 unit="trial",
                 file=sys.stderr,
                 disable=not self.progress,
                 dynamic_ncols=True,
             )
-        else:
-            self.bar.total = (self.bar.total or 0) + len(todo)  # adaptive: grows as it goes
-            self.bar.refresh()
         feed = _Feed(self, todo)
         for job, out in self.backend.run(feed):
             feed.running.discard(job)
@@ -182,6 +181,23 @@ class Sweep:
     def baseline(self) -> None:
         if self.cfg.sweep.baseline:
             self.run([("direct", s) for s in self.cfg.sweep.seeds])
+
+    def plan(self, mode: str) -> None:
+        """The progress bar's total, fixed before the first trial: the unfinished trials
+        of the baseline and the grid, plus (adaptive) the most the rest can add: a first
+        probe and each line's refinement budget."""
+        sw = self.cfg.sweep
+        jobs = [("direct", s) for s in sw.seeds] if sw.baseline else []
+        jobs += [(d, s) for d in sorted(set(sw.d_grid)) for s in sw.seeds]
+        self.planned = sum(self.key(j) not in self.records for j in jobs)
+        if mode == "adaptive":
+            self.adaptive_total = True
+            self.planned += 1 + 2 * self.budget()
+
+    def budget(self) -> int:
+        """Adaptive: the refinement's trial budget for each line."""
+        sw = self.cfg.sweep
+        return sw.max_trials or 3 * len(set(sw.d_grid)) * len(sw.seeds)
 
     def grid(self) -> None:
         self.baseline()
@@ -251,11 +267,8 @@ class Sweep:
             self.grid()
         for _, target in targets:
             self.bisect(target)
-        budget = self.cfg.sweep.max_trials or 3 * len(set(self.cfg.sweep.d_grid)) * len(
-            self.cfg.sweep.seeds
-        )
         for kind, _ in targets:
-            self.stopped[kind] = self.refine(kind, budget)
+            self.stopped[kind] = self.refine(kind, self.budget())
 
     def refine(self, kind: str, budget: int) -> str:
         """Add d (every seed) where the interpolated interval of `kind` is widest until its
@@ -287,6 +300,9 @@ class Sweep:
 
     def close(self) -> None:
         if self.bar is not None:
+            if self.bar.n < (self.bar.total or 0):  # adaptive, stopped before its bound
+                self.bar.set_description_str(f"{self.cfg.name}: done", refresh=False)
+                self.bar.total = self.bar.n
             self.bar.close()
 
 
@@ -345,6 +361,7 @@ def run_sweep(
         be = make_backend(cfg, backend, workers, address, policy_dir)
         sweep = Sweep(cfg, store, be, progress, who, D)
         try:
+            sweep.plan(mode)
             sweep.adaptive() if mode == "adaptive" else sweep.grid()
         finally:
             sweep.close()

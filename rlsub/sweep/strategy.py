@@ -187,7 +187,7 @@ class Sweep:
         of the baseline and the grid, plus (adaptive) the most the rest can add: a first
         probe and each line's refinement budget."""
         sw = self.cfg.sweep
-        jobs = [("direct", s) for s in sw.seeds] if sw.baseline else []
+        jobs: list[Job] = [("direct", s) for s in sw.seeds] if sw.baseline else []
         jobs += [(d, s) for d in sorted(set(sw.d_grid)) for s in sw.seeds]
         self.planned = sum(self.key(j) not in self.records for j in jobs)
         if mode == "adaptive":

@@ -76,8 +76,10 @@ def test_report_files_and_columns(stores: list[Path], tmp_path: Path) -> None:
     assert row["trained_directly"] == 0 and row["failed"] == 0
     assert "fake" in row["label"] and row["d_int90_line"]
     md = (out / "difficulty.md").read_text()
-    for col in ("row", "D/d_int90", "d_int90 [90% CI]", "grid d_int90", "trained directly"):
+    for col in ("row", "D/d_int90", "d_int90 [90% CI]", "grid d_int90", "params outside the"):
         assert col in md
+    lines = next(n for n in md.splitlines() if n.startswith("- Lines"))  # which row, which line
+    assert f"{row['d_int90_line']} for {row['label']}" in lines, lines
     assert "seeds (failed)" in md and "paper d_int" in md and "no reference task" in md
     assert "floor score" in md and "beyond the grid" in md
     with (out / "difficulty.csv").open() as fh:

@@ -218,7 +218,7 @@ def display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
     head = [
         "row",
         "D",
-        "trained directly",
+        "params outside the subspace",
         "seeds (failed)",
         "d_int90 [90% CI]",
         "grid d_int90",
@@ -265,7 +265,14 @@ def display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
 
 def footnotes(rows: list[dict[str, Any]], ref_text: str) -> list[str]:
     """The table's legend: every rule the numbers follow, and what is not shown, and why."""
-    lines90 = sorted({r["d_int90_line"] for r in rows if r["d_int90_line"]})
+
+    def by_line(kind: str) -> str:  # "line for row, row; line for row"
+        rows_of: dict[str, list[str]] = defaultdict(list)
+        for r in rows:
+            if r[f"{kind}_line"]:
+                rows_of[r[f"{kind}_line"]].append(r["label"])
+        return "; ".join(f"{ln} for {', '.join(labels)}" for ln, labels in sorted(rows_of.items()))
+
     total = sum(r["wall_s"] for r in rows)
     notes = [
         f"{ref_text}.",
@@ -275,12 +282,18 @@ def footnotes(rows: list[dict[str, Any]], ref_text: str) -> list[str]:
         "lies past the largest / below the smallest d swept; 'not reached': no d reaches the line, so no number is given.",
         "grid d_int90: the smallest grid d from which the mean stays at or above the line, "
         "with the interval's ends moved up to grid points (as coarse as the grid).",
-        "Lines: " + "; ".join(lines90) + " (RL: random = the env spec's random-policy score; "
-        "supervised: the paper's 0.9 x baseline); d_int100: the env's solved score.",
+        "Lines, the score each row's mean must reach: d_int90: "
+        + (by_line("d_int90") or "none")
+        + " (RL: random = the env spec's random-policy score; supervised: the paper's "
+        "0.9 x baseline); d_int100 (the env's solved score): "
+        + (by_line("d_int100") or "none")
+        + ".",
         "Failed or diverged trials count at the task's floor score (RL: random score; "
         "supervised: chance accuracy) in every mean; 'seeds (failed)' gives how many.",
-        "trained directly: parameters outside the subspace (0 for a faithful row; PG rows "
-        "with parts: actor train their critic directly and are labelled so).",
+        "params outside the subspace: how many parameters train directly beside z, a count, "
+        "not a score (0 for a faithful row; PG rows with parts: actor train their critic "
+        "directly and are labelled so). 'baseline' in the lines is the same network trained "
+        "directly, all D parameters, same budget.",
         "paper d_int: Li et al. 2018 (ICLR), set only beside a row of the same task version, "
         "network and algorithm; in brackets our estimate under the paper's own line. "
         "No row here matches: " + "; ".join(paper.UNMATCHED) + ".",

@@ -105,11 +105,11 @@ def _mlp_params(sizes: list[int]) -> int:
 
 
 def _pg_D(cfg: ExperimentConfig, dims: EnvDims) -> int | None:
-    """D of rlsub.algos.pg's subspace: the actor (the rlsub network), plus the critic with
-    ``parts: all`` (PPO / A2C). None where it cannot be known without building SB3's model:
-    a network pg cannot build (its own error comes at the trial), or policy_kwargs that
-    change SB3's networks."""
+    """D of rlsub.algos.pg's subspace: the actor (the rlsub network, or any other network
+    as it is), plus the critic with ``parts: all`` (PPO / A2C). None where it cannot be
+    known without building SB3's model: policy_kwargs that change SB3's networks."""
     from rlsub.algos.pg import algorithm_kwargs  # imports SB3: only for these trainers
+    from rlsub.algos.pg_networks import CRITIC_HIDDEN, is_own
 
     algo, tc = cfg.algorithm, cfg.train
     algorithm_kwargs(algo, tc.hyperparams)  # a bad key fails here, as at the trial
@@ -120,8 +120,6 @@ def _pg_D(cfg: ExperimentConfig, dims: EnvDims) -> int | None:
         )
     if set(tc.hyperparams.get("policy_kwargs") or {}) & _SHAPES_POLICY:
         return None
-    if cfg.network.name not in ("mlp", "nature_cnn"):
-        return None
     if algo == "dqn" and not dims.discrete:
         raise RlsubError(
             f"{cfg.source}: dqn needs a discrete action space; env {cfg.env!r} has a "
@@ -129,6 +127,14 @@ def _pg_D(cfg: ExperimentConfig, dims: EnvDims) -> int | None:
         )
     user = cfg.network.kwargs
     kwargs = dict(user)
+    if is_own(cfg.network.name):  # the network as it is, beside SB3's MLP critic
+        D = count_parameters(
+            build_network(cfg.network.name, policy_network_kwargs(cfg.network.name, kwargs, dims))
+        )
+        if tc.parts == "all" and algo != "dqn":
+            critic = CRITIC_HIDDEN if tc.critic_hidden is None else list(tc.critic_hidden)
+            D += _mlp_params([dims.obs_dim, *critic, 1])
+        return D
     if cfg.network.name == "mlp":  # pg's defaults for SB3's net_arch and activation_fn
         kwargs["hidden"] = [int(h) for h in user.get("hidden", [20, 20])]
         kwargs["activation"] = str(user.get("activation", "tanh"))

@@ -89,3 +89,9 @@ def test_a_bad_inline_spec_names_the_config_file(tmp_path: Path):
     with pytest.raises(ConfigError) as err:
         rlsub.train(cfg, d=2, seed=0)
     assert str(err.value).startswith(f"{path}: env (inline spec Acrobot-v1): unknown key 'solved'")
+
+
+def test_errors_of_a_dict_config_name_it():
+    """From Python, a config dict's later errors name it (they read '<dict>:' before)."""
+    with pytest.raises(ConfigError, match=r"^config 'inline': env \(inline spec Acrobot-v1\)"):
+        rlsub.train(_cfg({"id": "Acrobot-v1", "solved": 1}), d=2, seed=0)

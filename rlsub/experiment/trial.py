@@ -12,6 +12,7 @@ revision and package versions. A trial is identified by (config hash, d, seed).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import time
@@ -165,8 +166,9 @@ def train(
     'failed' and its reason. `policy_dir`: where to write the compact policy file."""
     if isinstance(config, ExperimentConfig):
         cfg = config
-    elif isinstance(config, dict):
-        cfg = experiment_from_dict(config, str(config.get("name", "config")))
+    elif isinstance(config, dict):  # errors name it: "config 'my_ppo': train.lr: ..."
+        where = f"config {config.get('name', '?')!r}"
+        cfg = dataclasses.replace(experiment_from_dict(config, where), source=where)
     else:
         cfg = load_experiment(config)
     return run_trial(cfg, d, seed, policy_dir=policy_dir, progress=progress)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from rlsub.analysis.estimate import estimate_all
 from rlsub.analysis.report import load_records
-from rlsub.analysis.tables import build_rows, markdown_rows
+from rlsub.analysis.rows import build_rows
+from rlsub.analysis.tables import markdown_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,8 @@ The public API (everything else is private by convention):
   import path `"pkg.module:builder"`, so `save`/`load` rebuild it compactly.
 - `make_projection`: the dense, sparse and Fastfood projections P.
 - `train(config, d, seed)`: one trial (ES, CMA-ES, PPO, A2C, DQN, supervised Adam)
-  from a bundled config's name, a YAML path or a dict -> `TrialRecord`.
+  from a bundled config's name, a YAML path or a dict -> `TrialRecord`;
+  `evaluate_policy_file(path, episodes)`: replay its policy file (`rlsub eval`).
 - `run_sweep`, `load_experiment`: the sweep of a config into a results store.
 - `sweep_function(f, d_grid, seeds, store)`: sweep a user's own `f(d, seed) -> score`.
 - `estimate_group`, `estimate_all`: d_int90 / d_int100 with intervals from records;
@@ -28,7 +29,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from rlsub.core.version import __version__
 
 _EXPORTS = {
     "Subspace": "rlsub.core.subspace",
@@ -45,6 +46,7 @@ _EXPORTS = {
     "Trainer": "rlsub.algos.base",
     "TrainResult": "rlsub.algos.base",
     "train": "rlsub.experiment.trial",
+    "evaluate_policy_file": "rlsub.algos.evaluate",
     "run_trial": "rlsub.experiment.trial",
     "TrialRecord": "rlsub.experiment.record",
     "Store": "rlsub.experiment.store",

@@ -23,7 +23,7 @@ def test_bad_inputs_one_line_nonzero(cli):
         (["info", "--network", "mlp", "--projection", "dense", "--d", "100000"], "exceeds D=562"),
         (
             ["info", "--network", "mlp", "--projection", "gauss", "--d", "3"],
-            "unknown projection kind 'gauss'",
+            "--projection: invalid choice: 'gauss'",
         ),
         (
             ["info", "--network", "es_pong", "--projection", "dense", "--d", "6000"],
@@ -35,3 +35,43 @@ def test_bad_inputs_one_line_nonzero(cli):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_info_reads_no_data(cli, tmp_path):
+    """`rlsub info mnist_fc` with an empty data folder, an empty cache and no network (a
+    proxy on a closed port): D from the network, nothing downloaded."""
+    import os
+    import subprocess
+    import sys
+
+    empty, cache = tmp_path / "data", tmp_path / "cache"
+    empty.mkdir()
+    env = {
+        **os.environ,
+        "RLSUB_DATA_DIR": str(empty),
+        "RLSUB_CACHE": str(cache),
+        "http_proxy": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlsub", "info", "mnist_fc"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "D 199,210" in proc.stdout and "task        mnist" in proc.stdout
+    env.pop("RLSUB_DATA_DIR")
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlsub", "info", "cifar10_lenet", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["D"] == 62_006
+    assert list(empty.iterdir()) == [] and not cache.exists()

@@ -266,6 +266,35 @@ def test_download_404_is_one_clear_error(server, tmp_path):
     assert list((tmp_path / "cache" / "cifar10").iterdir()) == []
 
 
+def test_offline_error_names_the_data_folder_settings(tmp_path):
+    """No network (a closed port): the one error line says where the files may come from."""
+    rf = RemoteFile("cifar-10-python.tar.gz", "0" * 32, ("http://127.0.0.1:9/cifar.tar.gz",))
+    with pytest.raises(RlsubError) as err:
+        load_dataset("cifar10", files={"archive": rf}, progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg and "download failed" in msg
+    for needle in ("RLSUB_DATA_DIR", "dataset.data_dir", "$RLSUB_CACHE", str(tmp_path / "cache")):
+        assert needle in msg, msg
+
+
+def test_missing_file_in_data_dir_names_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLSUB_DATA_DIR", str(tmp_path / "empty"))
+    with pytest.raises(RlsubError, match=r"unset RLSUB_DATA_DIR to use the download cache"):
+        load_dataset("mnist", progress=False)
+
+
+def test_shape_only_matches_the_real_dataset():
+    """The stand-in `rlsub info` sizes networks with has the loaders' shapes."""
+    real = datasets.load_digits()
+    stub = datasets.shape_only("digits")
+    assert stub.input_shape == real.input_shape and stub.n_classes == real.n_classes
+    assert stub.x_train.shape[1:] == real.x_train.shape[1:]
+    assert datasets.shape_only("mnist").input_shape == (1, 28, 28)
+    assert datasets.shape_only("cifar10", "shuffled_pixels").input_dim == 3072
+    with pytest.raises(RlsubError, match="unknown dataset 'svhn'"):
+        datasets.shape_only("svhn")
+
+
 def test_corrupt_cached_file_is_reported(server, tmp_path):
     base, root = server
     files = _served(write_mnist(root), base)

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,16 @@ def test_es_on_ray_equals_local_on_cartpole(ray_local):
     big = with_overrides(cfg, train={**train, "backend": "ray", "workers": 3, "obs_norm": False})
     with pytest.raises(RlsubError, match="workers=3 needs 3 CPUs"):
         run_trial(big, 3, seed=0, progress=False, catch=False)
+
+
+def test_progress_bar_moves_with_generations(tmp_path, capsys):
+    """The bar reads g/generations at each evaluation line (it used to lag behind)."""
+    data = {k: v for k, v in load_experiment("cartpole_es").to_dict().items() if k != "train"}
+    train = {"generations": 4, "population": 8, "eval_every": 2, "stop_when_solved": False}
+    cfg = experiment_from_dict({**data, "train": train})
+    run_trial(cfg, 2, seed=0, policy_dir=tmp_path, progress=True)
+    err = capsys.readouterr().err
+    counts = [int(n) for n in re.findall(r"\| *(\d+)/4 ", err)]
+    assert counts and counts == sorted(counts) and counts[-1] == 4, err[-2000:]
+    after = err.split("generation 2:", 1)[1].split("generation 4:", 1)[0]
+    assert re.search(r"\| *2/4 ", after), err[-2000:]  # redrawn after the line: 2 of 4

@@ -294,8 +294,7 @@ def test_the_budget_curve_reads_each_trials_accuracy_after_k_epochs() -> None:
 def test_ratios_come_from_the_two_rows_posterior_draws() -> None:
     """posterior_draws gives back the draws behind a headline (same median); the ratio of
     two rows is the ratio of their draws: a row twice as hard reads about 2 [lo, hi]."""
-    from rlsub.analysis.estimate import posterior_draws
-    from rlsub.analysis.ratios import ratio
+    from rlsub.analysis.ratios import posterior_draws, ratio
 
     def group(cross: float) -> dict:
         recs = [rec("direct", s, 100.0 + s) for s in range(3)]

@@ -95,3 +95,76 @@ def test_bad_import_path_in_a_config_is_one_line(tmp_path: Path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "has no 'nothing'" in lines[0], proc.stderr
+
+
+PG_HYPER = {
+    "ppo": {"n_steps": 64, "batch_size": 64},
+    "dqn": {"learning_starts": 64, "buffer_size": 1000, "train_freq": 4},
+}
+
+
+@pytest.mark.parametrize(("algo", "parts"), [("ppo", "actor"), ("dqn", "all")])
+def test_user_network_as_sb3_policy_trains_and_replays(tmp_path: Path, algo: str, parts: str):
+    """A user's nn.Module (by import path) is SB3's actor / Q-network in a subspace: the
+    compact policy file replays with `rlsub eval`, and `rlsub info` knows its D."""
+    train = {"total_timesteps": 256, "n_envs": 2, "eval_freq": 0, "parts": parts}
+    cfg = _config(
+        tmp_path,
+        algorithm=algo,
+        network={"name": "user_plugins:tiny_policy", "kwargs": {"hidden": 6}},
+        subspace={"rest": "direct"},
+        train={**train, "hyperparams": PG_HYPER[algo]},
+    )
+    proc = _rlsub("train", str(cfg), "--d", "5", "--json", "--out", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rec = json.loads(proc.stdout)
+    D_actor = 4 * 6 + 6 + 6 * 2 + 2
+    assert rec["status"] == "done" and rec["D"] == D_actor and rec["d"] == 5
+    assert rec["policy_path"].endswith(".pt")  # the compact file: seeds, d and z
+    assert rec["info"]["trained_directly"] == (4 * 64 + 64 + 64 * 64 + 64 + 64 + 1) * (
+        algo == "ppo"
+    )  # PPO's critic (SB3's 64-64 MLP and value head) trains directly beside z
+    replay = _rlsub("eval", rec["policy_path"], "--episodes", "2", "--json", cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr[-2000:]
+    out = json.loads(replay.stdout)
+    assert out["D"] == D_actor and out["d"] == 5 and out["eval_mean"] >= 8
+    info = _rlsub("info", str(cfg), "--json", cwd=tmp_path)
+    assert info.returncode == 0 and json.loads(info.stdout)["D"] == D_actor, info.stderr
+
+
+def test_user_network_whole_actor_critic_in_the_subspace(tmp_path: Path, monkeypatch):
+    """parts: all puts the user's actor and SB3's critic in one subspace; the SB3 zip replays."""
+    from rlsub.algos.evaluate import evaluate_policy_file
+    from rlsub.experiment.trial import train
+
+    monkeypatch.syspath_prepend(str(HERE))
+    cfg = {
+        "name": "user_ppo_all",
+        "env": "CartPole-v1",
+        "algorithm": "a2c",
+        "network": {"name": "user_plugins:tiny_policy", "kwargs": {"hidden": 6}},
+        "train": {"total_timesteps": 128, "n_envs": 2, "eval_freq": 0, "parts": "all",
+                  "critic_hidden": [8], "hyperparams": {"n_steps": 8}},
+    }  # fmt: skip
+    rec = train(cfg, d=7, seed=0, policy_dir=str(tmp_path))
+    assert rec.status == "done", rec.reason
+    assert rec.D == (4 * 6 + 6 + 6 * 2 + 2) + (4 * 8 + 8 + 8 + 1) and rec.d == 7
+    assert rec.info["trained_directly"] == 0 and rec.policy_path.endswith(".zip")
+    replay = evaluate_policy_file(rec.policy_path, 2)
+    assert replay["D"] == rec.D and replay["episodes"] == 2
+
+
+def test_user_network_of_the_wrong_size_is_one_line(tmp_path: Path):
+    cfg = _config(
+        tmp_path,
+        algorithm="ppo",
+        network={"name": "user_plugins:tiny_policy", "kwargs": {"out_dim": 3}},
+        train={"total_timesteps": 64, "n_envs": 1, "hyperparams": {"n_steps": 64}},
+    )
+    proc = _rlsub("train", str(cfg), "--d", "2", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [
+        "rlsub: error: network 'user_plugins:tiny_policy' outputs (3,) per observation; "
+        "as the actor (logits or action mean) it must give (2,)"
+    ], proc.stderr

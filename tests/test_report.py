@@ -17,7 +17,7 @@ from rlsub.analysis import paper
 from rlsub.analysis.estimate import estimate_all
 from rlsub.analysis.figures import comparisons, curves_figure, difficulty_figure, width_figure
 from rlsub.analysis.report import load_records, report, width_series
-from rlsub.analysis.tables import COLUMNS, build_rows
+from rlsub.analysis.rows import COLUMNS, build_rows
 from rlsub.cli.main import main
 from rlsub.core.config import experiment_from_dict
 from rlsub.core.errors import RlsubError
@@ -76,8 +76,10 @@ def test_report_files_and_columns(stores: list[Path], tmp_path: Path) -> None:
     assert row["trained_directly"] == 0 and row["failed"] == 0
     assert "fake" in row["label"] and row["d_int90_line"]
     md = (out / "difficulty.md").read_text()
-    for col in ("row", "D/d_int90", "d_int90 [90% CI]", "grid d_int90", "trained directly"):
+    for col in ("row", "D/d_int90", "d_int90 [90% CI]", "grid d_int90", "params outside the"):
         assert col in md
+    lines = next(n for n in md.splitlines() if n.startswith("- Lines"))  # which row, which line
+    assert f"{row['d_int90_line']} for {row['label']}" in lines, lines
     assert "seeds (failed)" in md and "paper d_int" in md and "no reference task" in md
     assert "floor score" in md and "beyond the grid" in md
     with (out / "difficulty.csv").open() as fh:

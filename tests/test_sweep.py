@@ -6,6 +6,7 @@ import collections
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,7 +29,8 @@ from rlsub.core.config import ExperimentConfig, experiment_from_dict
 from rlsub.core.errors import RlsubError
 from rlsub.experiment.claims import Claimant
 from rlsub.experiment.store import Store, trial_key
-from rlsub.sweep.strategy import coarse_seeds, run_sweep
+from rlsub.sweep.adaptive import coarse_seeds
+from rlsub.sweep.strategy import run_sweep
 from rlsub.sweep.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -594,3 +596,18 @@ def test_refinement_never_steps_outside_the_grid(fake: None, tmp_path: Path) -> 
     out = run_sweep(cfg, tmp_path / "r.sqlite", mode="adaptive")
     ds = {p["d"] for p in out["estimate"]["curve"]}
     assert min(ds) >= 1 and max(ds) <= 64, ds
+
+
+@pytest.mark.parametrize("mode", ["grid", "adaptive"])
+def test_progress_total_is_fixed_from_the_start(
+    fake: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    """The sweep's bar shows its total from the first draw and never raises it (adaptive:
+    the most it can run, cut to what ran at the end)."""
+    summary = run_sweep(make_cfg(), tmp_path / "p.sqlite", mode=mode, progress=True)
+    totals = [int(t) for t in re.findall(r"\| *\d+/(\d+) \[", capsys.readouterr().err)]
+    ran = summary["trials"]["run"]
+    assert totals and totals[-1] == ran
+    assert set(totals[:-1]) <= {totals[0]} and totals[0] >= ran
+    if mode == "grid":
+        assert set(totals) == {30}

@@ -77,10 +77,12 @@ def train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) ->
         )
         return float(res.returns.mean()), float(res.returns.std())
 
-    bar = tqdm(range(es.generations), desc=f"CMA-ES d={sub.d}", disable=not progress, leave=False)
+    bar = tqdm(  # advanced by hand each generation: it never lags behind the log
+        total=es.generations, desc=f"CMA-ES d={sub.d}", disable=not progress, leave=False
+    )
     generations = 0
     t0 = time.perf_counter()
-    for g in bar:
+    for g in range(es.generations):
         generations = g + 1
         X = np.asarray(cmaes.ask())
         Z = torch.as_tensor(X, dtype=torch.float32)
@@ -97,7 +99,9 @@ def train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) ->
             best=f"{fitness.max():.1f}",
             useful_steps_s=f"{rate:,.0f}",
             useful=f"{env_steps / max(slot_steps, 1):.0%}",
+            refresh=False,
         )
+        bar.update(1)
         if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
             mean, _ = evaluate(torch.as_tensor(cmaes.mean, dtype=torch.float32))
             best = max(best, mean)

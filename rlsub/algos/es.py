@@ -245,9 +245,11 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         return float(res.returns.mean()), float(res.returns.std())
 
     pair_dtype = getattr(torch, es.pair_dtype)  # storage of the pairs' large deltas
-    bar = tqdm(range(es.generations), desc=f"ES d={sub.d}", disable=not progress, leave=False)
+    bar = tqdm(  # advanced by hand each generation: it never lags behind the log lines
+        total=es.generations, desc=f"ES d={sub.d}", disable=not progress, leave=False
+    )
     capped = slot_steps = 0
-    for g in bar:
+    for g in range(es.generations):
         noise_state = gen.get_state()  # Ray actors rebuild eps from it
         eps, Z = es_ask(state, es.population // 2, es.sigma, gen)
         roll_seed = int(rng.integers(2**31))
@@ -278,7 +280,9 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
             best=f"{fitness.max():.1f}",
             useful_steps_s=f"{rate:,.0f}",
             useful=f"{env_steps / max(slot_steps, 1):.0%}",
+            refresh=False,
         )
+        bar.update(1)
         if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
             mean, _ = evaluate(state.z)
             best = max(best, mean)

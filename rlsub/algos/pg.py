@@ -9,8 +9,9 @@ episodes, and hands back a `rlsub.trial.TrainResult`.
 The network in the subspace is the config's `network` (the actor: obs ->
 logits for discrete actions, obs -> action mean for continuous ones, or obs ->
 Q-values for DQN): `mlp` (hidden sizes and activation become SB3's
-``net_arch``/``activation_fn``) or `nature_cnn` (SB3's NatureCNN features +
-action head). Its init (theta0) is the rlsub network's own init from the
+``net_arch``/``activation_fn``), `nature_cnn` (SB3's NatureCNN features +
+action head), or any other network, a user's by import path, as it is
+(`rlsub.algos.pg_networks`; SB3's MLP critic is added beside it). Its init (theta0) is the rlsub network's own init from the
 trial's theta0 seed, so with ``parts: actor`` (and always for DQN) the
 returned `Subspace` is that same rlsub network with the same P and z, and
 `run_trial` writes the compact policy file (kilobytes) that replays it. With
@@ -42,6 +43,7 @@ from torch import nn
 
 from rlsub.algos.base import Trainer, TrainResult
 from rlsub.algos.pg_envs import _Curve, _eval_env, _replay_extra, evaluate, sb3_vec_env
+from rlsub.algos.pg_networks import own_policy_kwargs
 from rlsub.algos.pg_policies import (
     SubspaceActorCriticPolicy,
     SubspaceDQNPolicy,
@@ -65,7 +67,6 @@ _RESERVED = ("policy", "env", "seed", "device", "verbose", "_init_setup_model", 
 # policy_kwargs that come from the network config or the subspace settings
 _RESERVED_POLICY = ("subspace", "net_arch", "activation_fn", "features_extractor_class")
 _SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
-NETWORKS = ("mlp", "nature_cnn")
 
 
 @dataclass(frozen=True)
@@ -191,11 +192,6 @@ def build_model(
             "('actor' or 'all') instead"
         )
     net = cfg.network.name
-    if net not in NETWORKS:
-        raise RlsubError(
-            f"{cfg.source}: network {net!r} cannot be built as an SB3 policy; "
-            f"allowed for {algo}: {', '.join(NETWORKS)}"
-        )
     space = env.action_space
     discrete = isinstance(space, gym.spaces.Discrete)
     if algo == "dqn" and not discrete:
@@ -214,11 +210,14 @@ def build_model(
         policy_kwargs: dict[str, Any] = {"activation_fn": ACTIVATIONS[activation]}
         critic = hidden if pgc.critic_hidden is None else list(pgc.critic_hidden)
         policy_kwargs["net_arch"] = hidden if algo == "dqn" else {"pi": hidden, "vf": critic}
-    else:
+    elif net == "nature_cnn":
         net_kwargs = dict(cfg.network.kwargs)
         policy_kwargs = {"features_extractor_class": NatureCNN, "net_arch": []}
         if algo != "dqn":
             policy_kwargs["net_arch"] = {"pi": [], "vf": []}
+    else:  # any other network is the actor / Q-network as it is (rlsub.algos.pg_networks)
+        net_kwargs = dict(cfg.network.kwargs)
+        policy_kwargs = own_policy_kwargs(algo, pgc.critic_hidden)
     seeds = _seeds(cfg, seed)
     sub = subspace_kwargs(
         d,

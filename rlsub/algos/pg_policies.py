@@ -4,6 +4,8 @@
                                 P: (D, d) random projection (rebuilt from projection_seed)
                                 z: (d,) the only trained vector of the subspace, starts at 0
 
+The network is SB3's own `mlp` / `nature_cnn`, or any other network as it is
+(a user's `nn.Module` by import path: `rlsub.algos.pg_networks`).
 Both classes plug into SB3 through its documented extension points: pass them
 as the `policy` of PPO / A2C (`SubspaceActorCriticPolicy`) or DQN
 (`SubspaceDQNPolicy`) and configure them with ``policy_kwargs={"subspace":
@@ -54,6 +56,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import Tensor, nn
 
+from rlsub.algos.pg_networks import is_own, own_actor_critic, own_q_net
 from rlsub.algos.step_size import resolve_z_lr_scale
 from rlsub.core.errors import RlsubError
 from rlsub.core.projection import DEFAULT_DENSE_LIMIT_GIB
@@ -265,9 +268,16 @@ class SubspaceActorCriticPolicy(ActorCriticPolicy):
         with _seeded(self.subspace_cfg["theta0_seed"]):
             super().__init__(*args, **kwargs)
 
+    def _build_mlp_extractor(self) -> None:
+        super()._build_mlp_extractor()
+        if is_own(self.subspace_cfg["network"]):  # the network itself is the actor
+            own_actor_critic(self)
+
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)  # SB3 networks and init; its optimizer is replaced below
         cfg = self.subspace_cfg
+        if is_own(cfg["network"]):  # its outputs are the logits / the mean already
+            self.action_net = nn.Identity()
         fe = "features_extractor" if self.share_features_extractor else "pi_features_extractor"
         actor = _with_params(
             {
@@ -333,6 +343,8 @@ class SubspaceQNetwork(QNetwork):
     def __init__(self, *args: Any, subspace: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.subspace_cfg = check_subspace_kwargs(subspace)
+        if is_own(self.subspace_cfg["network"]):
+            own_q_net(self)
         modules = _with_params({"features_extractor": self.features_extractor, "q_net": self.q_net})
         _copy_reference_init(modules, self.subspace_cfg)
         cfg = self.subspace_cfg

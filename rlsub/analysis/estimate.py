@@ -60,7 +60,6 @@ Imports: experiment (records), envs and data (floors), core.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -68,6 +67,14 @@ from typing import Any
 
 import numpy as np
 
+from rlsub.analysis.curve import (
+    CurvePoint,
+    crossing_indices,
+    curve_points,
+    finished_ok,
+    interpolate,
+    score_of,
+)
 from rlsub.analysis.interval import DRAWS, LEVEL, METHOD, crossing_interval
 from rlsub.data.datasets import chance_accuracy
 from rlsub.envs.spec import load_env_spec
@@ -75,18 +82,6 @@ from rlsub.experiment.record import TrialRecord
 
 RULES = ("stays_above", "original")
 INTERVAL_METHOD = METHOD  # how `interpolated_interval` is computed, in words (footnotes)
-
-
-@dataclass
-class CurvePoint:
-    """Scores at one d: finished trials' scores, and failed ones at the floor score."""
-
-    d: int
-    mean: float
-    std: float
-    n: int
-    failed: int
-    scores: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -114,88 +109,6 @@ class Estimate:
     collapse: int | None = None  # the largest d, below the line after a d above it: left out
     line_floor: float = 0.0  # the line's floor (random score; 0 for supervised), for redraws
     score_floor: float = 0.0  # what failed trials count as, the bottom of the scale
-
-
-def curve_points(
-    records: Iterable[TrialRecord], score: str = "final", floor: float | None = None
-) -> list[CurvePoint]:
-    """Mean score per d over the subspace (non-direct) records, sorted by d.
-
-    Failed or diverged trials enter with `floor` (and are counted in `failed`); with
-    floor None they are left out (only for callers that handle failures themselves).
-    """
-    by_d: dict[int, list[TrialRecord]] = defaultdict(list)
-    for r in records:
-        if not r.direct:
-            by_d[int(r.d)].append(r)
-    out = []
-    for d in sorted(by_d):
-        ok = [_score(r, score) for r in by_d[d] if _ok(r, score)]
-        failed = len(by_d[d]) - len(ok)
-        scores = ok + ([float(floor)] * failed if floor is not None else [])
-        arr = np.asarray(scores, dtype=float)
-        out.append(
-            CurvePoint(
-                d=d,
-                mean=float(arr.mean()) if len(arr) else float("nan"),
-                std=float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
-                n=len(arr),
-                failed=failed,
-                scores=scores,
-            )
-        )
-    return out
-
-
-def _score(r: TrialRecord, score: str) -> float:
-    return float(r.best_eval_mean if score == "best" else r.final_eval_mean)
-
-
-def _ok(r: TrialRecord, score: str) -> bool:
-    return r.status == "done" and math.isfinite(_score(r, score))
-
-
-def crossing_indices(
-    means: np.ndarray, targets: np.ndarray, rule: str = "stays_above"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Crossing index per row of `means` (B, n) against `targets` (B,); -1 when not reached.
-
-    Returns (d_int index by `rule`, first-crossing index by the same comparison).
-    """
-    strict = rule == "original"
-    above = means > targets[:, None] if strict else means >= targets[:, None]
-    n = above.shape[1]
-    any_above = above.any(axis=1)
-    first = np.where(any_above, above.argmax(axis=1), -1)
-    if rule == "original":
-        return first, first
-    stays = np.flip(np.logical_and.accumulate(np.flip(above, axis=1), axis=1), axis=1)
-    count = stays.sum(axis=1)
-    idx = np.where(count > 0, n - count, -1)
-    return idx, first
-
-
-def interpolate(ds: np.ndarray, means: np.ndarray, targets: np.ndarray, idx: np.ndarray) -> Any:
-    """Crossing on log d: linear between (d[i-1], m[i-1]) and (d[i], m[i]) for i = idx.
-
-    idx == 0 gives d[0] (an upper bound); idx == -1 gives inf (not reached).
-    """
-    B = means.shape[0]
-    out = np.full(B, np.inf)
-    log_d = np.log(ds.astype(float))
-    rows = np.arange(B)
-    at_min = idx == 0
-    out[at_min] = ds[0]
-    inner = idx > 0
-    if inner.any():
-        i = idx[inner]
-        r = rows[inner]
-        m_lo, m_hi = means[r, i - 1], means[r, i]
-        span = m_hi - m_lo
-        frac = np.where(span > 0, (targets[r] - m_lo) / np.where(span > 0, span, 1.0), 1.0)
-        frac = np.clip(frac, 0.0, 1.0)
-        out[inner] = np.exp(log_d[i - 1] + frac * (log_d[i] - log_d[i - 1]))
-    return out
 
 
 def estimate(
@@ -297,28 +210,6 @@ def estimate(
     return est
 
 
-def posterior_draws(g: dict[str, Any], kind: str, draws: int = DRAWS) -> np.ndarray | None:
-    """The posterior draws behind `g[kind]`'s headline and interval (an `estimate_group`
-    result), drawn again from its curve: the crossing d of every draw, inf where the
-    curve never crosses within the grid's reach. None where there is no estimate."""
-    e = g.get(kind)
-    if not e or e.get("interpolated_interval") is None:
-        return None
-    pts = [c for c in g["curve"] if c["n"] > 0 and c["d"] != e.get("collapse")]
-    with_base = kind == "d_int90" and bool(g.get("baseline_scores"))
-    c = crossing_interval(
-        [p["d"] for p in pts],
-        [p["scores"] for p in pts],
-        floor=e["score_floor"],
-        target=e["target"],
-        baseline_scores=g["baseline_scores"] if with_base else None,
-        threshold=g["threshold"] if with_base else None,
-        line_floor=e["line_floor"],
-        draws=draws,
-    )
-    return None if c.draws is None else np.asarray(c.draws)
-
-
 def _list(ds: list[int]) -> str:
     return ", ".join(str(d) for d in ds)
 
@@ -353,7 +244,7 @@ def config_floor(cfg: dict[str, Any]) -> float | None:
     if not env:
         return None
     try:
-        return load_env_spec(str(env), cfg.get("env_variant")).random_score
+        return load_env_spec(env, cfg.get("env_variant")).random_score
     except Exception:  # a user's or missing spec: no floor known
         return None
 
@@ -392,9 +283,9 @@ def estimate_group(
             f"{measured.get('episodes')} episodes of random actions"
         )
     if known_floor is None:
-        seen = [_score(r, score) for r in records if _ok(r, score)]
+        seen = [score_of(r, score) for r in records if finished_ok(r, score)]
         floor_used = min(seen) if seen else 0.0
-        if any(not _ok(r, score) for r in records):
+        if any(not finished_ok(r, score) for r in records):
             notes.append(
                 f"no floor score known for {ref.task}: failed trials count as the lowest "
                 f"score observed ({floor_used:.4g})"
@@ -402,7 +293,7 @@ def estimate_group(
     else:
         floor_used = float(known_floor)
     points = curve_points(sub, score, floor_used)
-    base_ok = [_score(r, score) for r in base if _ok(r, score)]
+    base_ok = [score_of(r, score) for r in base if finished_ok(r, score)]
     base_scores = base_ok + [floor_used] * (len(base) - len(base_ok))
     solved = [r.solved_score for r in records if r.solved_score is not None]
     out: dict[str, Any] = {
@@ -421,7 +312,7 @@ def estimate_group(
         "floor_known": known_floor is not None,
         "seeds": sorted({r.seed for r in sub}),
         "trials": len(records),
-        "failed": sum(1 for r in records if not _ok(r, score)),
+        "failed": sum(1 for r in records if not finished_ok(r, score)),
         "baseline": {
             "mean": float(np.mean(base_scores)) if base_scores else None,
             "std": float(np.std(base_scores, ddof=1)) if len(base_scores) > 1 else None,

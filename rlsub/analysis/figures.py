@@ -11,7 +11,7 @@ import textwrap
 from collections import defaultdict
 from typing import Any
 
-from rlsub.analysis.tables import PG_ALGORITHMS
+from rlsub.analysis.rows import PG_ALGORITHMS
 from rlsub.core.errors import RlsubError
 
 FORMATS = ("png", "pdf")

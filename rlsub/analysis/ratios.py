@@ -4,7 +4,7 @@ another, from the two rows' posterior draws.
 "The inverted pendulum is about 100 times easier than MNIST" (Li et al. 2018) compares
 InvertedPendulum's d_int100 (4) with MNIST FC's d_int90 (750; LeNet 290). Here every
 such ratio is ``d_int of the reference row / d_int of the row``, computed draw by draw
-from the two posteriors (`estimate.posterior_draws`; the second row's draws shuffled so
+from the two posteriors (`posterior_draws`; the second row's draws shuffled so
 that the two are independent), with the median and the central 90 % of the ratios.
 A row whose draws never cross within its grid gives an open end ("beyond").
 
@@ -20,14 +20,35 @@ from typing import Any
 
 import numpy as np
 
-from rlsub.analysis.estimate import posterior_draws
-from rlsub.analysis.interval import LEVEL
+from rlsub.analysis.interval import DRAWS, LEVEL, crossing_interval
 
 # the paper's own ratios, by (reference task, row task): its d_int values and their kinds
 PAPER_CLAIMS: dict[tuple[str, str], tuple[str, float, str, float]] = {
     ("mnist", "inverted_pendulum"): ("d_int90", 750.0, "d_int100", 4.0),
     ("mnist", "pong"): ("d_int90", 750.0, "d_int100", 6000.0),
 }
+
+
+def posterior_draws(g: dict[str, Any], kind: str, draws: int = DRAWS) -> np.ndarray | None:
+    """The posterior draws behind `g[kind]`'s headline and interval (an `estimate_group`
+    result), drawn again from its curve: the crossing d of every draw, inf where the
+    curve never crosses within the grid's reach. None where there is no estimate."""
+    e = g.get(kind)
+    if not e or e.get("interpolated_interval") is None:
+        return None
+    pts = [c for c in g["curve"] if c["n"] > 0 and c["d"] != e.get("collapse")]
+    with_base = kind == "d_int90" and bool(g.get("baseline_scores"))
+    c = crossing_interval(
+        [p["d"] for p in pts],
+        [p["scores"] for p in pts],
+        floor=e["score_floor"],
+        target=e["target"],
+        baseline_scores=g["baseline_scores"] if with_base else None,
+        threshold=g["threshold"] if with_base else None,
+        line_floor=e["line_floor"],
+        draws=draws,
+    )
+    return None if c.draws is None else np.asarray(c.draws)
 
 
 def ratio(

@@ -37,14 +37,8 @@ from rlsub.analysis.figures import (
     width_figure,
 )
 from rlsub.analysis.ratios import difficulty_ratios, ratios_markdown
-from rlsub.analysis.tables import (
-    build_rows,
-    csv_table,
-    latex_table,
-    markdown_table,
-    paper_rows,
-    reference_group,
-)
+from rlsub.analysis.rows import build_rows, paper_rows, reference_group
+from rlsub.analysis.tables import csv_table, latex_table, markdown_table
 from rlsub.core.errors import RlsubError
 from rlsub.experiment.record import TrialRecord
 

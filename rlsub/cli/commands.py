@@ -26,11 +26,12 @@ from rlsub.sweep.suite import format_plan, load_suite, plan
 
 
 def config_info(args: argparse.Namespace) -> None:
-    """`rlsub info CONFIG`: what a config measures, its network's D and its sweep plan."""
+    """`rlsub info CONFIG`: what a config measures, its network's D and its sweep plan
+    (no data read or downloaded: D comes from the dataset's known input shape)."""
     from rlsub.sweep.validate import network_D
 
     cfg = load_experiment(args.config)
-    D = network_D(cfg)
+    D = network_D(cfg, data=False)
     sw = cfg.sweep
     result = {
         "config": str(cfg.source),
@@ -73,7 +74,10 @@ def cmd_info(args: argparse.Namespace) -> None:
         config_info(args)
         return
     if args.network is None or args.d is None:
-        raise RlsubError("info: give a config (rlsub info cartpole_es) or --network NAME --d N")
+        raise RlsubError(
+            "info: give a config (rlsub info cartpole_es), nothing (the bundled configs) "
+            "or --network NAME --d N"
+        )
     net = build_network(args.network, INFO_DEFAULTS.get(args.network))
     D = count_parameters(net)
     d = D if args.d == "direct" else args.d

@@ -117,7 +117,11 @@ class ExperimentConfig:
         f"training algorithm: {', '.join(TRAINERS.names())}, or an import path 'pkg.module:TRAINER'"
     )
     network: NetworkConfig = doc("network to reparameterise")
-    env: str | None = doc("RL env spec: a name in envs/ or a path to a YAML spec", default=None)
+    env: str | dict[str, Any] | None = doc(
+        "RL env spec: a name in envs/, a gymnasium id, a path to a YAML spec, an import "
+        "path, or an inline mapping of the spec's fields ({id: Acrobot-v1, solved_score: ...})",
+        default=None,
+    )
     env_variant: str | None = doc("a variant of the env spec (e.g. v0 for CartPole)", default=None)
     dataset: DatasetConfig | None = doc("supervised dataset", default=None)
     subspace: SubspaceConfig = doc("projection settings", default_factory=SubspaceConfig)
@@ -137,7 +141,7 @@ class ExperimentConfig:
         if self.dataset is not None:
             v = "" if self.dataset.variant == "standard" else f"-{self.dataset.variant}"
             return f"{self.dataset.name}{v}"
-        return f"{self.env}" + (f"-{self.env_variant}" if self.env_variant else "")
+        return env_label(self.env) + (f"-{self.env_variant}" if self.env_variant else "")
 
     def to_dict(self) -> dict[str, Any]:
         out = to_dict(self)
@@ -154,6 +158,24 @@ class ExperimentConfig:
             data["train"].pop("device", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def env_label(env: str | dict[str, Any] | None) -> str:
+    """An env's short name for tables: an inline spec's name (else its id), a YAML
+    spec's `name` (else the file's stem), or the name or id as given."""
+    if isinstance(env, dict):
+        return str(env.get("name") or env.get("id"))
+    if env is None:
+        return "None"
+    path = Path(env)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        try:
+            data = read_yaml(path)
+        except ConfigError:
+            data = None
+        name = data.get("name") if isinstance(data, dict) else None
+        return str(name) if isinstance(name, str) and name else path.stem
+    return env
 
 
 def algorithm_config_class(name: str) -> type:
@@ -187,6 +209,11 @@ def experiment_from_dict(data: Any, where: str = "config") -> ExperimentConfig:
         raise ConfigError(f"{where}: algorithm {algo!r} needs an 'env'")
     if cfg.env is not None and cfg.dataset is not None:
         raise ConfigError(f"{where}: give either 'env' or 'dataset', not both")
+    if isinstance(cfg.env, dict) and not isinstance(cfg.env.get("id"), str):
+        raise ConfigError(
+            f"{where}: env: an inline env spec needs 'id' (a gymnasium id); "
+            "its other keys are those of an env spec file (see rlsub configs)"
+        )
     return dataclasses.replace(cfg, train=train)
 
 

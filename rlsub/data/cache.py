@@ -141,9 +141,17 @@ def locate(
                 return _verify(candidate, rf)
         raise RlsubError(
             f"{dataset}: {rf.filename} not found in {root} or {root / dataset} "
-            f"(from {origin}); put the canonical file there or unset it to download"
+            f"(from {origin}); put the canonical file there, or unset {origin} to use the "
+            f"download cache {cache_dir() / dataset} ($RLSUB_CACHE)"
         )
     dest = cache_dir() / dataset / rf.filename
     if not dest.is_file():
-        download(rf, dest, progress)
+        try:
+            download(rf, dest, progress)
+        except RlsubError as exc:  # offline, most often: say where the files may come from
+            raise RlsubError(
+                f"{dataset}: {rf.filename} is not in the cache {dest.parent} ($RLSUB_CACHE) "
+                f"and {exc}; offline, put the file there or in a folder named by "
+                "RLSUB_DATA_DIR or the config's dataset.data_dir"
+            ) from None
     return _verify(dest, rf)

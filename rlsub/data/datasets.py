@@ -243,6 +243,18 @@ def shuffle_labels(ds: Dataset, seed: int = VARIANT_SEED) -> Dataset:
 
 
 N_CLASSES = {"digits": 10, "mnist": 10, "cifar10": 10}
+INPUT_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+def shape_only(name: str, variant: str = "standard") -> Dataset:
+    """A stand-in for dataset `name` with its real input shape and classes but two
+    zero images per split: enough to build and check a network (its D) without
+    reading or downloading any file (`rlsub info`)."""
+    if name not in NAMES:
+        raise RlsubError(f"unknown dataset {name!r}; allowed: {', '.join(NAMES)}")
+    shape = INPUT_SHAPES[name]
+    x, y = torch.zeros(2, *shape), torch.zeros(2, dtype=torch.int64)
+    return Dataset(name, variant, x, y, x, y, shape, N_CLASSES[name])
 
 
 def chance_accuracy(name: str) -> float | None:

@@ -64,11 +64,40 @@ class EnvSpec:
         check(self.eval_episodes > 0, f"eval_episodes must be > 0, got {self.eval_episodes}")
 
 
-def load_env_spec(name_or_path: str, variant: str | None = None) -> EnvSpec:
+def inline_spec(data: dict[str, Any], where: str | None = None) -> EnvSpec:
+    """An env spec written inline in a config (`env: {id: Acrobot-v1, random_score: ...}`),
+    checked against `EnvSpec` as a spec file is. Its name defaults to the id; fields it
+    leaves out come from gymnasium's registration of the id where there is one
+    (`gymnasium_spec`: episode cap, solved score), else from `EnvSpec`'s defaults.
+    `where` names the config in errors (`check_config_env`)."""
+    env_id = data.get("id")
+    label = env_id if isinstance(env_id, str) else repr(data)
+    where = f"{where} (inline spec {label})" if where else f"inline env spec {label}"
+    if not isinstance(env_id, str):
+        raise ConfigError(f"{where}: needs 'id' (a gymnasium id)")
+    base: dict[str, Any] = {}
+    if env_id in gym.envs.registry:
+        base = dataclasses.asdict(gymnasium_spec(env_id))
+        base.pop("variant")
+    return from_mapping(EnvSpec, {**base, "name": data.get("name") or env_id, **data}, where)
+
+
+def check_config_env(env: Any, where: str) -> None:
+    """A config's inline env spec checked now, its errors naming the config (`where`:
+    the config's source); names and paths are checked where they are loaded."""
+    if isinstance(env, dict):
+        inline_spec(env, f"{where}: env")
+
+
+def load_env_spec(name_or_path: str | dict[str, Any], variant: str | None = None) -> EnvSpec:
     """An env spec with an optional variant applied: a name registered in
     `rlsub.core.registry.ENV_SPECS` (the bundled envs/NAME.yaml), a path to a YAML spec,
     an import path "pkg.module:attr" to an EnvSpec, a mapping, or a function returning
-    either, or any registered gymnasium id (`gymnasium_spec`)."""
+    either, or any registered gymnasium id (`gymnasium_spec`); or an inline mapping
+    (`inline_spec`)."""
+    if isinstance(name_or_path, dict):
+        spec = inline_spec(name_or_path)
+        return _variant(spec, variant, Path(f"inline env spec {spec.id}"))
     path = Path(name_or_path)
     entry = ENV_SPECS._entries.get(name_or_path)
     if (
@@ -95,6 +124,11 @@ def load_env_spec(name_or_path: str, variant: str | None = None) -> EnvSpec:
                 f"unknown env {name_or_path!r}: no spec at {path} and no gymnasium id of that "
                 f"name; known specs: {known}"
             )
+    return _variant(spec, variant, path)
+
+
+def _variant(spec: EnvSpec, variant: str | None, path: Path) -> EnvSpec:
+    """`spec` with its variant `variant` applied (None: as it is), its requirements checked."""
     if variant is not None:
         if variant not in spec.variants:
             raise ConfigError(

@@ -32,19 +32,18 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rlsub.core.errors import RlsubError
 from rlsub.experiment import claims
+from rlsub.experiment import floors as kept_floors
 from rlsub.experiment.claims import Claimant, ClaimResult, TrialKey
 from rlsub.experiment.record import TrialRecord
 
 SCHEMA_VERSION = 2  # 2: claims (claim, heartbeat, lease_s); 1 is read, and upgraded on write
 APPLICATION_ID = 0x524C5342  # "RLSB", stored in the SQLite header
 SQLITE_MAGIC = b"SQLite format 3\x00"
-STATUSES = ("running", "done", "failed")
 
 # (column, SQL type); JSON columns hold lists or mappings as text
 _COLUMNS: list[tuple[str, str]] = [
@@ -93,9 +92,6 @@ _SCHEMA = [
     + ", PRIMARY KEY (config_hash, d, direct, seed))",
     "CREATE INDEX trials_status ON trials (config_hash, status)",
 ]
-
-
-FLOOR_KEY = "floor:"  # meta rows "floor:CONFIG_HASH": a measured random score (JSON)
 
 
 def default_path(name: str, root: str | Path = "runs") -> Path:
@@ -390,36 +386,14 @@ class Store:
                 wall_s=float(row["wall_s"] or 0.0),
             )
             out.append(TrialRecord(**f))
-        floors = self.floors()
-        for rec in out:  # a floor the sweep measured travels with the records it is for
-            if rec.config_hash in floors:
-                rec.info = {**rec.info, "measured_floor": floors[rec.config_hash]}
-        return out
-
-    def __iter__(self) -> Iterator[TrialRecord]:
-        return iter(self.records())
+        return kept_floors.attach(out, kept_floors.read(self.conn))
 
     # ----------------------------------------------------- measured floors
     def put_floor(self, config_hash: str, floor: dict[str, Any]) -> None:
         """Keep a measured floor score (a random policy's returns) with the results."""
         self._writable()
-        with self.conn:
-            self.conn.execute(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                (f"{FLOOR_KEY}{config_hash}", json.dumps(floor)),
-            )
+        kept_floors.put(self.conn, config_hash, floor)
 
     def floors(self) -> dict[str, dict[str, Any]]:
         """Measured floors by config hash (`put_floor`); plain JSON, nothing imported."""
-        rows = self.conn.execute(
-            "SELECT key, value FROM meta WHERE key LIKE ?", (f"{FLOOR_KEY}%",)
-        ).fetchall()
-        out = {}
-        for key, value in rows:
-            try:
-                floor = json.loads(value)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(floor, dict) and isinstance(floor.get("mean"), int | float):
-                out[key[len(FLOOR_KEY) :]] = floor
-        return out
+        return kept_floors.read(self.conn)

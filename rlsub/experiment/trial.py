@@ -12,6 +12,7 @@ revision and package versions. A trial is identified by (config hash, d, seed).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import time
@@ -23,6 +24,7 @@ from rlsub.algos.base import TrainResult
 from rlsub.core.config import ExperimentConfig, experiment_from_dict, load_experiment
 from rlsub.core.errors import RlsubError
 from rlsub.core.registry import TRAINERS
+from rlsub.envs.spec import check_config_env
 from rlsub.experiment.record import TrialRecord, git_revision, versions
 
 
@@ -101,6 +103,7 @@ def run_trial(
     catch: bool = True,
 ) -> TrialRecord:
     """Train and evaluate one trial; failures become records (status 'failed') when `catch`."""
+    check_config_env(cfg.env, cfg.source)
     rec = _new_record(cfg, d, seed)
     trainer = trainer_for(cfg.algorithm)
     t0 = time.perf_counter()
@@ -163,8 +166,9 @@ def train(
     'failed' and its reason. `policy_dir`: where to write the compact policy file."""
     if isinstance(config, ExperimentConfig):
         cfg = config
-    elif isinstance(config, dict):
-        cfg = experiment_from_dict(config, str(config.get("name", "config")))
+    elif isinstance(config, dict):  # errors name it: "config 'my_ppo': train.lr: ..."
+        where = f"config {config.get('name', '?')!r}"
+        cfg = dataclasses.replace(experiment_from_dict(config, where), source=where)
     else:
         cfg = load_experiment(config)
     return run_trial(cfg, d, seed, policy_dir=policy_dir, progress=progress)

@@ -6,16 +6,8 @@
 - The direct baseline (all D parameters, every seed) runs first when the
   config's ``sweep.baseline`` is true.
 - **grid**: every (d, seed) of ``sweep.d_grid x sweep.seeds``.
-- **adaptive**: bisection over the grid (log-spaced grids make it bisection
-  on log d) for each target the records make available: ``threshold x
-  baseline mean`` (d_int90) and the env's solved score (d_int100). A d is
-  first tried with `coarse_seeds` seeds; when its mean is near the target
-  (within `NEAR_FRACTION` = 5 % of it, or two standard errors) every seed runs.
-  Bisection stops when the bracket is one grid step; the top of the final
-  bracket (the d_int) then runs every seed, and if that changes its decision
-  the bisection goes on (the d below it gets every seed only when near the
-  target). It assumes a monotone curve; without any target (no baseline and
-  no solved score) it falls back to the grid.
+- **adaptive**: bisection over the grid for each line, then refinement inside
+  it (`rlsub.sweep.adaptive`).
 
 Before anything is created, `rlsub.sweep.validate` checks the request, the
 env or dataset files, and every d of the grid against the network's D.
@@ -48,7 +40,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from rlsub.analysis.estimate import config_floor, estimate_group
@@ -56,16 +47,10 @@ from rlsub.core.config import ExperimentConfig
 from rlsub.experiment.claims import LEASE_S, Claimant, Heartbeat, running_state
 from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.store import Store, TrialKey, default_path, trial_key
+from rlsub.sweep import adaptive
 from rlsub.sweep.executors import WAIT, Job, make_backend
 from rlsub.sweep.floor import ensure_floor
 from rlsub.sweep.validate import validate
-
-NEAR_FRACTION = 0.05  # adaptive: a mean within 5 % of the target gets every seed
-
-
-def coarse_seeds(n_seeds: int) -> int:
-    """Adaptive: seeds tried first at a d (a third of them, at least one)."""
-    return max(1, math.ceil(n_seeds / 3))
 
 
 # ------------------------------------------------------------------ the driver
@@ -98,6 +83,7 @@ class Sweep:
         self.elsewhere = 0  # requested trials that other sweeps finished meanwhile
         self.progress = progress
         self.bar: tqdm | None = None  # opened at the first trial to run
+        self.planned, self.adaptive_total = 0, False  # the bar's total (`plan`)
         self.floor = config_floor(cfg.to_dict()) if floor is None else floor
         self.stopped: dict[str, str] = {}  # adaptive: why each refinement stopped
 
@@ -118,17 +104,15 @@ class Sweep:
                 todo.append(job)
         if not todo:
             return
-        if self.bar is None:  # drawn first with its total, so it never reads "0 trials"
+        if self.bar is None:  # drawn at the first trial to run, with the sweep's total
             self.bar = tqdm(
-                total=len(todo),
+                total=max(self.planned, len(todo)),
+                desc=self.cfg.name + (" (adaptive: at most)" if self.adaptive_total else ""),
                 unit="trial",
                 file=sys.stderr,
                 disable=not self.progress,
                 dynamic_ncols=True,
             )
-        else:
-            self.bar.total = (self.bar.total or 0) + len(todo)  # adaptive: grows as it goes
-            self.bar.refresh()
         feed = _Feed(self, todo)
         for job, out in self.backend.run(feed):
             feed.running.discard(job)
@@ -185,126 +169,36 @@ class Sweep:
         if self.cfg.sweep.baseline:
             self.run([("direct", s) for s in self.cfg.sweep.seeds])
 
+    def plan(self, mode: str) -> None:
+        """The progress bar's total, fixed before the first trial: the unfinished trials
+        of the baseline and the grid, plus (adaptive) the most the rest can add: a first
+        probe and each line's refinement budget."""
+        sw = self.cfg.sweep
+        jobs: list[Job] = [("direct", s) for s in sw.seeds] if sw.baseline else []
+        jobs += [(d, s) for d in sorted(set(sw.d_grid)) for s in sw.seeds]
+        self.planned = sum(self.key(j) not in self.records for j in jobs)
+        if mode == "adaptive":
+            self.adaptive_total = True
+            self.planned += 1 + 2 * self.budget()
+
+    def budget(self) -> int:
+        """Adaptive: the refinement's trial budget for each line."""
+        sw = self.cfg.sweep
+        return sw.max_trials or 3 * len(set(sw.d_grid)) * len(sw.seeds)
+
     def grid(self) -> None:
         self.baseline()
         self.run([(d, s) for d in sorted(set(self.cfg.sweep.d_grid)) for s in self.cfg.sweep.seeds])
 
-    def targets(self) -> list[tuple[str, float]]:
-        """The lines of the estimator (rlsub.analysis.estimate): d_int90's
-        floor + threshold x (baseline - floor) for RL (threshold x baseline for supervised
-        tasks or an unknown floor), and d_int100's solved score."""
-        out = []
-        base = self.scores("direct")
-        if base:
-            lo = 0.0 if self.cfg.supervised or self.floor is None else self.floor
-            thr = self.cfg.sweep.threshold
-            out.append(("d_int90", lo + thr * (float(np.mean(base)) - lo)))
-        solved = [r.solved_score for r in self.records.values() if r.solved_score is not None]
-        if solved:
-            out.append(("d_int100", float(max(solved))))
-        return out
-
-    def passes(self, d: int, target: float, full: bool = False) -> bool:
-        """Does the mean at d reach the target? Adds seeds when near it (or when `full`)."""
-        seeds = self.cfg.sweep.seeds
-        self.run([(d, s) for s in (seeds if full else seeds[: coarse_seeds(len(seeds))])])
-        s = self.scores(d)
-        if not full and len(s) < len(seeds) and s:
-            se = float(np.std(s, ddof=1) / math.sqrt(len(s))) if len(s) > 1 else 0.0
-            if abs(np.mean(s) - target) <= max(NEAR_FRACTION * abs(target), 2 * se):
-                self.run([(d, x) for x in seeds])
-                s = self.scores(d)
-        return bool(s) and float(np.mean(s)) >= target
-
-    def bisect(self, target: float) -> tuple[int | None, int | None]:
-        """Bracket (last d below, first d at/above) the target on the grid."""
-        grid = sorted(set(self.cfg.sweep.d_grid))
-        n = len(grid)
-        lo, hi = -1, n  # virtual ends: below the grid fails, above it passes
-        confirmed: set[int] = set()
-        for _ in range(n + 2):
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if self.passes(grid[mid], target, full=mid in confirmed):
-                    hi = mid
-                else:
-                    lo = mid
-            moved = False
-            if 0 <= hi < n and hi not in confirmed:  # d_int itself runs every seed
-                confirmed.add(hi)
-                if not self.passes(grid[hi], target, full=True):
-                    lo, hi, moved = hi, n, True
-            if not moved:
-                break
-        return (grid[lo] if lo >= 0 else None, grid[hi] if hi < n else None)
-
     def adaptive(self) -> None:
-        self.baseline()
-        if not self.targets():  # learn the solved score from a first trial
-            grid = sorted(set(self.cfg.sweep.d_grid))
-            self.run([(grid[len(grid) // 2], self.cfg.sweep.seeds[0])])
-        targets = self.targets()
-        if not targets:
-            print(
-                "rlsub: adaptive sweep has no target (no baseline, no solved score): "
-                "running the whole grid",
-                file=sys.stderr,
-            )
-            self.grid()
-        for _, target in targets:
-            self.bisect(target)
-        budget = self.cfg.sweep.max_trials or 3 * len(set(self.cfg.sweep.d_grid)) * len(
-            self.cfg.sweep.seeds
-        )
-        for kind, _ in targets:
-            self.stopped[kind] = self.refine(kind, budget)
-
-    def refine(self, kind: str, budget: int) -> str:
-        """Add d (every seed) inside the swept range where the interval of `kind` is
-        widest until its hi / lo <= sweep.precision; returns why it stopped. It never
-        steps past the grid: an interval open at an end says so, and extending the
-        grid is the user's choice (sweep.d_grid)."""
-        seeds, precision = self.cfg.sweep.seeds, self.cfg.sweep.precision
-        D = self.D or max((r.D for r in self.records.values()), default=0)
-        start = self.ran
-        while True:
-            g = estimate_group(list(self.records.values()), draws=1000, floor=self.floor)
-            e = g.get(kind)
-            if e is None or e["headline_side"] in ("none", "beyond") and e["d_int"] is None:
-                return "no d reaches the line"
-            lo, hi = e["interpolated_interval"] or (None, None)
-            if lo is not None and hi is not None and hi <= precision * lo:
-                return f"precision reached (hi/lo {hi / lo:.3g} <= {precision:g})"
-            if self.ran - start + len(seeds) > budget:
-                return f"trial budget of {budget} spent (hi/lo still above {precision:g})"
-            ends = [w for w, x in (("below", lo), ("beyond", hi)) if x is None]
-            if ends:  # more d inside cannot close it; a wider grid is the user's call
-                return (
-                    f"the interval runs {' and '.join(ends)} the grid (widen sweep.d_grid "
-                    "to look there)"
-                )
-            ds = sorted({int(p["d"]) for p in g["curve"]})
-            new = _inside(ds, lo, hi, D)
-            if new is None:
-                return "no integer d left to add inside the interval"
-            self.run([(new, s) for s in seeds])
+        adaptive.search(self)
 
     def close(self) -> None:
         if self.bar is not None:
+            if self.bar.n < (self.bar.total or 0):  # adaptive, stopped before its bound
+                self.bar.set_description_str(f"{self.cfg.name}: done", refresh=False)
+                self.bar.total = self.bar.n
             self.bar.close()
-
-
-def _inside(ds: list[int], lo: float | None, hi: float | None, D: int) -> int | None:
-    """The geometric middle of the widest gap between swept d that the interval
-    [lo, hi] (None: that end of the grid) overlaps; None when no new integer d fits."""
-    a = ds[0] if lo is None else lo
-    b = ds[-1] if hi is None else hi
-    gaps = [(x, y) for x, y in zip(ds, ds[1:], strict=False) if y >= a and x <= b]
-    for x, y in sorted(gaps, key=lambda p: p[1] / p[0], reverse=True):
-        new = round(math.sqrt(x * y))
-        if x < new < y and not (D and new > D):
-            return new
-    return None
 
 
 class _Feed:
@@ -363,6 +257,7 @@ def run_sweep(
         be = make_backend(cfg, backend, workers, address, policy_dir)
         sweep = Sweep(cfg, store, be, progress, who, D, floor)
         try:
+            sweep.plan(mode)
             sweep.adaptive() if mode == "adaptive" else sweep.grid()
         finally:
             sweep.close()

@@ -24,8 +24,14 @@ from rlsub.core.device import resolve as resolve_device
 from rlsub.core.errors import ConfigError, RlsubError
 from rlsub.core.registry import TRAINERS, build_network, count_parameters
 from rlsub.core.subspace import Subspace
-from rlsub.data.datasets import load_dataset
-from rlsub.envs.spec import EnvDims, env_dims, load_env_spec, policy_network_kwargs
+from rlsub.data.datasets import load_dataset, shape_only
+from rlsub.envs.spec import (
+    EnvDims,
+    check_config_env,
+    env_dims,
+    load_env_spec,
+    policy_network_kwargs,
+)
 from rlsub.envs.vector import make_vec_env
 from rlsub.sweep.executors import import_ray
 
@@ -99,11 +105,11 @@ def _mlp_params(sizes: list[int]) -> int:
 
 
 def _pg_D(cfg: ExperimentConfig, dims: EnvDims) -> int | None:
-    """D of rlsub.algos.pg's subspace: the actor (the rlsub network), plus the critic with
-    ``parts: all`` (PPO / A2C). None where it cannot be known without building SB3's model:
-    a network pg cannot build (its own error comes at the trial), or policy_kwargs that
-    change SB3's networks."""
+    """D of rlsub.algos.pg's subspace: the actor (the rlsub network, or any other network
+    as it is), plus the critic with ``parts: all`` (PPO / A2C). None where it cannot be
+    known without building SB3's model: policy_kwargs that change SB3's networks."""
     from rlsub.algos.pg import algorithm_kwargs  # imports SB3: only for these trainers
+    from rlsub.algos.pg_networks import CRITIC_HIDDEN, is_own
 
     algo, tc = cfg.algorithm, cfg.train
     algorithm_kwargs(algo, tc.hyperparams)  # a bad key fails here, as at the trial
@@ -114,8 +120,6 @@ def _pg_D(cfg: ExperimentConfig, dims: EnvDims) -> int | None:
         )
     if set(tc.hyperparams.get("policy_kwargs") or {}) & _SHAPES_POLICY:
         return None
-    if cfg.network.name not in ("mlp", "nature_cnn"):
-        return None
     if algo == "dqn" and not dims.discrete:
         raise RlsubError(
             f"{cfg.source}: dqn needs a discrete action space; env {cfg.env!r} has a "
@@ -123,6 +127,14 @@ def _pg_D(cfg: ExperimentConfig, dims: EnvDims) -> int | None:
         )
     user = cfg.network.kwargs
     kwargs = dict(user)
+    if is_own(cfg.network.name):  # the network as it is, beside SB3's MLP critic
+        D = count_parameters(
+            build_network(cfg.network.name, policy_network_kwargs(cfg.network.name, kwargs, dims))
+        )
+        if tc.parts == "all" and algo != "dqn":
+            critic = CRITIC_HIDDEN if tc.critic_hidden is None else list(tc.critic_hidden)
+            D += _mlp_params([dims.obs_dim, *critic, 1])
+        return D
     if cfg.network.name == "mlp":  # pg's defaults for SB3's net_arch and activation_fn
         kwargs["hidden"] = [int(h) for h in user.get("hidden", [20, 20])]
         kwargs["activation"] = str(user.get("activation", "tanh"))
@@ -137,17 +149,24 @@ def _pg_D(cfg: ExperimentConfig, dims: EnvDims) -> int | None:
     return D
 
 
-def network_D(cfg: ExperimentConfig, progress: bool = False) -> int | None:
+def network_D(cfg: ExperimentConfig, progress: bool = False, data: bool = True) -> int | None:
     """The D the trainer's subspace will have, checking the env or dataset on the way;
-    None for a plug-in trainer (or where pg's D cannot be known cheaply)."""
+    None for a plug-in trainer (or where pg's D cannot be known cheaply). `data=False`:
+    supervised networks are sized from the dataset's known input shape, and no file is
+    read or downloaded (`rlsub info`)."""
+    check_config_env(cfg.env, cfg.source)
     kind = trainer_kind(cfg)
     if kind == "supervised":
         if cfg.dataset is None:
             raise RlsubError(f"{cfg.source}: algorithm {cfg.algorithm!r} needs a 'dataset' section")
         ds = cfg.dataset
-        data = load_dataset(ds.name, ds.variant, ds.data_dir, progress=progress)
-        sub = _subspace_D(cfg, network_kwargs(cfg, data))
-        _check_fit(cfg, sub, data)
+        found = (
+            load_dataset(ds.name, ds.variant, ds.data_dir, progress=progress)
+            if data
+            else shape_only(ds.name, ds.variant)
+        )
+        sub = _subspace_D(cfg, network_kwargs(cfg, found))
+        _check_fit(cfg, sub, found)
         return sub.D
     if kind is None:
         return None

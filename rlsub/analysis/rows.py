@@ -1,0 +1,235 @@
+"""Difficulty-table rows from estimated groups: one dict per experiment (columns
+`COLUMNS`), with its label, headline numbers, the paper's value and the notes a reader
+needs; `paper_rows` adds the paper's rows not measured here. `analysis.tables` renders
+them.
+
+Imports: analysis.estimate, analysis.paper, experiment.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import Any
+
+from rlsub.analysis import paper
+from rlsub.analysis.estimate import CurvePoint, estimate
+from rlsub.experiment.record import TrialRecord
+
+PG_ALGORITHMS = ("ppo", "a2c", "dqn")
+COLUMNS = [
+    "label",
+    "task",
+    "network",
+    "algorithm",
+    "projection",
+    "D",
+    "trained_directly",
+    "seeds",
+    "trials",
+    "failed",
+    "d_int90",
+    "d_int90_lo",
+    "d_int90_hi",
+    "d_int90_grid",
+    "d_int90_grid_lo",
+    "d_int90_grid_hi",
+    "d_int90_line",
+    "d_int100",
+    "d_int100_lo",
+    "d_int100_hi",
+    "d_int100_grid",
+    "d_int100_grid_lo",
+    "d_int100_grid_hi",
+    "compression",
+    "difficulty",
+    "paper_d_int",
+    "paper_rule",
+    "paper_rule_ours",
+    "paper_rule_ours_lo",
+    "paper_rule_ours_hi",
+    "d_min",
+    "d_max",
+    "budget",
+    "wall_s",
+    "name",
+    "config_hash",
+]
+
+
+def is_supervised(recs: Iterable[TrialRecord]) -> bool:
+    return any((r.config or {}).get("dataset") for r in recs)
+
+
+def _budget(recs: list[TrialRecord], supervised: bool) -> str:
+    cfg = next((r.config for r in recs if r.config), {}) or {}
+    train = cfg.get("train") or {}
+    if supervised:
+        return f"{train['epochs']} epochs" if "epochs" in train else "-"
+    for key, unit in (("total_timesteps", "steps"), ("generations", "generations")):
+        if key in train:
+            return f"{train[key]:,} {unit}"
+    return "-"
+
+
+def row_label(recs: list[TrialRecord], g: dict[str, Any]) -> str:
+    """What distinguishes the row: task (variant included), algorithm, network, and for PG
+    which parts are in the subspace, with the budget."""
+    cfg = next((r.config for r in recs if r.config), {}) or {}
+    train = cfg.get("train") or {}
+    hidden = ((cfg.get("network") or {}).get("kwargs") or {}).get("hidden")
+    net = g["network"] + (" " + "-".join(map(str, hidden)) if hidden else "")
+    bits = [g["task"], g["algorithm"], net]
+    if g["algorithm"] in ("ppo", "a2c"):
+        bits.append(f"parts: {train.get('parts', 'actor')}")
+    if g["algorithm"] in PG_ALGORITHMS and "z_lr_scale" in train:  # the step-size protocol
+        scale = train["z_lr_scale"]
+        bits.append(f"z lr {scale}" if isinstance(scale, str) else f"z lr x{scale:g}")
+    bits.append(_budget(recs, is_supervised(recs)))
+    return " / ".join(bits)
+
+
+# --------------------------------------------------------------------- rows
+def _est(e: dict[str, Any] | None) -> dict[str, Any]:
+    """Headline (posterior median) and grid numbers of one estimate; None where there is none."""
+    out: dict[str, Any] = dict.fromkeys(("d", "lo", "hi", "grid", "grid_lo", "grid_hi"))
+    out["line"], out["note"], out["side"], out["est"] = "", "", "none", e
+    if e is None:
+        return out
+    out["line"], out["note"], out["side"] = e.get("line", ""), e["note"], e["headline_side"]
+    out["lo"], out["hi"] = e["interpolated_interval"] or (None, None)
+    out["d"] = e["headline"] if e["headline_side"] == "in" else None
+    if e["d_int"] is not None:
+        glo, ghi = e["interval"] or (None, None)
+        out.update(grid=e["d_int"], grid_lo=glo, grid_hi=ghi)
+    return out
+
+
+def reference_group(groups: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """MNIST FC when measured (d_int90 found), else digits, else None."""
+    for task, net in (("mnist", "fc_mnist"), ("digits", None)):
+        for g in groups:
+            e = g.get("d_int90") or {}
+            if g["task"] == task and net in (None, g["network"]) and e.get("d_int"):
+                return g
+    return None
+
+
+def _paper_cells(g: dict[str, Any], recs: list[TrialRecord], row: dict[str, Any]) -> None:
+    """The paper's value for this row (only a matching row), and ours under its line."""
+    cfg = next((r.config for r in recs if r.config), {}) or {}
+    pv = paper.match(row, (cfg.get("network") or {}).get("kwargs"))
+    row.update(paper_d_int=None, paper_rule="", paper_rule_ours=None)
+    row.update(paper_rule_ours_lo=None, paper_rule_ours_hi=None, paper_rule_ours_est=None)
+    if pv is None:
+        return
+    row.update(paper_d_int=pv.value, paper_rule=pv.text)
+    target = paper.paper_target(pv, g["baseline"]["mean"])
+    if target is None:
+        return
+    points = [CurvePoint(**c) for c in g["curve"]]
+    base = g.get("baseline_scores") if pv.line == "baseline" else None
+    e = estimate(points, target, "paper", g["rule"], base, pv.level if base else None)
+    ours = _est(asdict(e))
+    row.update(paper_rule_ours=ours["d"], paper_rule_ours_lo=ours["lo"])
+    row.update(paper_rule_ours_hi=ours["hi"], paper_rule_ours_est=ours["est"])
+
+
+def build_rows(
+    records: list[TrialRecord], groups: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], str]:
+    """One row per estimate group (columns `COLUMNS`) and the reference-task sentence."""
+    by_hash: dict[str, list[TrialRecord]] = defaultdict(list)
+    for r in records:
+        by_hash[r.config_hash].append(r)
+    ref = reference_group(groups)
+    ref_e = _est(ref["d_int90"]) if ref else None
+    ref_d = ref_e["d"] if ref_e else None
+    ref_text = (
+        f"difficulty = d_int90 / d_int90 of {ref['task']} {ref['network']} ({ref_d:.4g})"
+        if ref and ref_d
+        else "difficulty: no reference task (MNIST FC or digits) with a d_int90 in these stores"
+    )
+    rows = []
+    labels: dict[str, int] = defaultdict(int)
+    for g in groups:
+        recs = by_hash[g["config_hash"]]
+        sub = [r for r in recs if not r.direct]
+        e90, e100 = _est(g.get("d_int90")), _est(g.get("d_int100"))
+        ds = sorted({r.d for r in sub})
+        row: dict[str, Any] = {
+            "label": row_label(recs, g),
+            "task": g["task"],
+            "network": g["network"],
+            "algorithm": g["algorithm"],
+            "projection": g["projection"],
+            "D": g["D"],
+            "trained_directly": g.get("trained_directly", 0),
+            "seeds": len(g.get("seeds") or {r.seed for r in sub}),
+            "trials": g["trials"],
+            "failed": g["failed"],
+            "compression": g["D"] / e90["d"] if e90["d"] else None,
+            "difficulty": e90["d"] / ref_d if e90["d"] and ref_d else None,
+            "d_min": ds[0] if ds else None,
+            "d_max": ds[-1] if ds else None,
+            "budget": _budget(recs, is_supervised(recs)),
+            "wall_s": sum(r.wall_s for r in recs),
+            "supervised": is_supervised(recs),
+            "notes": _row_notes(g),
+            "name": g["name"],
+            "config_hash": g["config_hash"],
+        }
+        for kind, e in (("d_int90", e90), ("d_int100", e100)):
+            row[kind], row[f"{kind}_lo"], row[f"{kind}_hi"] = e["d"], e["lo"], e["hi"]
+            row[f"{kind}_grid"], row[f"{kind}_grid_lo"] = e["grid"], e["grid_lo"]
+            row[f"{kind}_grid_hi"] = e["grid_hi"]
+            row[f"{kind}_line"], row[f"{kind}_note"] = e["line"], e["note"]
+            row[f"{kind}_side"], row[f"{kind}_est"] = e["side"], e["est"]
+        store = next((r.info["store"] for r in recs if "store" in r.info), None)
+        if store:  # one config in several stores, not pooled: say which store this is
+            row["label"] += f" [store {store}]"
+        pooled = next((r.info["pooled_from"] for r in recs if "pooled_from" in r.info), None)
+        if pooled:
+            row["notes"].append("trials pooled from the stores " + ", ".join(pooled))
+        _paper_cells(g, recs, row)
+        labels[row["label"]] += 1
+        rows.append(row)
+    for row in rows:  # two rows the label cannot tell apart: add the config name
+        if labels[row["label"]] > 1:
+            row["label"] += f" ({row['name']})"
+    return rows, ref_text
+
+
+def paper_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The paper's rows that `rows` do not measure, as table rows (every column None but
+    the label, D and the paper's value): 'not measured here', with the reason."""
+    out = []
+    for p in paper.not_measured_rows(rows):
+        row: dict[str, Any] = dict.fromkeys(COLUMNS)
+        row.update({k: None for k in ("d_int90_est", "d_int100_est", "paper_rule_ours_est")})
+        row.update(p, d_int90_line="", d_int100_line="", wall_s=0.0, notes=[], seeds=0)
+        row.update(trials=0, failed=0, supervised=p["algorithm"] == "adam")
+        out.append(row)
+    return out
+
+
+def _row_notes(g: dict[str, Any]) -> list[str]:
+    """The group's notes and, per estimate, where its mean curve is not monotone."""
+    out = list(g.get("notes") or [])
+    for kind in ("d_int90", "d_int100"):
+        e = g.get(kind) or {}
+        if e.get("dips"):
+            out.append(
+                f"{kind}: the mean curve is not monotone, below the line again at d = "
+                + ", ".join(str(d) for d in e["dips"])
+                + f" after first crossing at {e['first_crossing']} (the grid {kind} "
+                + ("stays above from " + str(e["d_int"]) if e["d_int"] else "is none")
+                + "; the headline's posterior takes the curve as monotone)"
+            )
+        if e.get("collapse"):
+            out.append(
+                f"{kind}: the largest d swept, {e['collapse']}, falls below the line again "
+                "(a collapse): left out of the crossing, shown in the curves figure"
+            )
+    return out

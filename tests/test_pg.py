@@ -289,3 +289,48 @@ def test_bench_pg_quick_reports_ratio(cli: Any) -> None:
     r = json.loads(proc.stdout)
     assert r["steps"] == 10_000 and r["D"] == 4610
     assert 0 < r["ratio"] < 5  # the target (<= 1.3) is measured on the full run
+
+
+def test_paper_dqn_buffer_schedule_and_score_rule(tmp_path: Path) -> None:
+    """rlsub.algos.dqn_paper: the buffer keeps every 5th transition and every terminal
+    one; a run is scored by the mean of its last `window` training episodes; the target
+    z trails the online z by the soft update."""
+    from rlsub.algos.dqn_paper import Replay, _update
+    from rlsub.algos.dqn_paper import train as train_paper_dqn
+
+    buf = Replay(8, 2, every=5)
+    for k in range(12):
+        buf.offer([k, k], 0, 1.0, [k, k], done=k == 7)
+    assert buf.n == 4 and sorted(buf.s[: buf.n, 0].tolist()) == [0, 5, 7, 10]
+    cfg = experiment_from_dict(
+        {
+            "name": "dqn_paper_tiny",
+            "env": "cartpole",
+            "env_variant": "v0",
+            "algorithm": "dqn_paper",
+            "network": {"name": "mlp", "kwargs": {"hidden": [8], "activation": "relu"}},
+            "subspace": {"projection": "dense"},
+            "train": {"max_episodes": 6, "window": 4, "eval_episodes": 2, "batch_size": 4},
+        }
+    )
+    r = train_paper_dqn(cfg, 5, 0)
+    assert r.info["episodes"] == 6 and len(r.curve) == 6
+    # the curve holds the mean of the last 4 episodes' returns after each episode: undo
+    # the running window to get every episode's return (CartPole: 1 per step)
+    returns: list[float] = []
+    for i, c in enumerate(r.curve):
+        n = min(i + 1, 4)
+        prev = r.curve[i - 1]["value"] * min(i, 4) if i else 0.0
+        dropped = returns[i - 4] if i >= 4 else 0.0
+        returns.append(c["value"] * n - prev + dropped)
+    assert sum(returns) == pytest.approx(r.env_steps)
+    assert r.final_eval_mean == pytest.approx(np.mean(returns[-4:]))
+    sub = Subspace.from_spec("mlp", {"in_dim": 4, "out_dim": 2, "hidden": [8]}, 0, 3)
+    z_t = sub.z.detach().clone()
+    with torch.no_grad():
+        sub.z.add_(1.0)
+    opt = torch.optim.RMSprop([sub.z], lr=0.0)
+    s = torch.zeros(4, 4)
+    batch = (s, torch.zeros(4, dtype=torch.int64), torch.ones(4), s, torch.zeros(4))
+    _update(sub, z_t, opt, batch, cfg.train)
+    assert torch.allclose(z_t, torch.full((3,), 0.01))  # moved 1 % of the way

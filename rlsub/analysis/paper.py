@@ -80,12 +80,24 @@ PAPER: tuple[PaperValue, ...] = (
     PaperValue(
         "cartpole-v0",
         "mlp",
-        "dqn",
+        "dqn_paper",
         25,
         "fixed",
         0.9 * 195,
-        "mean of 5 runs > 0.9 x 195 (CartPole-v0's solved score)",
+        "mean of 5 runs > 0.9 x 195 (CartPole-v0's solved score); a run's score: the mean "
+        "of its last 100 training episodes",
         {"hidden": [20, 20], "activation": "relu"},
+    ),
+    PaperValue(
+        "cartpole-v0",
+        "mlp",
+        "dqn_paper",
+        40,
+        "fixed",
+        0.9 * 195,
+        "width 400; mean of 5 runs > 0.9 x 195; a run's score: the mean of its last 100 "
+        "training episodes",
+        {"hidden": [400, 400], "activation": "relu"},
     ),
     PaperValue(
         "inverted_pendulum",
@@ -177,11 +189,20 @@ NOT_HERE: tuple[tuple[str, str, str, int, float, str, str], ...] = (
     (
         "cartpole-v0",
         "mlp",
-        "dqn",
+        "dqn_paper",
         562,
         25,
-        "the paper's DQN protocol is not implemented (SB3's DQN is another protocol)",
-        "-",
+        "not yet swept (the paper's DQN protocol: rlsub.algos.dqn_paper)",
+        "rlsub sweep cartpole_v0_dqn_paper",
+    ),
+    (
+        "cartpole-v0",
+        "mlp",
+        "dqn_paper",
+        162_802,
+        40,
+        "not yet swept (width 400)",
+        "rlsub sweep cartpole_v0_dqn_paper_w400",
     ),
     (
         "pong",
@@ -208,10 +229,10 @@ NOT_HERE: tuple[tuple[str, str, str, int, float, str, str], ...] = (
 def not_measured_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per paper row that no measured row matches (same task, network, algorithm),
     saying why it is not measured here and the command that would measure it."""
-    have = {(r["task"], r["network"], r["algorithm"]) for r in rows}
+    have = {(r["task"], r["network"], r["algorithm"], r.get("paper_d_int")) for r in rows}
     out = []
     for task, net, algo, D, value, reason, command in NOT_HERE:
-        if (task, net, algo) in have:
+        if (task, net, algo, value) in have:
             continue
         out.append(
             {

@@ -93,6 +93,7 @@ TRAINERS = Registry(
         "ppo": "rlsub.algos.pg:PPO_TRAINER",
         "a2c": "rlsub.algos.pg:A2C_TRAINER",
         "dqn": "rlsub.algos.pg:DQN_TRAINER",
+        "dqn_paper": "rlsub.algos.dqn_paper:PAPER_DQN",
         "adam": "rlsub.algos.supervised:ADAM",
     },
 )

@@ -51,6 +51,7 @@ class FakeConfig:
     solved_score: float | None = None
     log_file: str | None = None
     mp_lock: bool = False  # hold a multiprocessing lock in the worker, as tqdm does
+    threads: int | None = None  # set torch's thread count, as ES and SB3 trainers do
 
 
 def score(fc: FakeConfig, d: int | str, seed: int) -> float:
@@ -72,6 +73,10 @@ def train(cfg: Any, d: int | str, seed: int, progress: bool = False) -> TrainRes
         import multiprocessing
 
         _LOCKS.append(multiprocessing.get_context("spawn").RLock())
+    if fc.threads is not None:
+        import torch
+
+        torch.set_num_threads(fc.threads)
     if fc.log_file:
         with open(fc.log_file, "a") as fh:
             fh.write(f"{d} {seed} {os.getpid()}\n")

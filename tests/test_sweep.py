@@ -611,3 +611,19 @@ def test_progress_total_is_fixed_from_the_start(
     assert set(totals[:-1]) <= {totals[0]} and totals[0] >= ran
     if mode == "grid":
         assert set(totals) == {30}
+
+
+def test_a_trials_thread_setting_ends_with_it(fake: None, tmp_path: Path) -> None:
+    """A trainer that sets torch's threads (as ES and SB3 do) leaves the in-process sweep
+    as it found it: the next trial, and the caller, start from the same setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_sweep(
+            make_cfg(threads=1, sweep={"d_grid": [1, 2], "seeds": [0]}), tmp_path / "t.sqlite"
+        )
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -12,11 +12,13 @@ revision and package versions. A trial is identified by (config hash, d, seed).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import math
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +110,8 @@ def run_trial(
     trainer = trainer_for(cfg.algorithm)
     t0 = time.perf_counter()
     try:
-        res: TrainResult = trainer.train(cfg, d, seed, progress=progress)
+        with torch_threads_kept():  # a trainer's thread setting ends with its trial
+            res: TrainResult = trainer.train(cfg, d, seed, progress=progress)
     except RlsubError:
         raise  # a user mistake is not a failed trial: stop with its message
     except Exception as exc:
@@ -128,6 +131,19 @@ def batch_reason(cfg: ExperimentConfig) -> str | None:
     return reason
 
 
+@contextlib.contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Restore torch's intra-op thread count after a trial (trainers set their own), so
+    the next trial of an in-process sweep starts from the same setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_batch(
     cfg: ExperimentConfig,
     jobs: list[tuple[Any, int]],
@@ -139,7 +155,8 @@ def run_batch(
     trials; info["batch"] holds the batch's size and whole wall time."""
     trainer = trainer_for(cfg.algorithm)
     t0 = time.perf_counter()
-    results = importlib.import_module(str(trainer.batch)).train_batch(cfg, jobs, progress)
+    with torch_threads_kept():
+        results = importlib.import_module(str(trainer.batch)).train_batch(cfg, jobs, progress)
     wall = time.perf_counter() - t0
     records = []
     for (d, seed), res in zip(jobs, results, strict=True):

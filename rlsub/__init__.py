@@ -22,14 +22,57 @@ The public API (everything else is private by convention):
   `NETWORKS`, `TRAINERS`, `DATASETS`, `ENV_SPECS`: the plug-in registries.
 
 Names are imported on first use, so `import rlsub` stays light.
+
+Importing rlsub before torch and numpy pins their CPU dispatch to AVX2 on x86-64 CPUs
+with AVX2 and FMA (`pin_cpu_dispatch`), so that trials give the same bits on AVX2 and
+AVX-512 machines (issue 31).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
-from rlsub.core.version import __version__
+# Chosen per CPU unless pinned, and each changed results on an AVX-512 machine: torch's
+# kernels and MKL's code branch (digits trials), numpy's SIMD loops and OpenBLAS's kernels
+# (InvertedPendulum CMA-ES: pycma). Pinned to AVX2 (x86-64-v3): numpy's loops above it
+# (numpy >= 2.4's names) are disabled. Each is read once, when its module loads.
+CPU_DISPATCH = (  # (variable, value, the module that reads it)
+    ("ATEN_CPU_CAPABILITY", "avx2", "torch"),
+    ("MKL_CBWR", "AVX2", "torch"),
+    ("NPY_DISABLE_CPU_FEATURES", "X86_V4 AVX512_ICL AVX512_SPR", "numpy"),
+    ("OPENBLAS_CORETYPE", "Haswell", "numpy"),
+)
+
+
+def _has_avx2_fma() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return {"avx2", "fma"} <= set(line.split())
+    except OSError:
+        pass
+    return False
+
+
+def pin_cpu_dispatch() -> bool:
+    """Set the `CPU_DISPATCH` variables (keeping values already set) on a CPU with AVX2 and
+    FMA (Linux); True when every one is in place before its module loads. A variable whose
+    module is already imported is left alone: it would change nothing."""
+    if not _has_avx2_fma():
+        return False
+    for key, value, module in CPU_DISPATCH:
+        if module not in sys.modules:
+            os.environ.setdefault(key, value)
+    return all(os.environ.get(key) == value for key, value, _ in CPU_DISPATCH)
+
+
+pin_cpu_dispatch()  # before anything imports torch or numpy
+
+from rlsub.core.version import __version__  # noqa: E402
 
 _EXPORTS = {
     "Subspace": "rlsub.core.subspace",
@@ -55,7 +98,7 @@ _EXPORTS = {
     "run_sweep": "rlsub.sweep.strategy",
     "sweep_function": "rlsub.sweep.function",
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "pin_cpu_dispatch", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

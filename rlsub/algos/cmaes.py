@@ -53,6 +53,15 @@ class CMAESConfig:
 
 
 def train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) -> TrainResult:
+    """One CMA-ES trial, pycma's linear algebra on one BLAS thread: OpenBLAS's results
+    depend on its thread count (InvertedPendulum direct trials changed with 1 vs 2)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train_cma(cfg, d, seed, progress)
+
+
+def _train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) -> TrainResult:
     import cma
 
     es: Any = cfg.train

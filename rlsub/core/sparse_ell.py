@@ -31,8 +31,6 @@ import numpy as np
 
 ELL_WIDTH = 4
 
-_FAST = {"reassoc", "contract", "nsz"}
-
 
 @dataclass(frozen=True)
 class EllMatrix:
@@ -105,7 +103,7 @@ def _kernel() -> Any:
     if _compiled is None:
         from numba import njit
 
-        _compiled = njit(cache=True, fastmath=_FAST)(_affine_py)
+        _compiled = njit(cache=True)(_affine_py)  # no fast-math: same bits on any CPU
     return _compiled
 
 

@@ -7,8 +7,10 @@ Imports: core only.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,8 @@ class TrialRecord:
 
 
 def versions() -> dict[str, str]:
-    """Installed package versions, read from metadata (no heavy imports)."""
+    """Installed package versions, read from metadata (no heavy imports), and the CPU
+    dispatch of torch, MKL, numpy and OpenBLAS."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
@@ -65,6 +68,12 @@ def versions() -> dict[str, str]:
             out[name] = version(name.replace("_", "-"))
         except PackageNotFoundError:
             continue
+    # the CPU dispatch that results depend on (rlsub.pin_cpu_dispatch)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch_cpu"] = torch.backends.cpu.get_cpu_capability()
+    for key in ("MKL_CBWR", "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE"):
+        out[key] = os.environ.get(key, "")
     return out
 
 

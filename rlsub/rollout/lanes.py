@@ -21,6 +21,8 @@ Parameters per lane follow the MLP's own order: for each Linear, W (out, in)
 row-major, then b. The results equal the torch loop's (tests/test_rollout.py);
 float32 sums may be ordered differently, so a near-tie between two logits could
 in principle pick the other action, and box actions differ in their last bits.
+The kernels compile without fast-math so that a trial gives the same bits on any
+x86-64 CPU, whatever target numba compiles for (see the note above `supported`).
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ from rlsub.envs.spec import EnvDims
 from rlsub.nets.mlp import MLP
 from rlsub.rollout.slots import SlotStepper
 
-# reassociation and FMA so the lane loops vectorise; NaN and inf keep their meaning
-_FAST = {"reassoc", "contract"}
+# No fast-math: with `reassoc` and `contract` the results depended on the CPU that numba
+# compiled for (FMA fused or not: NUMBA_CPU_NAME=generic vs the host changed InvertedPendulum
+# CMA-ES trials), so a trial could score differently on two machines (issue 31). Plain IEEE
+# float32 gives the same bits for any target; the lane loops still vectorise (over lanes,
+# no reductions). Cost: CartPole slot step 272 -> 365 ns CPU (docs/bench/kernel_step.py),
+# an InvertedPendulum CMA-ES trial 1.02x (docs/BENCHMARKS.md).
 
 
 def supported(sub: Subspace, dims: EnvDims) -> bool:
@@ -84,7 +90,7 @@ def _tanh(v):
     return np.float32(min(max(x * p / q, -1.0), 1.0))
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def _hidden(obs, lanes, n, done, mean, inv_std, clip, group, s1, s2, update, w, sizes, tanh, buf):
     """Every layer but the last's activation on lanes[:n]; returns k: the output rows are
     buf[k, :n_out, :n].
@@ -144,7 +150,7 @@ def _account(reward, term, trunc, done, returns, lengths):
     return playing
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def _act(
     obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, discrete, ai, af, low, high
 ):
@@ -166,7 +172,7 @@ def _act(
                 af[lanes[j], o] = min(max(out[o, j], low[o]), high[o])
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def _step(obs, reward, term, trunc, done, returns, lengths, lanes, state, w, sizes, tanh, buf,
           norm, s1, s2, update, last, discrete, ai, af, low, high):  # fmt: skip
     """One step's book-keeping, then the next actions (unless `last` or none plays).

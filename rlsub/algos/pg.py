@@ -15,7 +15,8 @@ trial's theta0 seed, so with ``parts: actor`` (and always for DQN) the
 returned `Subspace` is that same rlsub network with the same P and z, and
 `run_trial` writes the compact policy file (kilobytes) that replays it. With
 ``parts: all`` the subspace also spans the critic, which the compact rlsub
-network cannot hold: no compact file is written (info says so).
+network cannot hold: the SB3 policy's state is written instead, without pickle
+(rlsub.algos.sb3_file).
 
 Env steps come from SB3's `DummyVecEnv` over `rlsub.envs.make_env(spec)`
 (Monitor-wrapped). Atari specs (``vector: ale``) run in ale-py's C++
@@ -26,9 +27,7 @@ over final observations), with exactly the settings ES uses (envs/pong.yaml).
 from __future__ import annotations
 
 import inspect
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -43,6 +42,7 @@ from torch import nn
 from rlsub.algos.base import Trainer, TrainResult
 from rlsub.algos.pg_envs import _Curve, _eval_env, _replay_extra, evaluate, sb3_vec_env
 from rlsub.algos.pg_policies import SubspaceActorCriticPolicy, SubspaceDQNPolicy, subspace_kwargs
+from rlsub.algos.sb3_file import SB3PolicyFile
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.device import ALLOWED as DEVICES
 from rlsub.core.device import resolve as resolve_device
@@ -281,24 +281,6 @@ def compact_subspace(model: BaseAlgorithm, sub_kwargs: dict[str, Any]) -> Subspa
     return out
 
 
-class SB3PolicyFile:
-    """The policy file of a PG trial whose subspace spans actor and critic (parts: all),
-    which the compact rlsub network cannot hold: SB3's own zip (z, the directly trained
-    tensors and the seeds that rebuild theta0 and P; never D floats of theta0) plus a
-    JSON sidecar with the config and how to replay it. `rlsub eval FILE.zip` replays it."""
-
-    def __init__(self, model: BaseAlgorithm) -> None:
-        self.model = model
-
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        zip_path = Path(path).with_suffix(".zip")
-        zip_path.parent.mkdir(parents=True, exist_ok=True)
-        self.model.save(zip_path)
-        sidecar = {"format": "rlsub-sb3-v1", **(extra or {})}
-        zip_path.with_suffix(".json").write_text(json.dumps(sidecar, sort_keys=True, default=str))
-        return zip_path
-
-
 # ------------------------------------------------------------------ train
 def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True) -> TrainResult:
     """Train `cfg` (ppo / a2c / dqn) at subspace dimension d ("direct": all D) with `seed`."""
@@ -340,7 +322,9 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         "parts": pgc.parts,
         "rest": cfg.subspace.rest,
         "trained_directly": int(sum(p.numel() for p in direct if p.requires_grad)),
-        "policy_file": "compact rlsub subspace" if compact is not None else "SB3 zip (parts: all)",
+        "policy_file": "compact rlsub subspace"
+        if compact is not None
+        else "SB3 state (parts: all)",
         "seeds": seeds,
     }
     if pgc.stop_when_solved:
@@ -354,7 +338,7 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         env_steps=steps,
         curve=curve,
         solved_score=spec.solved_score,
-        subspace=compact if compact is not None else SB3PolicyFile(model),
+        subspace=compact if compact is not None else SB3PolicyFile(model, d, seed),
         extra={**extra, "env": cfg.env, "env_variant": cfg.env_variant, "algorithm": cfg.algorithm},
         info=info,
     )

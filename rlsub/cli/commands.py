@@ -151,6 +151,9 @@ def cli_random_score(args: argparse.Namespace) -> None:
 
 
 def cli_eval(args: argparse.Namespace) -> None:
+    from rlsub.core.trust import allow
+
+    allow(args.trust, pickle=args.trust_pickle)
     result = evaluate_policy_file(args.policy, args.episodes, args.seed)
 
     def human(r: dict[str, Any]) -> str:

@@ -104,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("policy")
     s.add_argument("--episodes", type=int, default=None)
     s.add_argument("--seed", type=int, default=12345)
+    s.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="let the file name plug-ins from MODULE (import paths; also RLSUB_TRUSTED_MODULES)",
+    )
+    s.add_argument(
+        "--trust-pickle", action="store_true", help="load an SB3 .zip (a pickle: it can run code)"
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_delegate("rlsub.cli.commands:cli_eval"))
 

@@ -96,7 +96,7 @@ class Sweep:
         self.elsewhere = 0  # requested trials that other sweeps finished meanwhile
         self.progress = progress
         self.bar: tqdm | None = None  # opened at the first trial to run
-        self.floor = config_floor(cfg.to_dict())
+        self.floor = config_floor(cfg.to_dict(), own=True)
         self.stopped: dict[str, str] = {}  # adaptive: why each refinement stopped
 
     def key(self, job: Job) -> TrialKey:

@@ -27,6 +27,7 @@ over final observations), with exactly the settings ES uses (envs/pong.yaml).
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -61,6 +62,9 @@ _RESERVED = ("policy", "env", "seed", "device", "verbose", "_init_setup_model", 
 _RESERVED_POLICY = ("subspace", "net_arch", "activation_fn", "features_extractor_class")
 _SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
 NETWORKS = ("mlp", "nature_cnn")
+
+
+MAX_ENVS = 4096  # training envs (each a Python env object in SB3's DummyVecEnv)
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ class PGConfig:
     def __post_init__(self) -> None:
         check(device_valid(self.device), f"device must be one of {DEVICES}, got {self.device!r}")
         check(self.total_timesteps > 0, f"total_timesteps must be > 0, got {self.total_timesteps}")
-        check(self.n_envs > 0, f"n_envs must be > 0, got {self.n_envs}")
+        check(0 < self.n_envs <= MAX_ENVS, f"n_envs must be in 1..{MAX_ENVS:,}, got {self.n_envs}")
         check(self.z_lr_scale > 0, f"z_lr_scale must be > 0, got {self.z_lr_scale}")
         check(self.eval_freq >= 0, f"eval_freq must be >= 0, got {self.eval_freq}")
         check(
@@ -147,11 +151,15 @@ def algorithm_kwargs(algorithm: str, hyperparams: dict[str, Any]) -> dict[str, A
                 f"train.hyperparams: unknown key {key!r} for {algorithm} "
                 f"(stable_baselines3.{ALGOS[algorithm].__name__}); allowed: {names}"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RlsubError(f"train.hyperparams.{key}: expected a finite number, got {value}")
         if isinstance(value, str) and value.startswith("lin_"):
             if key not in _SCHEDULED:
                 raise RlsubError(f"train.hyperparams.{key}: a 'lin_' schedule is not allowed here")
             try:
                 value = LinearSchedule(float(value[4:]))
+                if not math.isfinite(value.start):
+                    raise ValueError
             except ValueError:
                 raise RlsubError(f"train.hyperparams.{key}: bad schedule {value!r}") from None
         if key == "policy_kwargs":

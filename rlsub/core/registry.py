@@ -131,7 +131,7 @@ def build_network(name: str, kwargs: dict[str, Any] | None = None, seed: int = 0
         torch.manual_seed(int(seed))
         try:
             net = builder(**kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise RlsubError(f"network {name!r}: bad arguments {kwargs}: {exc}") from None
     if not isinstance(net, nn.Module):
         raise RlsubError(

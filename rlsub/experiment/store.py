@@ -40,10 +40,14 @@ from rlsub.core.errors import RlsubError
 from rlsub.experiment import claims
 from rlsub.experiment.claims import Claimant, ClaimResult, TrialKey
 from rlsub.experiment.record import TrialRecord
+from rlsub.experiment.store_files import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    check_existing,
+    connect_readonly,
+    creating,
+)
 
-SCHEMA_VERSION = 2  # 2: claims (claim, heartbeat, lease_s); 1 is read, and upgraded on write
-APPLICATION_ID = 0x524C5342  # "RLSB", stored in the SQLite header
-SQLITE_MAGIC = b"SQLite format 3\x00"
 STATUSES = ("running", "done", "failed")
 
 # (column, SQL type); JSON columns hold lists or mappings as text
@@ -111,59 +115,6 @@ def _num(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
 
-def _quick_check(conn: sqlite3.Connection) -> str | None:
-    """The first problem `PRAGMA quick_check` finds, or None."""
-    rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
-    if rows == ["ok"]:
-        return None
-    lines = [ln for r in rows for ln in r.splitlines() if ln and not ln.startswith("***")]
-    return (lines[0] if lines else "failed")[:200]
-
-
-def _check_existing(path: Path) -> bool:
-    """Check an existing file read-only; True when it is an empty database to initialise."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(100)
-    except OSError as exc:
-        raise RlsubError(f"{path}: cannot read the results store ({exc.strerror})") from None
-    if len(head) == 0:
-        return True
-    if not head.startswith(SQLITE_MAGIC):
-        raise RlsubError(f"{path}: not an SQLite file, so not an rlsub results store")
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, timeout=10)
-        try:
-            app = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            damage = _quick_check(conn) if tables else None
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise RlsubError(
-            f"{path}: corrupt SQLite file ({exc}); not an rlsub results store"
-        ) from None
-    if damage is not None:
-        raise RlsubError(
-            f"{path}: damaged SQLite file (quick_check: {damage}); refused and left as it is"
-        )
-    if not tables and app == 0 and version == 0:
-        return True
-    if app != APPLICATION_ID or not {"meta", "trials"} <= tables:
-        raise RlsubError(
-            f"{path}: an SQLite database of another program (tables: "
-            f"{', '.join(sorted(tables)) or 'none'}), not an rlsub results store"
-        )
-    if version not in (1, SCHEMA_VERSION):
-        raise RlsubError(
-            f"{path}: results store schema version {version}; this rlsub reads "
-            f"versions 1 to {SCHEMA_VERSION}"
-        )
-    return False
-
-
 def _create(conn: sqlite3.Connection) -> None:
     """Create the schema in one transaction (all or nothing), unless another process has."""
     conn.execute("BEGIN IMMEDIATE")
@@ -199,13 +150,13 @@ class Store:
             raise RlsubError(f"{self.path}: is a directory, not a results store")
         journal = "delete" if claims.network_filesystem(self.path) else "wal"
         if not exists:
-            self._create_new(journal)
-        fresh = _check_existing(self.path)
+            with creating(self.path):
+                self._create_new(journal)
+        fresh = check_existing(self.path)
         if readonly:
             if fresh:
                 raise RlsubError(f"{self.path}: an empty file, not an rlsub results store")
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self.conn = sqlite3.connect(uri, uri=True, timeout=30)
+            self.conn = connect_readonly(self.path, timeout=30)
         else:
             self.conn = sqlite3.connect(self.path, timeout=30)
             if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != journal:

@@ -53,6 +53,7 @@ from tqdm import tqdm
 
 from rlsub.analysis.estimate import config_floor, estimate_group
 from rlsub.core.config import ExperimentConfig
+from rlsub.core.paths import check_can_write_file
 from rlsub.experiment.claims import LEASE_S, Claimant, Heartbeat, running_state
 from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.store import Store, TrialKey, default_path, trial_key
@@ -338,6 +339,7 @@ def run_sweep(
     """
     D = validate(cfg, mode, backend, workers, progress)
     path = Path(store_path) if store_path is not None else default_path(cfg.name)
+    check_can_write_file(path, "results store")  # and its policies/ beside it
     t0 = time.perf_counter()
     who = Claimant.here(lease_s)
     with Store(path) as store, Heartbeat(path, who):

@@ -57,7 +57,8 @@ from rlsub.core.paths import check_can_write_file
 from rlsub.experiment.claims import LEASE_S, Claimant, Heartbeat, running_state
 from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.store import Store, TrialKey, default_path, trial_key
-from rlsub.sweep.executors import WAIT, Job, make_backend
+from rlsub.sweep.backends import make_backend
+from rlsub.sweep.executors import WAIT, Job
 from rlsub.sweep.validate import validate
 
 NEAR_FRACTION = 0.05  # adaptive: a mean within 5 % of the target gets every seed
@@ -342,17 +343,19 @@ def run_sweep(
     check_can_write_file(path, "results store")  # and its policies/ beside it
     t0 = time.perf_counter()
     who = Claimant.here(lease_s)
-    with Store(path) as store, Heartbeat(path, who):
-        policy_dir = str(path.parent / "policies")
-        be = make_backend(cfg, backend, workers, address, policy_dir)
-        sweep = Sweep(cfg, store, be, progress, who, D)
-        try:
-            sweep.adaptive() if mode == "adaptive" else sweep.grid()
-        finally:
-            sweep.close()
-            be.close()
-        records = store.records(cfg.hash)
-        held, abandoned = running_state(store.rows(cfg.hash, status="running"))
+    # the backend first: a Ray it cannot reach is refused before the store exists
+    be = make_backend(cfg, backend, workers, address, str(path.parent / "policies"))
+    try:
+        with Store(path) as store, Heartbeat(path, who):
+            sweep = Sweep(cfg, store, be, progress, who, D)
+            try:
+                sweep.adaptive() if mode == "adaptive" else sweep.grid()
+            finally:
+                sweep.close()
+            records = store.records(cfg.hash)
+            held, abandoned = running_state(store.rows(cfg.hash, status="running"))
+    finally:
+        be.close()
     estimate = estimate_group(records) if records else None
     return {
         "store": str(path),

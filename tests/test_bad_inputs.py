@@ -231,6 +231,8 @@ CASES += [
         {**GOOD, "f.txt": "x"},
     ),
     ("sweep-missing-config", ["sweep", "nosuch.yaml"], {}),
+    ("sweep-ray-unreachable", ["sweep", C, "--backend", "ray", "--address", "127.0.0.1:1"], GOOD),
+    ("sweep-ray-address-garbage", ["sweep", C, "--backend", "ray", "--address", "nohost"], GOOD),
     ("sweep-device-tpu", ["sweep", C, "--device", "tpu"], GOOD),
     # eval
     ("eval-episodes-1e20", ["eval", "p.pt", "--episodes", "1e20"], {"p.pt": "x"}),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -178,6 +179,23 @@ class Pool(_Bounded):
         self.busy, self.idle = {}, []
 
 
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """One line, at once, when a cluster address "host:port" (or "ray://host:port") does not
+    answer: Ray itself waits and retries for minutes."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise RlsubError(f"--address {address!r}: expected host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RlsubError(
+            f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+            "start one (ray start --head) or check the address"
+        ) from None
+
+
 class Ray(_Bounded):
     """Trials as Ray tasks (`ray` is an optional extra: pip install 'rlsub[ray]')."""
 
@@ -188,6 +206,7 @@ class Ray(_Bounded):
         self.ray = import_ray()
         self.started = not self.ray.is_initialized()
         if self.started:
+            _check_reachable(address)
             try:
                 self.ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
             except Exception as exc:  # unreachable address, no cluster there

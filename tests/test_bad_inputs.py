@@ -406,3 +406,67 @@ def test_a_good_store_on_a_readonly_folder_can_be_read(tmp_path: Path, readonly:
     )
     assert rep.returncode == 0, rep.stderr
     assert sorted(p.name for p in readonly.iterdir()) == before
+
+
+FULL_DISK = """
+set -u
+mount -t tmpfs -o size=2m tmpfs {mnt} || exit 97
+{py} sweep one.yaml --store {mnt}/s.sqlite --json > /dev/null || exit 98
+for free in 0 16 32 48 64 96; do
+  rm -rf {mnt}/policies
+  dd if=/dev/zero of={mnt}/fill bs=1k 2>/dev/null
+  truncate -s -${{free}}K {mnt}/fill
+  {py} sweep three.yaml --store {mnt}/s.sqlite --json > /dev/null 2> err-$free.txt
+  echo $? > rc-$free.txt
+  rm {mnt}/fill
+  {py} dint {mnt}/s.sqlite --json > dint-$free.json 2>&1
+  ls {mnt}/policies > pol-$free.txt 2>/dev/null
+done
+{py} sweep three.yaml --store {mnt}/s.sqlite --json > /dev/null 2> err-after.txt || exit 99
+{py} dint {mnt}/s.sqlite --json > dint-after.json
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_says_so_and_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (a small tmpfs in a user namespace)")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    one = cfg(train={"generations": 1, "population": 2, "eval_every": 1})
+    (tmp_path / "one.yaml").write_text(one)
+    more = "".join(f"  - {d}\n" for d in range(1, 13))
+    (tmp_path / "three.yaml").write_text(one.replace("  - 1\n  - 2\n", more))
+    py = f"{sys.executable} -m rlsub.cli"
+    script = FULL_DISK.format(mnt=mnt, py=py)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if proc.returncode == 97:
+        pytest.skip("cannot mount a tmpfs in a user namespace here")
+    assert proc.returncode == 0, proc.stderr + (tmp_path / "err-after.txt").read_text()
+    before, written = 2, []
+    for free in (0, 16, 32, 48, 64, 96):
+        err = (tmp_path / f"err-{free}.txt").read_text().strip()
+        rc = (tmp_path / f"rc-{free}.txt").read_text().strip()
+        assert rc in ("0", "2"), err
+        if rc == "2":
+            assert len(err.splitlines()) == 1 and "disk full" in err, err
+            written.append("the store is as it was" in err)
+        dint = json.loads((tmp_path / f"dint-{free}.json").read_text())
+        assert dint["running"] == 0  # at most an abandoned claim (SQLite found no room to
+        # release it), which the next sweep takes over
+        trials = dint["groups"][0]["trials"]
+        assert trials >= before and (free > 0 or trials == before)  # free 0: nothing written
+        before = trials
+        pol = tmp_path / f"pol-{free}.txt"  # the tmpfs is gone: its listing, made inside
+        assert ".tmp" not in (pol.read_text() if pol.exists() else "")  # no half-written file
+    assert written and any(written)  # a write into the open store failed, and said so
+    after = json.loads((tmp_path / "dint-after.json").read_text())  # with room again: all
+    assert after["groups"][0]["trials"] == 12 and after["running"] == after["abandoned"] == 0

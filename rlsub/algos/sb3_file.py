@@ -43,6 +43,10 @@ class SB3PolicyFile:
             "extra_json": json.dumps(extra or {}, sort_keys=True, default=str),
         }
         tmp = path.with_suffix(".pt.tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        try:
+            torch.save(state, tmp)
+            tmp.replace(path)
+        except BaseException:  # a full disk: no half-written .tmp left behind
+            tmp.unlink(missing_ok=True)
+            raise
         return path

@@ -55,3 +55,18 @@ def os_error_line(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "disk full"
     return exc.strerror or type(exc).__name__
+
+
+def write_error(path: str | Path, exc: BaseException) -> str:
+    """Why writing `path` failed, in a few words: 'disk full' when it is (torch reports a
+    full disk as a RuntimeError), else the error's first line."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "disk full"
+    try:
+        if os.statvfs(_nearest_existing(Path(path).absolute())).f_bavail == 0:
+            return "disk full"
+    except OSError:
+        pass
+    if isinstance(exc, OSError):
+        return os_error_line(exc)
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -257,8 +257,12 @@ class Subspace(nn.Module):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save({**self.state(), "extra": extra or {}}, tmp)
-        tmp.replace(path)
+        try:
+            torch.save({**self.state(), "extra": extra or {}}, tmp)
+            tmp.replace(path)
+        except BaseException:  # a full disk: no half-written .tmp left behind
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod

@@ -26,6 +26,7 @@ store (before claims) is read as it is, and upgraded in place when written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -46,6 +47,7 @@ from rlsub.experiment.store_files import (
     check_existing,
     connect_readonly,
     creating,
+    disk_full,
 )
 
 STATUSES = ("running", "done", "failed")
@@ -230,12 +232,14 @@ class Store:
     def claim(self, keys: list[TrialKey], who: Claimant) -> ClaimResult:
         """Claim the first free (or abandoned) trial of `keys` for `who`: the one claim path."""
         self._writable()
-        return claims.claim(self.conn, keys, who)
+        with self._disk():
+            return claims.claim(self.conn, keys, who)
 
     def restart(self, key: TrialKey, who: Claimant) -> int:
         """Count a new attempt of a trial `who` holds (its worker was lost); the attempt number."""
         self._writable()
-        return claims.restart(self.conn, key, who)
+        with self._disk():
+            return claims.restart(self.conn, key, who)
 
     def mark_running(self, key: TrialKey, who: Claimant | None = None) -> int:
         """Claim trial `key` now (for `who`, else a claimant of its own); its attempt number.
@@ -275,7 +279,7 @@ class Store:
             guard, args = " WHERE trials.status='running' OR trials.claim=?", [who.token]
         cols = list(values)
         updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in _KEY)
-        with self.conn:
+        with self._disk(), self.conn:
             cur = self.conn.execute(
                 f"INSERT INTO trials ({', '.join(cols)}, attempts) VALUES "
                 f"({', '.join('?' for _ in cols)}, 1) ON CONFLICT "
@@ -284,11 +288,38 @@ class Store:
             )
         return cur.rowcount > 0
 
+    @contextlib.contextmanager
+    def _disk(self) -> Iterator[None]:
+        """A write that fails for want of disk space is rolled back by SQLite: say so."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if not disk_full(self.path, exc):
+                raise
+            raise RlsubError(
+                f"{self.path}: disk full; the store is as it was before this write ({exc})"
+            ) from None
+
+    def give_back(self, key: TrialKey, who: Claimant, tries: int = 10) -> bool:
+        """`release`, also on a full disk: each try first folds the WAL into the store and
+        truncates it, which frees the space the release needs (the heartbeat's connection
+        may hold it back for a moment). False when it could not."""
+        for _ in range(tries):
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:
+                self.release(key, who)
+                return True
+            except RlsubError:
+                time.sleep(0.1)
+        return False
+
     def release(self, key: TrialKey, who: Claimant | None = None) -> None:
         """Forget a 'running' row (held by `who`; by anyone when None) whose trial never ran
         to the end (a user error stopped it)."""
         self._writable()
-        claims.release(self.conn, key, who)
+        with self._disk():
+            claims.release(self.conn, key, who)
 
     # ---------------------------------------------------------------- reads
     def statuses(self, config_hash: str | None = None) -> dict[TrialKey, str]:

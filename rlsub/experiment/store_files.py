@@ -66,8 +66,21 @@ def creating(path: Path) -> Iterator[None]:
             f"{path}: cannot create the results store ({os_error_line(exc)})"
         ) from None
     except sqlite3.OperationalError as exc:
-        why = "disk full" if "full" in str(exc) else str(exc)
+        why = "disk full" if disk_full(path, exc) else str(exc)
         raise RlsubError(f"{path}: cannot create the results store ({why})") from None
+
+
+def disk_full(path: Path, exc: Exception) -> bool:
+    """Whether SQLite error `exc` on the store at `path` comes from a full disk."""
+    text = str(exc)
+    if "full" in text:
+        return True
+    if "I/O" not in text:
+        return False
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 def check_existing(path: Path) -> bool:
@@ -107,6 +120,8 @@ def _check_existing(path: Path) -> bool:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if disk_full(path, exc):
+            raise RlsubError(f"{path}: cannot open the results store: disk full") from None
         raise RlsubError(
             f"{path}: corrupt SQLite file ({exc}); not an rlsub results store"
         ) from None

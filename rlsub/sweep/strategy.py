@@ -53,6 +53,7 @@ from tqdm import tqdm
 
 from rlsub.analysis.estimate import config_floor, estimate_group
 from rlsub.core.config import ExperimentConfig
+from rlsub.core.errors import RlsubError
 from rlsub.core.paths import check_can_write_file
 from rlsub.experiment.claims import LEASE_S, Claimant, Heartbeat, running_state
 from rlsub.experiment.record import TrialRecord
@@ -108,6 +109,16 @@ class Sweep:
     def skipped(self) -> int:
         return len(self.requested & self.before)
 
+    def _put(self, k: TrialKey, rec: TrialRecord) -> bool:
+        """Store a finished record; refused (a full disk): drop its policy file, release it."""
+        try:
+            return self.store.put(rec, self.who)
+        except RlsubError:
+            if rec.policy_path:
+                Path(rec.policy_path).unlink(missing_ok=True)
+            self.store.give_back(k, self.who)
+            raise
+
     def run(self, jobs: list[Job]) -> None:
         """Run the jobs that have no finished record yet (other sweeps may run some)."""
         todo: list[Job] = []
@@ -134,10 +145,10 @@ class Sweep:
             feed.running.discard(job)
             k = self.key(job)
             if isinstance(out, BaseException):
-                self.store.release(k, self.who)
+                self.store.give_back(k, self.who)
                 raise out
             self._complete(out)
-            if self.store.put(out, self.who):
+            if self._put(k, out):
                 self.records[k] = out
                 self.ran += 1
                 self.failed += out.status != "done"

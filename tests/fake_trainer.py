@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import random
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ class FakeConfig:
     nan_d: list[int] = field(default_factory=list)
     hang_d: list[int] = field(default_factory=list)
     interrupt_d: list[int] = field(default_factory=list)  # KeyboardInterrupt once per d
+    crash_d: list[int] = field(default_factory=list)  # the process SIGKILLs itself ...
+    crashes: int = 1  # ... on the first `crashes` starts of each (d, seed) (needs log_file)
     blip: dict[str, float] = field(default_factory=dict)  # {"d": score} overrides
     solved_score: float | None = None
     log_file: str | None = None
@@ -80,6 +83,11 @@ def train(cfg: Any, d: int | str, seed: int, progress: bool = False) -> TrainRes
     if fc.log_file:
         with open(fc.log_file, "a") as fh:
             fh.write(f"{d} {seed} {os.getpid()}\n")
+    if d != "direct" and int(d) in fc.crash_d and fc.log_file:
+        starts = Path(fc.log_file).read_text().splitlines()
+        if sum(ln.startswith(f"{d} {seed} ") for ln in starts) <= fc.crashes:
+            time.sleep(fc.sleep_s / 2)  # mid-trial
+            os.kill(os.getpid(), signal.SIGKILL)
     if fc.sleep_s:
         time.sleep(fc.sleep_s)
     if d != "direct" and int(d) in fc.hang_d:

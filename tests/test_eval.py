@@ -43,8 +43,8 @@ CASES = [
     ("es", "cartpole", None, ".pt"),
     ("cmaes", "inverted_pendulum", None, ".pt"),
     ("ppo", "cartpole", "actor", ".pt"),
-    ("ppo", "cartpole", "all", ".zip"),
-    ("a2c", "inverted_pendulum", "all", ".zip"),
+    ("ppo", "cartpole", "all", ".pt"),
+    ("a2c", "inverted_pendulum", "all", ".pt"),
     ("a2c", "inverted_pendulum", "actor", ".pt"),
     ("dqn", "cartpole", None, ".pt"),
 ]

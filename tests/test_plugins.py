@@ -69,6 +69,17 @@ def test_user_network_under_es_writes_a_policy_file_that_replays(tmp_path: Path)
     rec = json.loads(proc.stdout)
     assert rec["D"] == 4 * 6 + 6 + 6 * 2 + 2 and rec["policy_path"]
     replay = _rlsub("eval", rec["policy_path"], "--episodes", "2", "--json", cwd=tmp_path)
+    assert replay.returncode == 2 and "--trust user_plugins" in replay.stderr  # the file's code
+    replay = _rlsub(
+        "eval",
+        rec["policy_path"],
+        "--episodes",
+        "2",
+        "--json",
+        "--trust",
+        "user_plugins",
+        cwd=tmp_path,
+    )
     assert replay.returncode == 0, replay.stderr[-2000:]
     assert json.loads(replay.stdout)["episodes"] == 2
 

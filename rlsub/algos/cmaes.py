@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from rlsub.algos.base import Trainer, TrainResult
-from rlsub.algos.es_setup import build_setup, policy_extra
+from rlsub.algos.es_setup import MAX_SLOTS, build_setup, policy_extra
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.schema import check, doc
 from rlsub.envs.vector import make_vec_env
@@ -47,6 +47,12 @@ class CMAESConfig:
         check(
             self.episodes_per_member > 0,
             f"episodes_per_member must be > 0, got {self.episodes_per_member}",
+        )
+        slots = (self.population or 1) * self.episodes_per_member
+        check(
+            slots <= MAX_SLOTS and (self.eval_episodes or 1) <= MAX_SLOTS,
+            f"population x episodes_per_member = {slots:,} (or eval_episodes) exceeds the "
+            f"resource limit of {MAX_SLOTS:,} env slots per generation",
         )
         check(self.sigma0 > 0, f"sigma0 must be > 0, got {self.sigma0}")
         check(self.eval_every > 0, f"eval_every must be > 0, got {self.eval_every}")

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from rlsub.algos.base import Trainer, TrainResult
 from rlsub.algos.cmaes import train_cma
-from rlsub.algos.es_setup import build_setup, policy_extra
+from rlsub.algos.es_setup import MAX_SLOTS, build_setup, policy_extra
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.device import ALLOWED as DEVICES
 from rlsub.core.device import valid as device_valid
@@ -144,12 +144,21 @@ class ESConfig:
             self.episodes_per_member > 0,
             f"episodes_per_member must be > 0, got {self.episodes_per_member}",
         )
+        slots = self.population * self.episodes_per_member
+        check(
+            slots <= MAX_SLOTS,  # every slot is an env and a row of the population's forward
+            f"population x episodes_per_member = {slots:,} exceeds the resource limit of "
+            f"{MAX_SLOTS:,} env slots per generation",
+        )
         check(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(self.l2 >= 0, f"l2 must be >= 0, got {self.l2}")
         check(self.obs_clip > 0, f"obs_clip must be > 0, got {self.obs_clip}")
         check(self.eval_every > 0, f"eval_every must be > 0, got {self.eval_every}")
-        check(self.eval_episodes is None or self.eval_episodes > 0, "eval_episodes must be > 0")
+        check(
+            self.eval_episodes is None or 0 < self.eval_episodes <= MAX_SLOTS,
+            f"eval_episodes must be in 1..{MAX_SLOTS:,}, got {self.eval_episodes}",
+        )
         check(self.threads > 0, f"threads must be > 0, got {self.threads}")
         check(device_valid(self.device), f"device must be one of {DEVICES}, got {self.device!r}")
 

@@ -21,6 +21,10 @@ from rlsub.envs.vector import make_vec_env
 from rlsub.nets.batchnorm import set_batchnorm_statistics
 from rlsub.rollout.slots import RunningNorm, random_observations
 
+# env slots one generation may play (population x episodes per member, or evaluation
+# episodes): each slot is an env and a row of the batched forward
+MAX_SLOTS = 100_000
+
 
 def build_setup(cfg: ExperimentConfig, d: int | str, seed: int, slots: int) -> tuple[Any, ...]:
     spec = load_env_spec(cfg.env or "", cfg.env_variant)

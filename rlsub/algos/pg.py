@@ -16,7 +16,8 @@ trial's theta0 seed, so with ``parts: actor`` (and always for DQN) the
 returned `Subspace` is that same rlsub network with the same P and z, and
 `run_trial` writes the compact policy file (kilobytes) that replays it. With
 ``parts: all`` the subspace also spans the critic, which the compact rlsub
-network cannot hold: no compact file is written (info says so).
+network cannot hold: the SB3 policy's state is written instead, without pickle
+(rlsub.algos.sb3_file).
 
 Env steps come from SB3's `DummyVecEnv` over `rlsub.envs.make_env(spec)`
 (Monitor-wrapped). Atari specs (``vector: ale``) run in ale-py's C++
@@ -27,9 +28,8 @@ over final observations), with exactly the settings ES uses (envs/pong.yaml).
 from __future__ import annotations
 
 import inspect
-import json
+import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -50,6 +50,7 @@ from rlsub.algos.pg_policies import (
     resolve_z_lr_scale,
     subspace_kwargs,
 )
+from rlsub.algos.sb3_file import SB3PolicyFile
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.device import ALLOWED as DEVICES
 from rlsub.core.device import resolve as resolve_device
@@ -67,6 +68,9 @@ _RESERVED = ("policy", "env", "seed", "device", "verbose", "_init_setup_model", 
 # policy_kwargs that come from the network config or the subspace settings
 _RESERVED_POLICY = ("subspace", "net_arch", "activation_fn", "features_extractor_class")
 _SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
+
+
+MAX_ENVS = 4096  # training envs (each a Python env object in SB3's DummyVecEnv)
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ class PGConfig:
     def __post_init__(self) -> None:
         check(device_valid(self.device), f"device must be one of {DEVICES}, got {self.device!r}")
         check(self.total_timesteps > 0, f"total_timesteps must be > 0, got {self.total_timesteps}")
-        check(self.n_envs > 0, f"n_envs must be > 0, got {self.n_envs}")
+        check(0 < self.n_envs <= MAX_ENVS, f"n_envs must be in 1..{MAX_ENVS:,}, got {self.n_envs}")
         try:
             resolve_z_lr_scale(self.z_lr_scale, 1, 1)
         except ValueError as exc:
@@ -158,11 +162,15 @@ def algorithm_kwargs(algorithm: str, hyperparams: dict[str, Any]) -> dict[str, A
                 f"train.hyperparams: unknown key {key!r} for {algorithm} "
                 f"(stable_baselines3.{ALGOS[algorithm].__name__}); allowed: {names}"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RlsubError(f"train.hyperparams.{key}: expected a finite number, got {value}")
         if isinstance(value, str) and value.startswith("lin_"):
             if key not in _SCHEDULED:
                 raise RlsubError(f"train.hyperparams.{key}: a 'lin_' schedule is not allowed here")
             try:
                 value = LinearSchedule(float(value[4:]))
+                if not math.isfinite(value.start):
+                    raise ValueError
             except ValueError:
                 raise RlsubError(f"train.hyperparams.{key}: bad schedule {value!r}") from None
         if key == "policy_kwargs":
@@ -290,24 +298,6 @@ def compact_subspace(model: BaseAlgorithm, sub_kwargs: dict[str, Any]) -> Subspa
     return out
 
 
-class SB3PolicyFile:
-    """The policy file of a PG trial whose subspace spans actor and critic (parts: all),
-    which the compact rlsub network cannot hold: SB3's own zip (z, the directly trained
-    tensors and the seeds that rebuild theta0 and P; never D floats of theta0) plus a
-    JSON sidecar with the config and how to replay it. `rlsub eval FILE.zip` replays it."""
-
-    def __init__(self, model: BaseAlgorithm) -> None:
-        self.model = model
-
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        zip_path = Path(path).with_suffix(".zip")
-        zip_path.parent.mkdir(parents=True, exist_ok=True)
-        self.model.save(zip_path)
-        sidecar = {"format": "rlsub-sb3-v1", **(extra or {})}
-        zip_path.with_suffix(".json").write_text(json.dumps(sidecar, sort_keys=True, default=str))
-        return zip_path
-
-
 # ------------------------------------------------------------------ train
 def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True) -> TrainResult:
     """Train `cfg` (ppo / a2c / dqn) at subspace dimension d ("direct": all D) with `seed`."""
@@ -349,7 +339,9 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         "parts": pgc.parts,
         "rest": cfg.subspace.rest,
         "trained_directly": int(sum(p.numel() for p in direct if p.requires_grad)),
-        "policy_file": "compact rlsub subspace" if compact is not None else "SB3 zip (parts: all)",
+        "policy_file": "compact rlsub subspace"
+        if compact is not None
+        else "SB3 state (parts: all)",
         "seeds": seeds,
     }
     if pgc.stop_when_solved:
@@ -363,7 +355,7 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True)
         env_steps=steps,
         curve=curve,
         solved_score=spec.solved_score,
-        subspace=compact if compact is not None else SB3PolicyFile(model),
+        subspace=compact if compact is not None else SB3PolicyFile(model, d, seed),
         extra={**extra, "env": cfg.env, "env_variant": cfg.env_variant, "algorithm": cfg.algorithm},
         info=info,
     )

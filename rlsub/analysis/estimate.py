@@ -77,7 +77,7 @@ from rlsub.analysis.curve import (
 )
 from rlsub.analysis.interval import DRAWS, LEVEL, METHOD, crossing_interval
 from rlsub.data.datasets import chance_accuracy
-from rlsub.envs.spec import load_env_spec
+from rlsub.envs.spec import env_spec_data, load_env_spec
 from rlsub.experiment.record import TrialRecord
 
 RULES = ("stays_above", "original")
@@ -236,13 +236,16 @@ def task_floor(record: TrialRecord) -> float | None:
     return config_floor(record.config or {})
 
 
-def config_floor(cfg: dict[str, Any]) -> float | None:
-    """`task_floor` from a config (as a dict)."""
+def config_floor(cfg: dict[str, Any], own: bool = False) -> float | None:
+    """`task_floor` from a config (as a dict); a store's config (not `own`) is data: nothing
+    it names is imported (rlsub.core.trust), the user's own config may name a plug-in."""
     if cfg.get("dataset"):
         return chance_accuracy(str(cfg["dataset"].get("name", "")))
     env = cfg.get("env")
     if not env:
         return None
+    if not own:
+        return getattr(env_spec_data(env, cfg.get("env_variant")), "random_score", None)
     try:
         return load_env_spec(env, cfg.get("env_variant")).random_score
     except Exception:  # a user's or missing spec: no floor known

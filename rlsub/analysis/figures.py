@@ -12,7 +12,6 @@ from collections import defaultdict
 from typing import Any
 
 from rlsub.analysis.rows import PG_ALGORITHMS
-from rlsub.core.errors import RlsubError
 
 FORMATS = ("png", "pdf")
 
@@ -320,17 +319,15 @@ def comparisons(groups: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[
 
 
 def _record_env(rec: dict[str, Any]) -> Any | None:
-    """The env spec of a record's config, or None (supervised, or the spec is not loadable)."""
-    from rlsub.envs.spec import load_env_spec
+    """The env spec of a record's config, or None (supervised, or the spec is not loadable).
+    Read as data: nothing the record names is imported (rlsub.core.trust)."""
+    from rlsub.envs.spec import env_spec_data
 
     cfg = rec.get("config") or {}
     env = cfg.get("env") or rec.get("task")  # records without their config name the env as task
     if not env:
         return None
-    try:
-        return load_env_spec(env, cfg.get("env_variant"))
-    except RlsubError:
-        return None
+    return env_spec_data(str(env), cfg.get("env_variant"))
 
 
 def learning_curves_figure(records: list[dict[str, Any]]) -> tuple[Any, str]:

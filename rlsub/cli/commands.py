@@ -121,10 +121,14 @@ def with_device(cfg: Any, device: str | None) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from rlsub.core.config import load_experiment
+    from rlsub.core.config import MAX_SEED, load_experiment
+    from rlsub.core.paths import check_can_write_folder
     from rlsub.experiment.trial import run_trial
 
     cfg = with_device(load_experiment(args.config), args.device)
+    if not 0 <= args.seed <= MAX_SEED:
+        raise RlsubError(f"--seed must be in 0..2**63 - 1, got {args.seed}")
+    check_can_write_folder(args.out, "--out")  # before training, not after
     rec = run_trial(
         cfg, args.d, args.seed, policy_dir=args.out, progress=not args.quiet, catch=False
     )
@@ -155,6 +159,9 @@ def cli_random_score(args: argparse.Namespace) -> None:
 
 
 def cli_eval(args: argparse.Namespace) -> None:
+    from rlsub.core.trust import allow
+
+    allow(args.trust, pickle=args.trust_pickle)
     result = evaluate_policy_file(args.policy, args.episodes, args.seed)
 
     def human(r: dict[str, Any]) -> str:

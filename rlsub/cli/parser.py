@@ -236,6 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="episodes to play (default: the env spec's eval_episodes)",
     )
     s.add_argument("--seed", type=int, default=12345, help="seed of the episodes")
+    s.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="let the file name plug-ins (import paths) from MODULE; repeatable; also "
+        "RLSUB_TRUSTED_MODULES (comma-separated). Default: only bundled names resolve",
+    )
+    s.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load an SB3 .zip, which is a pickle and can run code (default: refused)",
+    )
     _json(s)
 
     s = _command(sub, "random-score", "rlsub.cli.commands:cli_random_score",

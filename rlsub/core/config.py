@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,10 @@ from typing import Any, Literal
 from rlsub.core.bundled import config_path
 from rlsub.core.errors import ConfigError, RlsubError
 from rlsub.core.registry import TRAINERS
-from rlsub.core.schema import check, doc, from_mapping, read_yaml, to_dict
+from rlsub.core.schema import MAX_INT, check, doc, from_mapping, read_yaml, to_dict
+
+MAX_SEED = MAX_INT  # seeds are stored as SQLite integers
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}"  # no '/', no leading '.': stays in runs/
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ class SubspaceConfig:
 
     def __post_init__(self) -> None:
         check(self.dense_limit_gib > 0, f"dense_limit_gib must be > 0, got {self.dense_limit_gib}")
+        check(
+            self.projection_seed is None or 0 <= self.projection_seed <= MAX_SEED,
+            f"projection_seed must be in 0..2**63 - 1, got {self.projection_seed}",
+        )
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,14 @@ class SweepConfig:
             f"sweep.d_grid must hold positive integers, got {self.d_grid}",
         )
         check(len(self.seeds) > 0, "sweep.seeds must not be empty")
+        check(
+            all(0 <= s <= MAX_SEED for s in self.seeds),
+            f"sweep.seeds must be integers in 0..2**63 - 1, got {self.seeds}",
+        )
+        check(
+            self.trial_timeout_s is None or self.trial_timeout_s > 0,
+            f"sweep.trial_timeout_s must be > 0 (null: none), got {self.trial_timeout_s}",
+        )
         check(0 < self.threshold <= 1, f"sweep.threshold must be in (0, 1], got {self.threshold}")
         check(self.precision > 1, f"sweep.precision must be > 1, got {self.precision}")
         check(
@@ -130,6 +146,13 @@ class ExperimentConfig:
     )
     sweep: SweepConfig = doc("d grid and seeds", default_factory=SweepConfig)
     source: str = doc("where the config was read from (set by the loader)", default="<dict>")
+
+    def __post_init__(self) -> None:
+        check(
+            re.fullmatch(NAME_PATTERN, self.name) is not None,
+            f"name {self.name!r} must be 1-100 letters, digits, '_', '-', '.' or '+', starting "
+            "with a letter or digit (it names files in the runs folder)",
+        )
 
     @property
     def supervised(self) -> bool:

@@ -12,7 +12,10 @@ editing rlsub:
 Worker processes resolve the same strings by name (they receive configs, never
 the registries' contents), so a user's module must be importable there too.
 
-Imports: nothing of rlsub but `core.errors`.
+An import path named by a file being read (a policy file, a store) is refused unless
+trusted (`rlsub.core.trust`).
+
+Imports: nothing of rlsub but `core.errors` and `core.trust`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 from torch import nn
 
 from rlsub.core.errors import RlsubError
+from rlsub.core.trust import check_import
 
 
 def import_path(path: str, kind: str = "object") -> Any:
@@ -65,6 +69,7 @@ class Registry:
             target = self._entries[name]
             return import_path(target, self.kind) if isinstance(target, str) else target
         if ":" in name:
+            check_import(name, self.kind)  # a file being read may not name code (core.trust)
             return import_path(name, self.kind)
         raise RlsubError(
             f"unknown {self.kind} {name!r}; allowed: {', '.join(self._entries)}, "
@@ -127,7 +132,7 @@ def build_network(name: str, kwargs: dict[str, Any] | None = None, seed: int = 0
         torch.manual_seed(int(seed))
         try:
             net = builder(**kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise RlsubError(f"network {name!r}: bad arguments {kwargs}: {exc}") from None
     if not isinstance(net, nn.Module):
         raise RlsubError(

@@ -9,6 +9,7 @@ Imports: nothing of rlsub but `core.errors`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import field
@@ -20,6 +21,7 @@ import yaml
 from rlsub.core.errors import ConfigError
 
 T = TypeVar("T")
+MAX_INT = 2**63 - 1
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -71,14 +73,22 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            if not (isinstance(value, float) and value.is_integer()):
+                raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            value = int(value)
+        if abs(value) > MAX_INT:  # SQLite's and torch's integers stop at 2**63 - 1
+            raise ConfigError(f"{where}: {value} is too large; at most 2**63 - 1")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -136,6 +146,12 @@ def check(cond: bool, message: str) -> None:
 def read_yaml(path: Path) -> Any:
     """The parsed YAML file at `path` (which exists); one-line ConfigError if it does not parse."""
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: a binary file, not a YAML text file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None

@@ -45,6 +45,7 @@ from rlsub.core.population import PopulationPolicy
 from rlsub.core.projection import DEFAULT_DENSE_LIMIT_GIB, KINDS
 from rlsub.core.projections import make_projection
 from rlsub.core.registry import build_network
+from rlsub.core.trust import reading
 
 FORMAT = "rlsub-subspace-v1"
 DIRECT = "direct"  # d value meaning: train all D parameters (identity projection)
@@ -256,8 +257,12 @@ class Subspace(nn.Module):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save({**self.state(), "extra": extra or {}}, tmp)
-        tmp.replace(path)
+        try:
+            torch.save({**self.state(), "extra": extra or {}}, tmp)
+            tmp.replace(path)
+        except BaseException:  # a full disk: no half-written .tmp left behind
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod
@@ -279,33 +284,41 @@ class Subspace(nn.Module):
         return cls(module, d, projection, projection_seed, include, rest, spec, dense_limit_gib)
 
     @classmethod
-    def load(cls, path: str | Path) -> tuple[Subspace, dict[str, Any]]:
-        """Rebuild a saved subspace network; returns (subspace, extra)."""
-        path = Path(path)
-        if not path.is_file():
-            raise RlsubError(f"{path}: no such policy file")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # corrupt or foreign file
-            raise RlsubError(f"{path}: not an rlsub policy file ({type(exc).__name__})") from None
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
+    def load(cls, path: str | Path, trust: Sequence[str] = ()) -> tuple[Subspace, dict[str, Any]]:
+        """Rebuild a saved subspace network; returns (subspace, extra). The file names its
+        network as data: an import path in it is refused unless its module is in `trust`
+        or trusted otherwise (rlsub.core.trust)."""
+        return cls.from_state(load_state(path), path, trust)
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, Any], path: str | Path, trust: Sequence[str] = ()
+    ) -> tuple[Subspace, dict[str, Any]]:
+        """`load` from a policy file's contents (`load_state`)."""
+        if state.get("format") != FORMAT:
             raise RlsubError(f"{path}: not an rlsub policy file (expected format {FORMAT})")
-        net = state["network"]
-        d = state["d"] if state["projection"] != "identity" else DIRECT
-        sub = cls.from_spec(
-            net["name"],
-            net["kwargs"],
-            net["seed"],
-            d,
-            state["projection"],
-            state["projection_seed"],
-            state["include"],
-            state["rest"],
-            dense_limit_gib=float("inf"),
-        )
-        with torch.no_grad():
-            sub.z.copy_(state["z"])
-        sub.module.load_state_dict(state["module_state"])
+        try:
+            net = state["network"]
+            d = state["d"] if state["projection"] != "identity" else DIRECT
+            with reading(path, trust):
+                sub = cls.from_spec(
+                    net["name"],
+                    net["kwargs"],
+                    net["seed"],
+                    d,
+                    state["projection"],
+                    state["projection_seed"],
+                    state["include"],
+                    state["rest"],
+                    dense_limit_gib=float("inf"),
+                )
+            with torch.no_grad():
+                sub.z.copy_(state["z"])
+            sub.module.load_state_dict(state["module_state"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise RlsubError(
+                f"{path}: a damaged rlsub policy file ({type(exc).__name__})"
+            ) from None
         return sub, state.get("extra", {})
 
     # ---------------------------------------------------------------- misc
@@ -333,3 +346,17 @@ class Subspace(nn.Module):
 
     def extra_repr(self) -> str:
         return f"D={self.D}, d={self.d}, projection={self.projection_kind}, rest={self.rest}"
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """The contents of a policy file, read without unpickling code (weights_only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RlsubError(f"{path}: no such policy file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign file
+        raise RlsubError(f"{path}: not an rlsub policy file ({type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise RlsubError(f"{path}: not an rlsub policy file (expected format {FORMAT})")
+    return state

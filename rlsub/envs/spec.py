@@ -31,6 +31,7 @@ from rlsub.core.bundled import ENV_DIR
 from rlsub.core.errors import ConfigError, RlsubError
 from rlsub.core.registry import ENV_SPECS, NETWORKS
 from rlsub.core.schema import check, doc, from_mapping, read_yaml
+from rlsub.core.trust import check_import, reading_file
 
 REQUIRES_HINT = {
     "mujoco": "pip install 'gymnasium[mujoco]'",
@@ -128,20 +129,56 @@ def load_env_spec(name_or_path: str | dict[str, Any], variant: str | None = None
 
 
 def _variant(spec: EnvSpec, variant: str | None, path: Path) -> EnvSpec:
-    """`spec` with its variant `variant` applied (None: as it is), its requirements checked."""
-    if variant is not None:
-        if variant not in spec.variants:
-            raise ConfigError(
-                f"{path}: unknown variant {variant!r}; known: {', '.join(spec.variants) or 'none'}"
-            )
-        over = dict(spec.variants[variant])
-        spec = from_mapping(
-            EnvSpec,
-            {**dataclasses.asdict(spec), **over, "variant": variant},
-            f"{path}: variants.{variant}",
-        )
+    """`spec` with its variant `variant` applied (None: as it is), its id and requirements
+    checked (an import path read from a file must be trusted: rlsub.core.trust)."""
+    spec = _with_variant(spec, variant, path)
+    if reading_file() is not None and ":" in spec.id:  # gymnasium imports "module:Env-v0"
+        check_import(spec.id, "env id")
     _check_requires(spec)
     return spec
+
+
+def _with_variant(spec: EnvSpec, variant: str | None, path: Path) -> EnvSpec:
+    if variant is None:
+        return spec
+    if variant not in spec.variants:
+        raise ConfigError(
+            f"{path}: unknown variant {variant!r}; known: {', '.join(spec.variants) or 'none'}"
+        )
+    over = dict(spec.variants[variant])
+    return from_mapping(
+        EnvSpec,
+        {**dataclasses.asdict(spec), **over, "variant": variant},
+        f"{path}: variants.{variant}",
+    )
+
+
+def env_spec_data(name: str | dict[str, Any], variant: str | None = None) -> EnvSpec | None:
+    """Spec `name` read as data only: a bundled name, a YAML file, a registered gymnasium
+    id or an inline mapping; None for anything else (an import path) or a spec that does
+    not load. Imports nothing and checks no package: for reading stores and records,
+    which run no code they name (rlsub.core.trust)."""
+    if isinstance(name, dict):  # an inline spec: data, unless its id names a module
+        if ":" in str(name.get("id", "")):
+            return None
+        try:
+            return _with_variant(inline_spec(name), variant, Path("inline env spec"))
+        except RlsubError:
+            return None
+    entry = ENV_SPECS._entries.get(name)
+    if entry is not None and not isinstance(entry, str) or ":" in name and not Path(name).suffix:
+        return None
+    path = Path(name) if Path(name).suffix else ENV_DIR / (entry or f"{name}.yaml")
+    try:
+        if path.is_file():
+            spec = from_mapping(EnvSpec, read_yaml(path), str(path))
+        elif entry is None and not Path(name).suffix and name in gym.envs.registry:
+            spec = gymnasium_spec(name)
+        else:
+            return None
+        return _with_variant(spec, variant, path)
+    except (RlsubError, OSError):
+        return None
 
 
 def gymnasium_spec(env_id: str) -> EnvSpec:
@@ -165,6 +202,8 @@ def gymnasium_spec(env_id: str) -> EnvSpec:
 def _check_requires(spec: EnvSpec) -> None:
     if spec.requires is None:
         return
+    if spec.requires not in REQUIRES_HINT:  # a file being read may not name code
+        check_import(spec.requires, "required package")
     try:
         importlib.import_module(spec.requires)
     except ImportError:

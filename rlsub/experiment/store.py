@@ -26,12 +26,14 @@ store (before claims) is read as it is, and upgraded in place when written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +42,14 @@ from rlsub.experiment import claims
 from rlsub.experiment import floors as kept_floors
 from rlsub.experiment.claims import Claimant, ClaimResult, TrialKey
 from rlsub.experiment.record import TrialRecord
-
-SCHEMA_VERSION = 2  # 2: claims (claim, heartbeat, lease_s); 1 is read, and upgraded on write
-APPLICATION_ID = 0x524C5342  # "RLSB", stored in the SQLite header
-SQLITE_MAGIC = b"SQLite format 3\x00"
+from rlsub.experiment.store_files import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    check_existing,
+    connect_readonly,
+    creating,
+    disk_full,
+)
 
 # (column, SQL type); JSON columns hold lists or mappings as text
 _COLUMNS: list[tuple[str, str]] = [
@@ -110,59 +116,6 @@ def _num(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
 
-def _quick_check(conn: sqlite3.Connection) -> str | None:
-    """The first problem `PRAGMA quick_check` finds, or None."""
-    rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
-    if rows == ["ok"]:
-        return None
-    lines = [ln for r in rows for ln in r.splitlines() if ln and not ln.startswith("***")]
-    return (lines[0] if lines else "failed")[:200]
-
-
-def _check_existing(path: Path) -> bool:
-    """Check an existing file read-only; True when it is an empty database to initialise."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(100)
-    except OSError as exc:
-        raise RlsubError(f"{path}: cannot read the results store ({exc.strerror})") from None
-    if len(head) == 0:
-        return True
-    if not head.startswith(SQLITE_MAGIC):
-        raise RlsubError(f"{path}: not an SQLite file, so not an rlsub results store")
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True, timeout=10)
-        try:
-            app = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            damage = _quick_check(conn) if tables else None
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise RlsubError(
-            f"{path}: corrupt SQLite file ({exc}); not an rlsub results store"
-        ) from None
-    if damage is not None:
-        raise RlsubError(
-            f"{path}: damaged SQLite file (quick_check: {damage}); refused and left as it is"
-        )
-    if not tables and app == 0 and version == 0:
-        return True
-    if app != APPLICATION_ID or not {"meta", "trials"} <= tables:
-        raise RlsubError(
-            f"{path}: an SQLite database of another program (tables: "
-            f"{', '.join(sorted(tables)) or 'none'}), not an rlsub results store"
-        )
-    if version not in (1, SCHEMA_VERSION):
-        raise RlsubError(
-            f"{path}: results store schema version {version}; this rlsub reads "
-            f"versions 1 to {SCHEMA_VERSION}"
-        )
-    return False
-
-
 def _create(conn: sqlite3.Connection) -> None:
     """Create the schema in one transaction (all or nothing), unless another process has."""
     conn.execute("BEGIN IMMEDIATE")
@@ -198,13 +151,13 @@ class Store:
             raise RlsubError(f"{self.path}: is a directory, not a results store")
         journal = "delete" if claims.network_filesystem(self.path) else "wal"
         if not exists:
-            self._create_new(journal)
-        fresh = _check_existing(self.path)
+            with creating(self.path):
+                self._create_new(journal)
+        fresh = check_existing(self.path)
         if readonly:
             if fresh:
                 raise RlsubError(f"{self.path}: an empty file, not an rlsub results store")
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self.conn = sqlite3.connect(uri, uri=True, timeout=30)
+            self.conn = connect_readonly(self.path, timeout=30)
         else:
             self.conn = sqlite3.connect(self.path, timeout=30)
             if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != journal:
@@ -278,12 +231,14 @@ class Store:
     def claim(self, keys: list[TrialKey], who: Claimant) -> ClaimResult:
         """Claim the first free (or abandoned) trial of `keys` for `who`: the one claim path."""
         self._writable()
-        return claims.claim(self.conn, keys, who)
+        with self._disk():
+            return claims.claim(self.conn, keys, who)
 
     def restart(self, key: TrialKey, who: Claimant) -> int:
         """Count a new attempt of a trial `who` holds (its worker was lost); the attempt number."""
         self._writable()
-        return claims.restart(self.conn, key, who)
+        with self._disk():
+            return claims.restart(self.conn, key, who)
 
     def mark_running(self, key: TrialKey, who: Claimant | None = None) -> int:
         """Claim trial `key` now (for `who`, else a claimant of its own); its attempt number.
@@ -323,7 +278,7 @@ class Store:
             guard, args = " WHERE trials.status='running' OR trials.claim=?", [who.token]
         cols = list(values)
         updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in _KEY)
-        with self.conn:
+        with self._disk(), self.conn:
             cur = self.conn.execute(
                 f"INSERT INTO trials ({', '.join(cols)}, attempts) VALUES "
                 f"({', '.join('?' for _ in cols)}, 1) ON CONFLICT "
@@ -332,11 +287,38 @@ class Store:
             )
         return cur.rowcount > 0
 
+    @contextlib.contextmanager
+    def _disk(self) -> Iterator[None]:
+        """A write that fails for want of disk space is rolled back by SQLite: say so."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if not disk_full(self.path, exc):
+                raise
+            raise RlsubError(
+                f"{self.path}: disk full; the store is as it was before this write ({exc})"
+            ) from None
+
+    def give_back(self, key: TrialKey, who: Claimant, tries: int = 10) -> bool:
+        """`release`, also on a full disk: each try first folds the WAL into the store and
+        truncates it, which frees the space the release needs (the heartbeat's connection
+        may hold it back for a moment). False when it could not."""
+        for _ in range(tries):
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:
+                self.release(key, who)
+                return True
+            except RlsubError:
+                time.sleep(0.1)
+        return False
+
     def release(self, key: TrialKey, who: Claimant | None = None) -> None:
         """Forget a 'running' row (held by `who`; by anyone when None) whose trial never ran
         to the end (a user error stopped it)."""
         self._writable()
-        claims.release(self.conn, key, who)
+        with self._disk():
+            claims.release(self.conn, key, who)
 
     # ---------------------------------------------------------------- reads
     def statuses(self, config_hash: str | None = None) -> dict[TrialKey, str]:
@@ -392,7 +374,8 @@ class Store:
     def put_floor(self, config_hash: str, floor: dict[str, Any]) -> None:
         """Keep a measured floor score (a random policy's returns) with the results."""
         self._writable()
-        kept_floors.put(self.conn, config_hash, floor)
+        with self._disk():
+            kept_floors.put(self.conn, config_hash, floor)
 
     def floors(self) -> dict[str, dict[str, Any]]:
         """Measured floors by config hash (`put_floor`); plain JSON, nothing imported."""

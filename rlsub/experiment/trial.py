@@ -25,6 +25,7 @@ from typing import Any
 from rlsub.algos.base import TrainResult
 from rlsub.core.config import ExperimentConfig, experiment_from_dict, load_experiment
 from rlsub.core.errors import RlsubError
+from rlsub.core.paths import write_error
 from rlsub.core.registry import TRAINERS
 from rlsub.envs.spec import check_config_env
 from rlsub.experiment.record import TrialRecord, git_revision, versions
@@ -90,7 +91,12 @@ def _finished(
     if policy_dir is not None and res.subspace is not None:
         tag = "direct" if rec.direct else f"d{rec.d}"
         path = Path(policy_dir) / f"{cfg.name}-{cfg.hash}-{tag}-s{rec.seed}.pt"
-        saved = res.subspace.save(path, extra={"config": rec.config, **res.extra})
+        try:
+            saved = res.subspace.save(path, extra={"config": rec.config, **res.extra})
+        except (OSError, RuntimeError) as exc:  # a user's matter (disk full): stop, one line
+            raise RlsubError(
+                f"{path}: cannot write the policy file ({write_error(path, exc)})"
+            ) from None
         rec.policy_path = str(saved or path)
     rec.status = "done"
     return rec

@@ -1,11 +1,13 @@
-"""Where sweep trials run: in this process, in a process pool (with a watchdog that kills a
-trial past its timeout), or as Ray tasks. Each runs `run_one` on (config dict, d, seed).
+"""Where sweep trials run: in this process, or (rlsub.sweep.backends) in a pool of worker
+processes or as Ray tasks, with a watchdog that kills a trial past its timeout. Each runs
+`run_one` on (config dict, d, seed).
 
 Every executor takes its trials from a `Feed` (the sweep's claims on the store,
 rlsub.experiment.claims): `take()` gives a trial now claimed by this sweep, `WAIT`
 when the only ones left are held by other sweeps (ask again later), or None when
-none is left. A trial the pool's watchdog took down with another is run again
-under the same claim (`again`, a new attempt).
+none is left. A trial whose worker died (SIGKILL, out of memory: `Lost(crashed=True)`)
+runs again under the same claim (`again`, a new attempt counted in the store), up to
+MAX_ATTEMPTS; a trial's own error is recorded as it is and not retried.
 
 Imports: experiment, core.
 """
@@ -13,15 +15,11 @@ Imports: experiment, core.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from rlsub.core.config import ExperimentConfig, experiment_from_dict
@@ -31,6 +29,7 @@ from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.trial import failed_record, run_trial
 
 HARD_KILL_GRACE_S = 10.0  # pool/Ray: kill a trial this long after its timeout
+MAX_ATTEMPTS = 3  # runs of a trial whose worker keeps dying, before it is recorded failed
 POLL_S = 0.5
 
 Job = tuple[Any, int]  # (d or "direct", seed)
@@ -52,9 +51,12 @@ class Feed(Protocol):
 
 @dataclasses.dataclass
 class Lost:
-    """A trial that ended without a record (dead worker, task error): recorded as failed."""
+    """A trial that ended without a record. `crashed`: its worker process died (killed,
+    out of memory), which is not the trial's doing: it runs again, up to MAX_ATTEMPTS in
+    all. Otherwise (the worker raised outside the trial) it is recorded as failed."""
 
     reason: str
+    crashed: bool = False
 
 
 Outcome = TrialRecord | BaseException | Lost
@@ -187,14 +189,15 @@ class _Bounded:
         raise NotImplementedError
 
     def run(self, feed: Feed) -> Iterator[tuple[Job, Outcome]]:
-        again: deque[Job] = deque()  # claimed trials to run once more
+        again: deque[Job] = deque()  # claimed trials whose worker died: run once more
+        crashes: dict[Job, int] = {}
         inflight: dict[Any, tuple[Job, float]] = {}
         while True:
             left: Job | str | None = WAIT if again else None
             while len(inflight) < self.workers:
                 if again:
                     job = again.popleft()
-                    feed.again(job)
+                    feed.again(job)  # counts the attempt in the store
                 else:
                     left = feed.take()
                     if left is None or isinstance(left, str):
@@ -209,7 +212,15 @@ class _Bounded:
             for handle, out in self.poll(list(inflight)):
                 job, t0 = inflight.pop(handle)
                 if isinstance(out, Lost):
+                    if out.crashed:
+                        crashes[job] = crashes.get(job, 0) + 1
+                        if crashes[job] < MAX_ATTEMPTS:
+                            again.append(job)
+                            continue
+                        out.reason += f"; gave up after {crashes[job]} attempts"
                     out = failed_record(self.cfg, *job, out.reason, time.monotonic() - t0)
+                if isinstance(out, TrialRecord) and job in crashes:
+                    out.info["worker_crashes"] = crashes[job]
                 yield job, out
                 if isinstance(out, RlsubError):
                     return
@@ -219,146 +230,11 @@ class _Bounded:
             now = time.monotonic()
             overdue = [h for h, (_, t0) in inflight.items() if now - t0 > limit]
             if overdue:
-                self.kill(overdue)  # may take innocent trials down: they run again
-                for h in list(inflight):
+                self.kill(overdue)  # only those: the trials beside them go on
+                for h in overdue:
                     job, t0 = inflight.pop(h)
-                    if h in overdue:
-                        yield (
-                            job,
-                            failed_record(
-                                self.cfg,
-                                *job,
-                                _timeout_reason(self.timeout_s) + " (killed)",
-                                now - t0,
-                            ),
-                        )
-                    else:
-                        again.append(job)
-
-
-def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
-    """Pool-worker initializer: end this worker once the sweep process that made it is gone.
-
-    A sweep killed with SIGKILL or SIGTERM cannot shut its pool down, and its
-    workers would go on running their trials for nothing (the rerun claims the
-    same trials again). Checked by a daemon thread every `every_s` seconds.
-    """
-
-    def watch() -> None:
-        while True:
-            time.sleep(every_s)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="rlsub-parent-watch", daemon=True).start()
-
-
-class Pool(_Bounded):
-    """A process pool (spawn context): workers import rlsub afresh, nothing inherited.
-
-    Workers end themselves when the sweep process dies (`_exit_with_parent`).
-    """
-
-    def __init__(self, cfg: ExperimentConfig, policy_dir: str | None, workers: int) -> None:
-        super().__init__(cfg, policy_dir)
-        self.workers = workers
-        self.ctx = multiprocessing.get_context("spawn")
-        self.pool = self._new_pool()
-        self.owner: dict[Future, ProcessPoolExecutor] = {}
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=self.ctx,
-            initializer=_exit_with_parent,
-            initargs=(os.getpid(),),
-        )
-
-    def submit(self, job: Job) -> Future:
-        fut = self.pool.submit(work, *self.args, *job, self.timeout_s, self.policy_dir)
-        self.owner[fut] = self.pool
-        return fut
-
-    def poll(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
-        done, _ = wait(handles, timeout=POLL_S, return_when=FIRST_COMPLETED)
-        out: list[tuple[Any, Outcome]] = []
-        for fut in done:
-            owner = self.owner.pop(fut, None)
-            try:
-                out.append((fut, TrialRecord(**fut.result())))
-            except BrokenProcessPool:
-                out.append((fut, Lost("worker process died (killed, out of memory?)")))
-                if owner is self.pool:
-                    self._restart()
-            except RlsubError as exc:
-                out.append((fut, exc))
-            except Exception as exc:  # the worker raised outside the trial
-                out.append((fut, Lost(f"worker error: {type(exc).__name__}: {exc}"[:500])))
-        return out
-
-    def kill(self, handles: list[Any]) -> None:
-        old = self.pool
-        self._restart(kill=True)  # every trial of the old pool is gone
-        self.owner = {f: p for f, p in self.owner.items() if p is not old}
-
-    def _restart(self, kill: bool = False) -> None:
-        if kill:
-            self._kill_processes()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.pool = self._new_pool()
-
-    def _kill_processes(self) -> None:
-        # concurrent.futures has no public kill before Python 3.14 (terminate_workers)
-        for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
-            proc.kill()
-
-    def close(self) -> None:
-        """Shut the pool down. When no trial is running, its workers exit on their own and
-        free what they hold (killed workers leave their semaphores to the resource tracker,
-        which then warns of leaks); trials still running (an error, an interrupt) are killed."""
-        if self.owner:
-            self._kill_processes()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class Ray(_Bounded):
-    """Trials as Ray tasks (`ray` is an optional extra: pip install 'rlsub[ray]')."""
-
-    def __init__(
-        self, cfg: ExperimentConfig, policy_dir: str | None, workers: int, address: str | None
-    ) -> None:
-        super().__init__(cfg, policy_dir)
-        self.ray = import_ray()
-        if not self.ray.is_initialized():
-            self.ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        cpus = int(self.ray.cluster_resources().get("CPU", 1))
-        self.workers = workers if workers > 1 else max(1, cpus)
-        self.remote = self.ray.remote(num_cpus=1, max_retries=0)(work)
-
-    def submit(self, job: Job) -> Any:
-        return self.remote.remote(*self.args, *job, self.timeout_s, self.policy_dir)
-
-    def poll(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
-        ready, _ = self.ray.wait(handles, num_returns=1, timeout=POLL_S)
-        out: list[tuple[Any, Outcome]] = []
-        for ref in ready:
-            try:
-                out.append((ref, TrialRecord(**self.ray.get(ref))))
-            except Exception as exc:
-                cause = getattr(exc, "cause", exc)
-                if isinstance(cause, RlsubError):
-                    out.append((ref, RlsubError(str(cause))))
-                else:
-                    reason = f"ray task error: {type(cause).__name__}: {cause}"[:500]
-                    out.append((ref, Lost(reason)))
-        return out
-
-    def kill(self, handles: list[Any]) -> None:
-        for ref in handles:
-            self.ray.cancel(ref, force=True)
-
-    def close(self) -> None:
-        pass
+                    reason = _timeout_reason(self.timeout_s) + " (killed)"
+                    yield job, failed_record(self.cfg, *job, reason, now - t0)
 
 
 def import_ray() -> Any:
@@ -371,15 +247,3 @@ def import_ray() -> Any:
             "pip install 'rlsub[ray]' (or use --backend local)"
         ) from None
     return ray
-
-
-def make_backend(
-    cfg: ExperimentConfig, backend: str, workers: int, address: str | None, policy_dir: str | None
-) -> Any:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise RlsubError(f"--workers must be >= 1, got {workers}")
-    if backend == "ray":
-        return Ray(cfg, policy_dir, workers, address)
-    if backend != "local":
-        raise RlsubError(f"unknown backend {backend!r}; allowed: local, ray")
-    return InProcess(cfg, policy_dir) if workers == 1 else Pool(cfg, policy_dir, workers)

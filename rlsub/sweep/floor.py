@@ -33,7 +33,7 @@ def ensure_floor(cfg: ExperimentConfig, store: Store, progress: bool = True) -> 
 
     if cfg.supervised:
         return None
-    known = config_floor(cfg.to_dict())
+    known = config_floor(cfg.to_dict(), own=True)
     if known is not None:
         return known
     kept = store.floors().get(cfg.hash)

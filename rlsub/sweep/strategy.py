@@ -44,11 +44,14 @@ from tqdm import tqdm
 
 from rlsub.analysis.estimate import config_floor, estimate_group
 from rlsub.core.config import ExperimentConfig
+from rlsub.core.errors import RlsubError
+from rlsub.core.paths import check_can_write_file
 from rlsub.experiment.claims import LEASE_S, Claimant, Heartbeat, running_state
 from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.store import Store, TrialKey, default_path, trial_key
 from rlsub.sweep import adaptive
-from rlsub.sweep.executors import WAIT, Job, make_backend
+from rlsub.sweep.backends import make_backend
+from rlsub.sweep.executors import WAIT, Job
 from rlsub.sweep.floor import ensure_floor
 from rlsub.sweep.validate import validate
 
@@ -84,7 +87,7 @@ class Sweep:
         self.progress = progress
         self.bar: tqdm | None = None  # opened at the first trial to run
         self.planned, self.adaptive_total = 0, False  # the bar's total (`plan`)
-        self.floor = config_floor(cfg.to_dict()) if floor is None else floor
+        self.floor = config_floor(cfg.to_dict(), own=True) if floor is None else floor
         self.stopped: dict[str, str] = {}  # adaptive: why each refinement stopped
 
     def key(self, job: Job) -> TrialKey:
@@ -93,6 +96,16 @@ class Sweep:
     @property
     def skipped(self) -> int:
         return len(self.requested & self.before)
+
+    def _put(self, k: TrialKey, rec: TrialRecord) -> bool:
+        """Store a finished record; refused (a full disk): drop its policy file, release it."""
+        try:
+            return self.store.put(rec, self.who)
+        except RlsubError:
+            if rec.policy_path:
+                Path(rec.policy_path).unlink(missing_ok=True)
+            self.store.give_back(k, self.who)
+            raise
 
     def run(self, jobs: list[Job]) -> None:
         """Run the jobs that have no finished record yet (other sweeps may run some)."""
@@ -118,10 +131,10 @@ class Sweep:
             feed.running.discard(job)
             k = self.key(job)
             if isinstance(out, BaseException):
-                self.store.release(k, self.who)
+                self.store.give_back(k, self.who)
                 raise out
             self._complete(out)
-            if self.store.put(out, self.who):
+            if self._put(k, out):
                 self.records[k] = out
                 self.ran += 1
                 self.failed += out.status != "done"
@@ -249,21 +262,24 @@ def run_sweep(
     """
     D = validate(cfg, mode, backend, workers, progress)
     path = Path(store_path) if store_path is not None else default_path(cfg.name)
+    check_can_write_file(path, "results store")  # and its policies/ beside it
     t0 = time.perf_counter()
     who = Claimant.here(lease_s)
-    with Store(path) as store, Heartbeat(path, who):
-        policy_dir = str(path.parent / "policies")
-        floor = ensure_floor(cfg, store, progress)
-        be = make_backend(cfg, backend, workers, address, policy_dir)
-        sweep = Sweep(cfg, store, be, progress, who, D, floor)
-        try:
-            sweep.plan(mode)
-            sweep.adaptive() if mode == "adaptive" else sweep.grid()
-        finally:
-            sweep.close()
-            be.close()
-        records = store.records(cfg.hash)
-        held, abandoned = running_state(store.rows(cfg.hash, status="running"))
+    # the backend first: a Ray it cannot reach is refused before the store exists
+    be = make_backend(cfg, backend, workers, address, str(path.parent / "policies"))
+    try:
+        with Store(path) as store, Heartbeat(path, who):
+            floor = ensure_floor(cfg, store, progress)
+            sweep = Sweep(cfg, store, be, progress, who, D, floor)
+            try:
+                sweep.plan(mode)
+                sweep.adaptive() if mode == "adaptive" else sweep.grid()
+            finally:
+                sweep.close()
+            records = store.records(cfg.hash)
+            held, abandoned = running_state(store.rows(cfg.hash, status="running"))
+    finally:
+        be.close()
     estimate = estimate_group(records) if records else None  # a measured floor rides along
     return {
         "store": str(path),

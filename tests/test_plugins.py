@@ -135,7 +135,13 @@ def test_user_network_as_sb3_policy_trains_and_replays(tmp_path: Path, algo: str
     assert rec["info"]["trained_directly"] == (4 * 64 + 64 + 64 * 64 + 64 + 64 + 1) * (
         algo == "ppo"
     )  # PPO's critic (SB3's 64-64 MLP and value head) trains directly beside z
-    replay = _rlsub("eval", rec["policy_path"], "--episodes", "2", "--json", cwd=tmp_path)
+    # the file names the user's module: replaying it needs that module trusted (issue 30)
+    refused = _rlsub("eval", rec["policy_path"], "--episodes", "2", cwd=tmp_path)
+    assert refused.returncode == 2 and "--trust user_plugins" in refused.stderr
+    replay = _rlsub(
+        "eval", rec["policy_path"], "--episodes", "2", "--json", "--trust", "user_plugins",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert replay.returncode == 0, replay.stderr[-2000:]
     out = json.loads(replay.stdout)
     assert out["D"] == D_actor and out["d"] == 5 and out["eval_mean"] >= 8
@@ -144,8 +150,10 @@ def test_user_network_as_sb3_policy_trains_and_replays(tmp_path: Path, algo: str
 
 
 def test_user_network_whole_actor_critic_in_the_subspace(tmp_path: Path, monkeypatch):
-    """parts: all puts the user's actor and SB3's critic in one subspace; the SB3 zip replays."""
+    """parts: all puts the user's actor and SB3's critic in one subspace; its policy file
+    (SB3 state and JSON config, no pickle) replays once the user's module is trusted."""
     from rlsub.algos.evaluate import evaluate_policy_file
+    from rlsub.core.trust import reading
     from rlsub.experiment.trial import train
 
     monkeypatch.syspath_prepend(str(HERE))
@@ -160,8 +168,9 @@ def test_user_network_whole_actor_critic_in_the_subspace(tmp_path: Path, monkeyp
     rec = train(cfg, d=7, seed=0, policy_dir=str(tmp_path))
     assert rec.status == "done", rec.reason
     assert rec.D == (4 * 6 + 6 + 6 * 2 + 2) + (4 * 8 + 8 + 8 + 1) and rec.d == 7
-    assert rec.info["trained_directly"] == 0 and rec.policy_path.endswith(".zip")
-    replay = evaluate_policy_file(rec.policy_path, 2)
+    assert rec.info["trained_directly"] == 0 and rec.policy_path.endswith(".pt")
+    with reading(rec.policy_path, trust=["user_plugins"]):
+        replay = evaluate_policy_file(rec.policy_path, 2)
     assert replay["D"] == rec.D and replay["episodes"] == 2
 
 

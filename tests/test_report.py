@@ -114,10 +114,15 @@ def test_reference_task_paper_values_and_comparisons(stores: list[Path]) -> None
     assert "digits" in ref and rows[0]["difficulty"] == pytest.approx(1.0)
     # CartPole-v1 ES is not the paper's CartPole-v0 DQN row: no paper value beside it
     assert rows[1]["paper_d_int"] is None
-    v0 = {"task": "cartpole-v0", "network": "mlp", "algorithm": "dqn"}
+    v0 = {"task": "cartpole-v0", "network": "mlp", "algorithm": "dqn_paper"}
     pv = paper.match(v0, {"hidden": [20, 20], "activation": "relu"})
+    # SB3's DQN is another protocol: the paper's value sits only beside dqn_paper rows
+    assert (
+        paper.match({**v0, "algorithm": "dqn"}, {"hidden": [20, 20], "activation": "relu"}) is None
+    )
     assert pv is not None and pv.value == 25 and paper.paper_target(pv, None) == 0.9 * 195
     assert paper.match(v0, {"hidden": [64, 64], "activation": "relu"}) is None  # other net
+    assert paper.match(v0, {"hidden": [400, 400], "activation": "relu"}).value == 40  # width 400
     assert (
         paper.match({**v0, "task": "cartpole"}, {"hidden": [20, 20], "activation": "relu"}) is None
     )
@@ -133,7 +138,7 @@ def test_reference_task_paper_values_and_comparisons(stores: list[Path]) -> None
 def test_paper_value_sits_beside_its_row_with_ours_under_its_line(stores: list[Path]) -> None:
     records = load_records(stores)
     groups = estimate_all(records, draws=100)
-    g = {**groups[0], "task": "cartpole-v0", "algorithm": "dqn", "network": "mlp"}
+    g = {**groups[0], "task": "cartpole-v0", "algorithm": "dqn_paper", "network": "mlp"}
     for r in records:
         if r.config_hash == g["config_hash"]:
             r.config = {

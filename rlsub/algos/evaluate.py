@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,15 @@ MAX_EPISODES = 100_000  # evaluation slots step together: more would not fit in 
 
 
 def evaluate_policy_file(
-    path: str, episodes: int | None = None, seed: int = 12345
+    path: str, episodes: int | None = None, seed: int = 12345, trust: Iterable[str] = ()
 ) -> dict[str, Any]:
+    """`rlsub eval FILE`: replay the policy file on fresh episodes; `trust`: modules whose
+    import paths the file may name (rlsub.core.trust; `--trust MODULE`)."""
+    with reading(path, trust=trust):
+        return _evaluate_policy_file(path, episodes, seed)
+
+
+def _evaluate_policy_file(path: str, episodes: int | None, seed: int) -> dict[str, Any]:
     """Replay a policy file `rlsub train` wrote. The file is data: nothing in it is
     unpickled, and a plug-in it names by import path is refused unless trusted
     (rlsub.core.trust); an SB3 zip (pickled) only with --trust-pickle."""
@@ -52,7 +60,7 @@ def evaluate_policy_file(
     if not env_name:
         raise RlsubError(f"{path}: the policy file names no environment (a supervised model?)")
     with reading(path):
-        spec = load_env_spec(str(env_name), extra.get("env_variant") or config.get("env_variant"))
+        spec = load_env_spec(env_name, extra.get("env_variant") or config.get("env_variant"))
     K = episodes or spec.eval_episodes
     env = make_vec_env(spec, K)
     dims = env_dims(env)

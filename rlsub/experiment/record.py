@@ -63,6 +63,8 @@ def versions() -> dict[str, str]:
         "mujoco",
         "ale_py",
         "cma",
+        "numba",
+        "scikit_learn",
     ):
         try:
             out[name] = version(name.replace("_", "-"))

@@ -109,11 +109,13 @@ def search(sw: Any) -> None:
 
 
 def refine(sw: Any, kind: str, budget: int) -> str:
-    """Add d (every seed) inside the swept range where the interval of `kind` is
-    widest until its hi / lo <= sweep.precision; returns why it stopped. It never
-    steps past the grid: an interval open at an end says so, and extending the
-    grid is the user's choice (sweep.d_grid)."""
+    """Add d (every seed) where the interval of `kind` is widest until its hi / lo <=
+    sweep.precision; returns why it stopped. New d stay within the config's grid
+    (`next_d`): grid points not yet swept first, then points between swept d. An
+    interval that runs past the grid's ends says so; widening the grid is the user's
+    choice (sweep.d_grid)."""
     seeds, precision = sw.cfg.sweep.seeds, sw.cfg.sweep.precision
+    grid = sorted(set(sw.cfg.sweep.d_grid))
     D = sw.D or max((r.D for r in sw.records.values()), default=0)
     start = sw.ran
     while True:
@@ -126,24 +128,37 @@ def refine(sw: Any, kind: str, budget: int) -> str:
             return f"precision reached (hi/lo {hi / lo:.3g} <= {precision:g})"
         if sw.ran - start + len(seeds) > budget:
             return f"trial budget of {budget} spent (hi/lo still above {precision:g})"
-        ends = [w for w, x in (("below", lo), ("beyond", hi)) if x is None]
-        if ends:  # more d inside cannot close it; a wider grid is the user's call
-            return (
-                f"the interval runs {' and '.join(ends)} the grid (widen sweep.d_grid "
-                "to look there)"
-            )
         ds = sorted({int(p["d"]) for p in g["curve"]})
-        new = _inside(ds, lo, hi, D)
+        new = next_d(ds, grid, lo, hi, D)
         if new is None:
+            ends = [w for w, x in (("below", lo), ("beyond", hi)) if x is None]
+            if ends:
+                return (
+                    f"the interval runs {' and '.join(ends)} the grid and no d is left to "
+                    "add inside it (widen sweep.d_grid to look there)"
+                )
             return "no integer d left to add inside the interval"
         sw.run([(new, s) for s in seeds])
 
 
-def _inside(ds: list[int], lo: float | None, hi: float | None, D: int) -> int | None:
-    """The geometric middle of the widest gap between swept d that the interval
-    [lo, hi] (None: that end of the grid) overlaps; None when no new integer d fits."""
-    a = ds[0] if lo is None else lo
-    b = ds[-1] if hi is None else hi
+def next_d(
+    ds: list[int], grid: list[int], lo: float | None, hi: float | None, D: int
+) -> int | None:
+    """The next d to sweep for an interval [lo, hi] (None: it runs past the swept d at
+    that end), never outside [grid[0], grid[-1]]: a grid point not yet swept within
+    the interval (or next to it), the one farthest (in log d) from every swept d; else
+    the geometric middle of the widest gap between swept d that the interval overlaps.
+    None when no new integer d fits."""
+    g0, g1 = grid[0], grid[-1]
+    a = g0 if lo is None else min(max(lo, g0), g1)
+    b = g1 if hi is None else min(max(hi, g0), g1)
+    below = [d for d in ds if d <= a]
+    above = [d for d in ds if d >= b]
+    a_ext = below[-1] if below else g0  # the interval reaches out to the swept d around it
+    b_ext = above[0] if above else g1
+    fresh = [x for x in grid if x not in ds and a_ext <= x <= b_ext and not (D and x > D)]
+    if fresh:
+        return max(fresh, key=lambda x: min(abs(math.log(x / s)) for s in ds) if ds else 0.0)
     gaps = [(x, y) for x, y in zip(ds, ds[1:], strict=False) if y >= a and x <= b]
     for x, y in sorted(gaps, key=lambda p: p[1] / p[0], reverse=True):
         new = round(math.sqrt(x * y))

@@ -15,8 +15,13 @@ before torch so that `rlsub.pin_cpu_dispatch` holds):
 Where the contract's conditions do not hold here (a CPU without AVX2 and FMA, or
 package versions other than those the committed records name), only the second check
 runs, and the first line says why. Prints one line per violation and exits 1 if there
-is any, else prints a summary. .ci/wheel_check runs it on the fresh demo of the built
-wheel.
+is any, else prints a summary.
+
+`--exact-reported`: bit-exact differences are printed (with a count of the trials
+that match) but only the estimates decide the exit status. .ci/wheel_check runs it so
+on the built wheel's fresh demo: the bit-exact part was checked on one machine across
+numba targets, torch/MKL/numpy/OpenBLAS dispatch settings and two fresh runs, not yet
+across two real CPU models, so CI reports it rather than requiring it.
 """
 
 import math
@@ -72,8 +77,10 @@ def why_not_exact(ref_dir: str) -> str | None:
     return None
 
 
-def check(fresh_dir: str, ref_dir: str, exact: bool = True) -> list[str]:
-    bad = []
+def check(fresh_dir: str, ref_dir: str, exact: bool = True) -> tuple[list[str], list[str]]:
+    """(bit-exact violations, estimate violations)."""
+    bad: list[str] = []
+    est: list[str] = []
     for name in CONFIGS:
         fresh, ref = trials(f"{fresh_dir}/{name}.sqlite"), trials(f"{ref_dir}/{name}.sqlite")
         if exact and name in BIT_EXACT:
@@ -90,23 +97,27 @@ def check(fresh_dir: str, ref_dir: str, exact: bool = True) -> list[str]:
                     )
         (pa, la, ha), (pb, lb, hb) = d_int90(list(fresh.values())), d_int90(list(ref.values()))
         if not (lb <= pa <= hb and la <= pb <= ha):
-            bad.append(
+            est.append(
                 f"{name} d_int90: fresh {pa:.4g} [{la:.4g}, {ha:.4g}] vs "
                 f"committed {pb:.4g} [{lb:.4g}, {hb:.4g}]: a point outside the other's interval"
             )
-    return bad
+    return bad, est
 
 
 if __name__ == "__main__":
-    fresh_dir = sys.argv[1]
-    ref_dir = sys.argv[2] if len(sys.argv) > 2 else "docs/stores/demo"
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    reported = "--exact-reported" in sys.argv
+    fresh_dir = args[0]
+    ref_dir = args[1] if len(args) > 1 else "docs/stores/demo"
     reason = why_not_exact(ref_dir)
     if reason:
         print(f"repro check: estimates only, not bit-exact: {reason}")
-    violations = check(fresh_dir, ref_dir, exact=reason is None)
-    for line in violations:
+    bad, est = check(fresh_dir, ref_dir, exact=reason is None)
+    for line in bad + est:
         print(line)
-    if violations:
+    if reason is None:
+        n = sum(len(trials(f"{ref_dir}/{c}.sqlite")) for c in BIT_EXACT)
+        print(f"repro check: bit-exact: {n - len(bad)} of {n} committed trials (or more) match")
+    if est or (bad and not reported):
         sys.exit(1)
-    exact = f"bit-exact {', '.join(BIT_EXACT)}; " if reason is None else ""
-    print(f"repro check: {fresh_dir} matches {ref_dir}: {exact}d_int90 agree")
+    print(f"repro check: {fresh_dir} against {ref_dir}: every d_int90 inside the other's interval")

@@ -134,6 +134,15 @@ def _paper_cells(g: dict[str, Any], recs: list[TrialRecord], row: dict[str, Any]
     ours = _est(asdict(e))
     row.update(paper_rule_ours=ours["d"], paper_rule_ours_lo=ours["lo"])
     row.update(paper_rule_ours_hi=ours["hi"], paper_rule_ours_est=ours["est"])
+    lo, hi = ours["lo"], ours["hi"]
+    if e.interpolated_interval is not None and (
+        (lo is not None and pv.value < lo) or (hi is not None and pv.value > hi)
+    ):  # a disagreement beyond our interval is said in the row's notes, not left to the eye
+        where = "below" if lo is not None and pv.value < lo else "above"
+        row.setdefault("notes", []).append(
+            f"the paper's value {pv.value:,g} lies {where} our 90 % interval under its line "
+            f"[{'-' if lo is None else f'{lo:.3g}'}, {'beyond the grid' if hi is None else f'{hi:.3g}'}]"
+        )
 
 
 def build_rows(
@@ -186,6 +195,12 @@ def build_rows(
             row[f"{kind}_grid_hi"] = e["grid_hi"]
             row[f"{kind}_line"], row[f"{kind}_note"] = e["line"], e["note"]
             row[f"{kind}_side"], row[f"{kind}_est"] = e["side"], e["est"]
+        state = next((r.info["sweep_state"] for r in recs if "sweep_state" in r.info), None)
+        if state and state.get("state") != "done":  # a sweep running, or stopped before its end
+            row["notes"].append(
+                f"its sweep has not finished ({state.get('mode', 'grid')} mode; {len(recs)} "
+                "trials in the store so far; rlsub sweep resumes it): a partial row"
+            )
         store = next((r.info["store"] for r in recs if "store" in r.info), None)
         if store:  # one config in several stores, not pooled: say which store this is
             row["label"] += f" [store {store}]"

@@ -38,8 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsub.core.errors import RlsubError
-from rlsub.experiment import claims
-from rlsub.experiment import floors as kept_floors
+from rlsub.experiment import claims, meta
 from rlsub.experiment.claims import Claimant, ClaimResult, TrialKey
 from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.store_files import (
@@ -368,15 +367,19 @@ class Store:
                 wall_s=float(row["wall_s"] or 0.0),
             )
             out.append(TrialRecord(**f))
-        return kept_floors.attach(out, kept_floors.read(self.conn))
+        return meta.attach(out, self.conn)
 
-    # ----------------------------------------------------- measured floors
+    # ------------------------------------------- per-config facts (`meta`)
     def put_floor(self, config_hash: str, floor: dict[str, Any]) -> None:
         """Keep a measured floor score (a random policy's returns) with the results."""
-        self._writable()
-        with self._disk():
-            kept_floors.put(self.conn, config_hash, floor)
+        self.put_meta("floor", config_hash, floor)
 
     def floors(self) -> dict[str, dict[str, Any]]:
         """Measured floors by config hash (`put_floor`); plain JSON, nothing imported."""
-        return kept_floors.read(self.conn)
+        return meta.read(self.conn, "floor")
+
+    def put_meta(self, kind: str, config_hash: str, data: dict[str, Any]) -> None:
+        """Keep a fact of kind `kind` (`meta.KINDS`) about a config with the results."""
+        self._writable()
+        with self._disk():
+            meta.put(self.conn, kind, config_hash, data)

@@ -144,24 +144,25 @@ def refine(sw: Any, kind: str, budget: int) -> str:
 def next_d(
     ds: list[int], grid: list[int], lo: float | None, hi: float | None, D: int
 ) -> int | None:
-    """The next d to sweep for an interval [lo, hi] (None: it runs past the swept d at
-    that end), never outside [grid[0], grid[-1]]: a grid point not yet swept within
-    the interval (or next to it), the one farthest (in log d) from every swept d; else
-    the geometric middle of the widest gap between swept d that the interval overlaps.
-    None when no new integer d fits."""
-    g0, g1 = grid[0], grid[-1]
-    a = g0 if lo is None else min(max(lo, g0), g1)
-    b = g1 if hi is None else min(max(hi, g0), g1)
-    below = [d for d in ds if d <= a]
-    above = [d for d in ds if d >= b]
-    a_ext = below[-1] if below else g0  # the interval reaches out to the swept d around it
-    b_ext = above[0] if above else g1
-    fresh = [x for x in grid if x not in ds and a_ext <= x <= b_ext and not (D and x > D)]
-    if fresh:
-        return max(fresh, key=lambda x: min(abs(math.log(x / s)) for s in ds) if ds else 0.0)
+    """The next d to sweep for an interval [lo, hi] of the crossing (None: that end runs
+    past the swept d), never outside [grid[0], grid[-1]]. An open end looks outward to
+    the next grid point not yet swept; otherwise the widest gap between swept d that
+    the interval overlaps is split: at its grid point nearest the gap's geometric middle
+    if it holds one, else at that middle. None when no new integer d fits."""
+    fits = [x for x in grid if x not in ds and not (D and x > D)]
+    if lo is None and [x for x in fits if x < ds[0]]:
+        return max(x for x in fits if x < ds[0])
+    if hi is None and [x for x in fits if x > ds[-1]]:
+        return min(x for x in fits if x > ds[-1])
+    a = ds[0] if lo is None else lo
+    b = ds[-1] if hi is None else hi
     gaps = [(x, y) for x, y in zip(ds, ds[1:], strict=False) if y >= a and x <= b]
     for x, y in sorted(gaps, key=lambda p: p[1] / p[0], reverse=True):
-        new = round(math.sqrt(x * y))
+        mid = math.sqrt(x * y)
+        inside = [g for g in fits if x < g < y]
+        if inside:
+            return min(inside, key=lambda g: abs(math.log(g / mid)))
+        new = round(mid)
         if x < new < y and not (D and new > D):
             return new
     return None

@@ -271,11 +271,14 @@ def run_sweep(
         with Store(path) as store, Heartbeat(path, who):
             floor = ensure_floor(cfg, store, progress)
             sweep = Sweep(cfg, store, be, progress, who, D, floor)
+            store.put_meta("sweep", cfg.hash, {"state": "running", "mode": mode})
             try:
                 sweep.plan(mode)
                 sweep.adaptive() if mode == "adaptive" else sweep.grid()
             finally:
                 sweep.close()
+            done = {"state": "done", "mode": mode, "trials": len(store.records(cfg.hash))}
+            store.put_meta("sweep", cfg.hash, done)  # a table from this store is complete
             records = store.records(cfg.hash)
             held, abandoned = running_state(store.rows(cfg.hash, status="running"))
     finally:

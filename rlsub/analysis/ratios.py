@@ -88,6 +88,8 @@ def difficulty_ratios(
             continue
         g = by_hash[row["config_hash"]]
         for kind in ("d_int90", "d_int100"):
+            if (g.get(kind) or {}).get("headline_side") != "in":
+                continue  # the table gives this row no number: nor does its ratio
             draws = posterior_draws(g, kind)
             if draws is None:
                 continue

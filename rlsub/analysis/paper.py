@@ -236,7 +236,7 @@ def not_measured_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         out.append(
             {
-                "label": f"{task} / {algo} / {net} (the paper's row)",
+                "label": f"{task} / {algo} / {net} (the paper's row, D = {D:,})",
                 "task": task,
                 "network": net,
                 "algorithm": algo,

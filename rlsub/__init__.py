@@ -72,6 +72,43 @@ def pin_cpu_dispatch() -> bool:
 
 pin_cpu_dispatch()  # before anything imports torch or numpy
 
+# numba's on-disk cache checks only the file that defines a kernel, so a kernel that
+# inlines functions of another file (rollout.fused uses rollout.lanes) kept stale
+# machine code after that file changed. One cache folder per version of the compiled
+# sources makes any change recompile everything (issue 31).
+_KERNEL_SOURCES = ("rollout/lanes.py", "rollout/fused.py", "core/sparse_ell.py", "nets/frames.py")
+
+
+def numba_cache_dir() -> str | None:
+    """Point NUMBA_CACHE_DIR (unless already set) at a folder named for the hash of the
+    kernels' sources, under $XDG_CACHE_HOME/rlsub (~/.cache/rlsub); None if none is
+    writable (numba then caches beside the sources, as before)."""
+    import hashlib
+
+    if "numba" in sys.modules or os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ.get("NUMBA_CACHE_DIR")
+    here = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for rel in _KERNEL_SOURCES:
+        try:
+            with open(os.path.join(here, rel), "rb") as f:
+                digest.update(f.read())
+        except OSError:
+            return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "rlsub", "numba-" + digest.hexdigest()[:16])
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(path, os.W_OK):
+        return None
+    os.environ["NUMBA_CACHE_DIR"] = path
+    return path
+
+
+numba_cache_dir()
+
 from rlsub.core.version import __version__  # noqa: E402
 
 _EXPORTS = {
@@ -98,7 +135,7 @@ _EXPORTS = {
     "run_sweep": "rlsub.sweep.strategy",
     "sweep_function": "rlsub.sweep.function",
 }
-__all__ = ["__version__", "pin_cpu_dispatch", *_EXPORTS]
+__all__ = ["__version__", "pin_cpu_dispatch", "numba_cache_dir", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

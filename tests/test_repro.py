@@ -87,3 +87,22 @@ def test_importing_rlsub_first_pins_the_cpu_dispatch():
         [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True
     )
     assert out.stdout.split() == ["True", "AVX2", "AVX2", "Haswell", "False"], out.stderr
+
+
+def test_numba_cache_folder_follows_the_kernel_sources(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """numba checks only a kernel's own file for staleness: rollout.fused inlines
+    rollout.lanes, and kept stale fast-math code after lanes.py changed. rlsub names the
+    cache folder after a hash of every kernel source, so any change recompiles all."""
+    import subprocess
+    import sys
+
+    code = "import os, rlsub; print(os.environ.get('NUMBA_CACHE_DIR'))"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    path = out.stdout.strip()
+    assert path.startswith(str(tmp_path / "rlsub" / "numba-")), out.stderr
+    assert os.path.isdir(path)
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")  # the user's own setting wins
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == str(tmp_path / "mine")

@@ -109,6 +109,7 @@ class Estimate:
     collapse: int | None = None  # the largest d, below the line after a d above it: left out
     line_floor: float = 0.0  # the line's floor (random score; 0 for supervised), for redraws
     score_floor: float = 0.0  # what failed trials count as, the bottom of the scale
+    threshold: float | None = None  # set when the line moves with the baseline (d_int90)
 
 
 def estimate(
@@ -190,6 +191,7 @@ def estimate(
         est.headline_side = "beyond"
     est.line_floor = floor
     est.score_floor = floor if score_floor is None else score_floor
+    est.threshold = threshold if baseline_scores else None
     if draws <= 0:
         return est
     c = crossing_interval(
@@ -197,8 +199,8 @@ def estimate(
         [p.scores for p in pts],
         floor=est.score_floor,
         target=target,
-        baseline_scores=baseline_scores if threshold is not None else None,
-        threshold=threshold,
+        baseline_scores=baseline_scores if est.threshold is not None else None,
+        threshold=est.threshold,
         line_floor=floor,
         draws=draws,
     )

@@ -37,14 +37,14 @@ def posterior_draws(g: dict[str, Any], kind: str, draws: int = DRAWS) -> np.ndar
     if not e or e.get("interpolated_interval") is None:
         return None
     pts = [c for c in g["curve"] if c["n"] > 0 and c["d"] != e.get("collapse")]
-    with_base = kind == "d_int90" and bool(g.get("baseline_scores"))
+    carried = e.get("threshold") is not None  # the estimate's own record of its line
     c = crossing_interval(
         [p["d"] for p in pts],
         [p["scores"] for p in pts],
         floor=e["score_floor"],
         target=e["target"],
-        baseline_scores=g["baseline_scores"] if with_base else None,
-        threshold=g["threshold"] if with_base else None,
+        baseline_scores=g["baseline_scores"] if carried else None,
+        threshold=e["threshold"],
         line_floor=e["line_floor"],
         draws=draws,
     )

@@ -277,9 +277,9 @@ def run_sweep(
                 sweep.adaptive() if mode == "adaptive" else sweep.grid()
             finally:
                 sweep.close()
-            done = {"state": "done", "mode": mode, "trials": len(store.records(cfg.hash))}
-            store.put_meta("sweep", cfg.hash, done)  # a table from this store is complete
             records = store.records(cfg.hash)
+            done = {"state": "done", "mode": mode, "trials": len(records)}
+            store.put_meta("sweep", cfg.hash, done)  # a table from this store is complete
             held, abandoned = running_state(store.rows(cfg.hash, status="running"))
     finally:
         be.close()

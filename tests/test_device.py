@@ -78,7 +78,7 @@ def test_es_setup_puts_flat_policies_on_the_cpu_under_auto():
     from rlsub.algos.es_setup import build_setup
 
     cfg = load_experiment("cartpole_es")
-    *_, sub = build_setup(cfg, 4, 0, 2)
+    sub = build_setup(cfg, 4, 0, 2).sub
     assert sub.theta0.device.type == "cpu"
     if not CUDA:
         with pytest.raises(RlsubError, match="no CUDA GPU"):

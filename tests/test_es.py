@@ -133,7 +133,8 @@ def test_ray_shards_hold_whole_pairs_and_map_back():
     z = torch.randn(3, generator=torch.Generator().manual_seed(0)) * 10
     noise_state = gen.get_state()
     eps, Z = es_ask(ESState(z, z * 0, z * 0), 4, 0.5, gen)
-    _, env, dims, _, sub = build_setup(cfg, 3, 0, 16)
+    s = build_setup(cfg, 3, 0, 16)
+    env, dims, sub = s.env, s.dims, s.sub
     ref = population_rollout(sub, Z, env, dims, 2, 5, pairs=(z, 0.5 * eps))
     assert len(np.unique(ref.returns)) > 2
     shards = shard_members(8, 3)

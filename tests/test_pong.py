@@ -366,7 +366,8 @@ def test_ray_shards_rebuild_the_same_population(short_pong):
     z = torch.randn(20) * 0.1
     state_before = gen.get_state()
     eps, Z = es_ask(ESState(z, z * 0, z * 0), 2, 0.05, gen)
-    _, env, dims, _, sub = build_setup(cfg, 20, 0, 4)
+    s = build_setup(cfg, 20, 0, 4)
+    env, dims, sub = s.env, s.dims, s.sub
     refs = [
         population_rollout(sub, Z, env, dims, 1, s, max_steps=12, pairs=(z, 0.05 * eps))
         for s in (7, None)
@@ -392,7 +393,7 @@ def test_es_on_ray_local(short_pong, ray_local):
     """backend: ray on a local Ray (2 actors): the trainer's record equals the in-process
     one's, and the actors' returns equal the in-process rollout's generation by generation
     for a centre whose members differ (population 6: 2 + 1 pairs), seeded and unseeded.
-    reseed: false (configs/pong_es.yaml's setting) gives the same results only while no game
+    reseed: false (or N between seeded generations) gives the same results only while no game
     ends before the cap, as here: a finished slot is autoreset (a no-op draw from its RNG)
     if its env steps on, which depends on the other slots in that env (rlsub.es_ray)."""
     from rlsub.algos.es import ESState, es_ask
@@ -415,7 +416,8 @@ def test_es_on_ray_local(short_pong, ray_local):
         )
     )
     pool = RayPopulation(cfg, 20, 0)
-    _, env, dims, _, sub = build_setup(cfg, 20, 0, 6)
+    s = build_setup(cfg, 20, 0, 6)
+    env, dims, sub = s.env, s.dims, s.sub
     gen = torch.Generator().manual_seed(5)
     z = torch.randn(20, generator=torch.Generator().manual_seed(4))
     try:

@@ -24,7 +24,8 @@ from rlsub.core import sparse_ell
 from rlsub.core.config import load_experiment
 from rlsub.rollout import lanes
 rng = np.random.default_rng(0)
-spec, env, dims, seeds, sub = build_setup(load_experiment("inverted_pendulum_es"), "direct", 0, 1)
+s = build_setup(load_experiment("inverted_pendulum_es"), "direct", 0, 1)
+spec, env, dims, seeds, sub = s.spec, s.env, s.dims, s.seeds, s.sub
 Z = torch.as_tensor(rng.standard_normal((256, sub.d)), dtype=torch.float32)
 pol = lanes.LanePolicy(sub.module, lanes.lane_weights(sub, Z, 1), dims)
 norms = lanes.LaneNorms([None], np.zeros(256, np.int64), dims.obs_shape[0], False)

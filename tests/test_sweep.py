@@ -452,7 +452,7 @@ def test_failed_trials_keep_D_d_and_config(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("env exploded")
 
-    monkeypatch.setattr(rlsub.algos.es, "build_setup", broken)
+    monkeypatch.setattr(rlsub.algos.es_loop, "build_setup", broken)
     monkeypatch.setattr(rlsub.experiment.trial, "versions", fake_trainer.fast_versions)
     cfg = experiment_from_dict(_es_config())
     path = tmp_path / "s.sqlite"

@@ -16,7 +16,8 @@ from rlsub.rollout import fused, lanes
 from rlsub.rollout.slots import RunningNorm
 
 cfg = load_experiment("cartpole_es")
-spec, env, dims, seeds, sub = build_setup(cfg, "direct", 0, 1)
+s = build_setup(cfg, "direct", 0, 1)
+spec, env, dims, seeds, sub = s.spec, s.env, s.dims, s.seeds, s.sub
 r = train(cfg, "direct", 1, progress=False)
 z = r.subspace.z.detach().clone()
 Z = z[None] + 0.05 * torch.randn(64, z.numel(), generator=torch.Generator().manual_seed(0))

@@ -3,6 +3,8 @@
 
     train(cfg: ExperimentConfig, d: int | "direct", seed: int, progress: bool) -> TrainResult
 
+(with `checkpoint=` too when `Trainer.checkpoints`).
+
 Imports: core only.
 """
 
@@ -26,6 +28,9 @@ class Trainer:
     # `train_batch(cfg, jobs, progress) -> list[TrainResult | BaseException]`: several
     # (d, seed) trials as one job (sweep.batch); None: trials run one by one
     batch: str | None = None
+    # whether train takes `checkpoint=` (rlsub.core.checkpoint.Checkpoint): run_trial then
+    # hands it one beside the policy file, and a killed trial resumes from it
+    checkpoints: bool = False
 
 
 @dataclass

@@ -1,26 +1,33 @@
 """CMA-ES in the subspace (pycma, `algorithm: cmaes`): for small d, the full covariance of z.
 
-Imports: algos.es_setup, rollout, envs, core.
+`CMAStrategy` is pycma as an ask/tell strategy for the generation loop
+(rlsub.algos.es_loop), which plays, evaluates, stops and checkpoints it as it does
+OpenAI-ES. pycma's state is not kept in a checkpoint (it would need pickle): the
+fitness of every generation told is, and a resumed trial rebuilds pycma from its
+seed and replays those tells, which draws the same samples and gives the same state
+bit for bit (pycma is deterministic given its seed and the fitness it is told).
+pycma's linear algebra runs on one BLAS thread: OpenBLAS's results depend on its
+thread count (InvertedPendulum direct trials changed with 1 vs 2).
+
+Imports: algos.es_loop, algos.es_solo, algos.es_setup, core.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from rlsub.algos.base import Trainer, TrainResult
-from rlsub.algos.es_setup import MAX_SLOTS, build_setup, policy_extra
-from rlsub.core.config import ExperimentConfig
+from rlsub.algos.base import Trainer
+from rlsub.algos.es_loop import Asked
+from rlsub.algos.es_setup import MAX_SLOTS
+from rlsub.algos.es_solo import train
 from rlsub.core.schema import check, doc
-from rlsub.envs.vector import make_vec_env
-from rlsub.rollout.population import population_rollout
-from rlsub.rollout.slots import RunningNorm
 
 
 @dataclass(frozen=True)
@@ -57,92 +64,81 @@ class CMAESConfig:
         check(self.sigma0 > 0, f"sigma0 must be > 0, got {self.sigma0}")
         check(self.eval_every > 0, f"eval_every must be > 0, got {self.eval_every}")
 
-
-def train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) -> TrainResult:
-    """One CMA-ES trial, pycma's linear algebra on one BLAS thread: OpenBLAS's results
-    depend on its thread count (InvertedPendulum direct trials changed with 1 vs 2)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _train_cma(cfg, d, seed, progress)
+    def strategy(self) -> CMAStrategy:
+        """The ask/tell strategy these settings describe (rlsub.algos.es_loop runs it)."""
+        return CMAStrategy(self)
 
 
-def _train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) -> TrainResult:
-    import cma
+@dataclass
+class CMAState:
+    """pycma's strategy object and the fitness of every generation told (its checkpoint)."""
 
-    es: Any = cfg.train
-    K = es.episodes_per_member
-    probe = build_setup(cfg, d, seed, 1)
-    probe[1].close()
-    popsize = es.population or 4 + int(3 * math.log(probe[4].d))
-    spec, env, dims, seeds, sub = build_setup(cfg, d, seed, popsize * K)
-    eval_K = es.eval_episodes or spec.eval_episodes
-    eval_env = make_vec_env(spec, eval_K)
-    norm = RunningNorm(dims.obs_shape, es.obs_clip) if es.obs_norm else None
-    rng = np.random.default_rng(seeds["env"])
-    eval_rng = np.random.default_rng(seeds["eval"])
-    opts = {"popsize": popsize, "seed": seeds["es_noise"] % (2**31 - 2) + 1, "verbose": -9}
-    cmaes = cma.CMAEvolutionStrategy(np.zeros(sub.d), es.sigma0, opts)
-    curve: list[dict[str, float]] = []
-    best, env_steps, slot_steps = -math.inf, 0, 0
-
-    def evaluate(z: torch.Tensor) -> tuple[float, float]:
-        res = population_rollout(
-            sub, z[None], eval_env, dims, eval_K, int(eval_rng.integers(2**31)), norm
-        )
-        return float(res.returns.mean()), float(res.returns.std())
-
-    bar = tqdm(  # advanced by hand each generation: it never lags behind the log
-        total=es.generations, desc=f"CMA-ES d={sub.d}", disable=not progress, leave=False
-    )
-    generations = 0
-    t0 = time.perf_counter()
-    for g in range(es.generations):
-        generations = g + 1
-        X = np.asarray(cmaes.ask())
-        Z = torch.as_tensor(X, dtype=torch.float32)
-        res = population_rollout(
-            sub, Z, env, dims, K, int(rng.integers(2**31)), norm, update_norm=True
-        )
-        env_steps += res.env_steps  # useful steps: of episodes still playing
-        slot_steps += res.slot_steps  # simulated
-        fitness = res.returns.mean(1)
-        cmaes.tell(list(X), list(-fitness))  # pycma minimises
-        rate = env_steps / (time.perf_counter() - t0)
-        bar.set_postfix(
-            mean=f"{fitness.mean():.1f}",
-            best=f"{fitness.max():.1f}",
-            useful_steps_s=f"{rate:,.0f}",
-            useful=f"{env_steps / max(slot_steps, 1):.0%}",
-            refresh=False,
-        )
-        bar.update(1)
-        if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
-            mean, _ = evaluate(torch.as_tensor(cmaes.mean, dtype=torch.float32))
-            best = max(best, mean)
-            curve.append({"step": env_steps, "value": mean, "generation": g + 1})
-            if es.stop_when_solved and mean >= spec.solved_score:
-                break
-    bar.close()
-    env.close()
-    z = torch.as_tensor(cmaes.mean, dtype=torch.float32)
-    with torch.no_grad():
-        sub.z.copy_(z)
-    final_mean, final_std = evaluate(z)
-    eval_env.close()
-    return TrainResult(
-        final_eval_mean=final_mean,
-        final_eval_std=final_std,
-        best_eval_mean=max(best, final_mean),
-        D=sub.D,
-        d=sub.d,
-        env_steps=env_steps,
-        curve=curve,
-        solved_score=spec.solved_score,
-        subspace=sub,
-        extra=policy_extra(cfg, dims, norm),
-        info={"eval_episodes": eval_K, "generations": generations, "slot_steps": slot_steps},
-    )
+    es: Any  # cma.CMAEvolutionStrategy
+    told: list[np.ndarray]
 
 
-CMAES = Trainer(CMAESConfig, train_cma)
+class CMAStrategy:
+    """CMA-ES (pycma) as an ask/tell strategy; pycma minimises, so it is told -fitness."""
+
+    name = "cmaes"
+    label = "CMA-ES"
+    curve_train_mean = False
+
+    def __init__(self, cfg: CMAESConfig) -> None:
+        self.cfg = cfg
+
+    def population(self, d: int) -> int:
+        return self.cfg.population or 4 + int(3 * math.log(d))
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+
+    def init(self, d: int, noise_seed: int) -> CMAState:
+        import cma
+
+        opts = {"popsize": self.population(d), "seed": noise_seed % (2**31 - 2) + 1}
+        opts["verbose"] = -9
+        return CMAState(cma.CMAEvolutionStrategy(np.zeros(d), self.cfg.sigma0, opts), [])
+
+    def ask(self, state: CMAState) -> Asked:
+        X = np.asarray(state.es.ask())
+        return Asked(torch.as_tensor(X, dtype=torch.float32), None, X, None, None)
+
+    def tell(self, state: CMAState, asked: Asked, fitness: np.ndarray) -> CMAState:
+        state.es.tell(list(asked.eps), list(-fitness))
+        state.told.append(np.array(fitness, dtype=np.float64))
+        return state
+
+    def mean(self, state: CMAState) -> torch.Tensor:
+        return torch.as_tensor(state.es.mean, dtype=torch.float32)
+
+    def generations_told(self, state: CMAState) -> int:
+        return len(state.told)
+
+    def save(self, state: CMAState) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        told = np.stack(state.told) if state.told else np.zeros((0, 0))
+        return {}, {"told": torch.from_numpy(told)}
+
+    def load(
+        self, d: int, noise_seed: int, meta: dict[str, Any], tensors: dict[str, torch.Tensor]
+    ) -> CMAState:
+        state = self.init(d, noise_seed)
+        for fitness in tensors["told"].numpy():
+            self.tell(state, self.ask(state), fitness)
+        return state
+
+    def info(
+        self, state: CMAState, eval_episodes: int, capped: int, slot_steps: int
+    ) -> dict[str, Any]:
+        return {
+            "eval_episodes": eval_episodes,
+            "generations": len(state.told),
+            "slot_steps": slot_steps,
+        }
+
+
+CMAES = Trainer(CMAESConfig, train, checkpoints=True)

@@ -1,4 +1,4 @@
-"""Evolution strategies in z.
+"""OpenAI-ES in z: its settings (`ESConfig`) and its ask/tell strategy (`OpenAIES`).
 
 OpenAI-style ES (Salimans, Ho, Chen, Sidor, Sutskever 2017), all in the
 subspace coordinates z (d of them):
@@ -9,47 +9,40 @@ subspace coordinates z (d of them):
     g       = sum_i (w_i^+ - w_i^-) eps_i / (2 n sigma)
     z      <- Adam(z, -(g) + l2 * z)
 
-with observation normalisation shared by the population (updated during
-training rollouts, frozen for evaluation). CMA-ES (pycma) is the option for
-small d (`algorithm: cmaes`). The centre z is evaluated every `eval_every`
-generations on fresh seeds; training stops early once it reaches the env's
-solved score (`stop_when_solved`), and the final policy is evaluated on
-`eval_episodes` fresh deterministic episodes.
+The generation loop (rlsub.algos.es_loop) runs this strategy as it runs CMA-ES
+(rlsub.algos.cmaes): observation normalisation shared by the population
+(updated during training rollouts, frozen for evaluation), the centre evaluated
+every `eval_every` generations on fresh seeds, an early stop once it reaches the
+env's solved score (`stop_when_solved`), the final evaluation on
+`eval_episodes` fresh episodes, and checkpoints of long trials.
 
 Training episodes can be capped (`max_steps_per_episode`: Atari games run for
 thousands of steps); the centre's evaluations always play full games, so the
 learning curve and the final score are full-game scores, and each curve point
 also carries the generation's mean capped fitness (`train_mean`). Pixel
 observations are scaled to [0, 1], never normalised (obs_norm must be false).
-`backend: ray` plays the population on Ray actors (rlsub.es_ray) that rebuild
-the perturbations from the noise generator's state, play whole antithetic
-pairs with the same seeds (`reseed` included) and send back returns only.
+`backend: ray` plays the population on Ray actors (rlsub.algos.es_ray) that
+redraw the perturbations from the noise generator's state (`draw_noise`), play
+whole antithetic pairs with the same seeds (`reseed` included) and send back
+returns only.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from rlsub.algos.base import Trainer, TrainResult
-from rlsub.algos.cmaes import train_cma
-from rlsub.algos.es_setup import MAX_SLOTS, build_setup, policy_extra
-from rlsub.core.config import ExperimentConfig
+from rlsub.algos.base import Trainer
+from rlsub.algos.es_loop import Asked, draw_noise
+from rlsub.algos.es_setup import MAX_SLOTS
+from rlsub.algos.es_solo import train
 from rlsub.core.device import ALLOWED as DEVICES
 from rlsub.core.device import valid as device_valid
-from rlsub.core.errors import RlsubError
 from rlsub.core.schema import check, doc
-from rlsub.envs.vector import make_vec_env
-from rlsub.rollout.pipelined import pipelined_rollout
-from rlsub.rollout.population import population_rollout
-from rlsub.rollout.slots import RunningNorm
 
 
 @dataclass(frozen=True)
@@ -91,12 +84,15 @@ class ESConfig:
         "overlaps the other half's forward (rlsub.rollout.pipelined_rollout; same results)",
         default=False,
     )
-    reseed: bool = doc(
+    reseed: bool | int = doc(
         "seed the slots of every training rollout (seeds drawn per generation; episode k "
         "of every member starts alike: common random numbers). false: seed them in the "
         "first generation only, later resets continue each slot's own RNG (still "
-        "deterministic). ale-py reloads the ROM to seed a slot, about 45 ms each on one "
-        "core (0.7 s a generation for 16 Pong slots), so the Pong configs use false",
+        "deterministic). N: seed them every N generations (0, N, 2N, ...), continue in "
+        "between. ale-py reloads the ROM to seed a slot, about 45 ms each on one core (0.7 "
+        "s a generation for 16 Pong slots), so the Pong configs use 10. A trial writes "
+        "checkpoints (rlsub.core.checkpoint) only where slots are seeded next: every "
+        "generation with true, every N with N, never with false",
         default=True,
     )
     pair_dtype: Literal["float32", "bfloat16"] = doc(
@@ -160,7 +156,16 @@ class ESConfig:
             f"eval_episodes must be in 1..{MAX_SLOTS:,}, got {self.eval_episodes}",
         )
         check(self.threads > 0, f"threads must be > 0, got {self.threads}")
+        check(
+            isinstance(self.reseed, bool) or 0 < self.reseed <= self.generations,
+            f"reseed must be true, false or a number of generations in 1..generations "
+            f"({self.generations}), got {self.reseed}",
+        )
         check(device_valid(self.device), f"device must be one of {DEVICES}, got {self.device!r}")
+
+    def strategy(self) -> OpenAIES:
+        """The ask/tell strategy these settings describe (rlsub.algos.es_loop runs it)."""
+        return OpenAIES(self)
 
 
 def centred_ranks(x: np.ndarray) -> np.ndarray:
@@ -192,7 +197,7 @@ def es_ask(
     state: ESState, half: int, sigma: float, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Antithetic population: eps (half, d) and Z (2*half, d) = [z + sigma eps; z - sigma eps]."""
-    eps = torch.randn(half, state.z.numel(), generator=gen)
+    eps = draw_noise(gen, half, state.z.numel())
     return eps, torch.cat([state.z + sigma * eps, state.z - sigma * eps])
 
 
@@ -211,158 +216,73 @@ def es_tell(state: ESState, eps: torch.Tensor, fitness: np.ndarray, cfg: ESConfi
     return ESState(z, m, v, t)
 
 
-def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True) -> TrainResult:
-    """ES (or CMA-ES) on cfg.env at subspace dimension d; see the module docstring."""
-    es: Any = cfg.train
-    torch.set_num_threads(es.threads)
-    K = es.episodes_per_member
-    if cfg.algorithm == "cmaes":
-        return train_cma(cfg, d, seed, progress)
-    local = es.backend == "local"
-    pipeline = es.pipeline and local
-    half = (es.population + 1) // 2  # individuals in the first env when pipelined
-    slots = (half if pipeline else es.population) * K if local else 1
-    spec, env, dims, seeds, sub = build_setup(cfg, d, seed, slots)
-    envs = None
-    if pipeline:
-        if not hasattr(env, "send"):
-            env.close()
-            raise RlsubError(f"{cfg.source}: train.pipeline needs an ale env, not {spec.name!r}")
-        envs = (env, make_vec_env(spec, (es.population - half) * K, threads=es.env_threads))
-    pool = None
-    if not local:  # Ray actors hold the population's envs; this process evaluates the centre
-        from rlsub.algos.es_ray import RayPopulation
+@dataclass
+class OpenAIESState:
+    """A trial's OpenAI-ES state: Adam on z and the noise generator."""
 
-        env.close()
-        pool = RayPopulation(cfg, d, seed)
-    eval_K = es.eval_episodes or spec.eval_episodes
-    eval_env = make_vec_env(spec, eval_K, threads=es.env_threads)
-    norm = RunningNorm(dims.obs_shape, es.obs_clip) if es.obs_norm else None
-    gen = torch.Generator().manual_seed(seeds["es_noise"])
-    rng = np.random.default_rng(seeds["env"])
-    eval_rng = np.random.default_rng(seeds["eval"])
-    state = ESState(torch.zeros(sub.d), torch.zeros(sub.d), torch.zeros(sub.d))
-    curve: list[dict[str, float]] = []
-    best = -math.inf
-    env_steps = 0
-    t0 = time.perf_counter()
-
-    def evaluate(z: torch.Tensor) -> tuple[float, float]:
-        res = population_rollout(
-            sub, z[None], eval_env, dims, eval_K, int(eval_rng.integers(2**31)), norm
-        )
-        return float(res.returns.mean()), float(res.returns.std())
-
-    pair_dtype = getattr(torch, es.pair_dtype)  # storage of the pairs' large deltas
-    bar = tqdm(  # advanced by hand each generation: it never lags behind the log lines
-        total=es.generations, desc=f"ES d={sub.d}", disable=not progress, leave=False
-    )
-    capped = slot_steps = 0
-    for g in range(es.generations):
-        noise_state = gen.get_state()  # Ray actors rebuild eps from it
-        eps, Z = es_ask(state, es.population // 2, es.sigma, gen)
-        roll_seed = int(rng.integers(2**31))
-        seed_now = roll_seed if es.reseed or g == 0 else None
-        pairs = (state.z, es.sigma * eps, pair_dtype)  # Z = [z + sigma eps; z - sigma eps]
-        if pool is not None:
-            res = pool.rollout(state.z, noise_state, seed_now)  # whole pairs per actor
-        elif envs is not None:
-            res = pipelined_rollout(
-                sub, Z, envs, dims, K, seed_now, es.max_steps_per_episode, pairs=pairs
-            )
-        else:
-            res = population_rollout(
-                sub, Z, env, dims, K, seed_now, norm, True, es.max_steps_per_episode, pairs=pairs
-            )
-        env_steps += res.env_steps  # useful steps: of episodes still playing
-        slot_steps += res.slot_steps  # simulated (CartPole's fused loop: the same)
-        capped += res.capped
-        fitness = res.returns.mean(1)
-        if not np.all(np.isfinite(fitness)):
-            raise FloatingPointError(f"non-finite return at generation {g}")
-        state = es_tell(state, eps, fitness, es)
-        if not torch.isfinite(state.z).all():
-            raise FloatingPointError(f"z diverged at generation {g}")
-        rate = env_steps / (time.perf_counter() - t0)
-        bar.set_postfix(
-            mean=f"{fitness.mean():.1f}",
-            best=f"{fitness.max():.1f}",
-            useful_steps_s=f"{rate:,.0f}",
-            useful=f"{env_steps / max(slot_steps, 1):.0%}",
-            refresh=False,
-        )
-        bar.update(1)
-        if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
-            mean, _ = evaluate(state.z)
-            best = max(best, mean)
-            curve.append(
-                {
-                    "step": env_steps,
-                    "value": mean,
-                    "generation": g + 1,
-                    "train_mean": float(fitness.mean()),  # capped episodes, perturbed members
-                }
-            )
-            if progress:  # one line per evaluation: a trail in the log if the run is killed
-                bar.write(
-                    f"generation {g + 1}: centre {mean:.2f} over {eval_K} episodes, "
-                    f"population mean {fitness.mean():.2f}, env steps {env_steps:,}, "
-                    f"{time.perf_counter() - t0:.0f} s",
-                    file=sys.stderr,
-                )
-            if es.stop_when_solved and mean >= spec.solved_score:
-                break
-    bar.close()
-    if pool is not None:
-        pool.close()
-    else:
-        for e in envs or (env,):
-            e.close()
-    final = evaluate(state.z)
-    eval_env.close()
-    steps = (env_steps, slot_steps, capped)
-    return es_result(cfg, sub, state, spec, dims, norm, final, best, steps, curve)
+    adam: ESState
+    gen: torch.Generator
 
 
-def es_result(
-    cfg: ExperimentConfig,
-    sub: Any,
-    state: ESState,
-    spec: Any,
-    dims: Any,
-    norm: RunningNorm | None,
-    final: tuple[float, float],
-    best: float,
-    steps: tuple[int, int, int],
-    curve: list[dict[str, float]],
-) -> TrainResult:
-    """The TrainResult of a finished ES trial (z copied into its Subspace); `final` is the
-    final evaluation's (mean, std), `steps` (useful env steps, slot steps simulated,
-    capped episodes) of the training rollouts."""
-    env_steps, slot_steps, capped = steps
-    es: Any = cfg.train
-    with torch.no_grad():
-        sub.z.copy_(state.z)
-    return TrainResult(
-        final_eval_mean=final[0],
-        final_eval_std=final[1],
-        best_eval_mean=max(best, final[0]),
-        D=sub.D,
-        d=sub.d,
-        env_steps=env_steps,
-        curve=curve,
-        solved_score=spec.solved_score,
-        subspace=sub,
-        extra=policy_extra(cfg, dims, norm),
-        info={
-            "generations": state.t,
-            "eval_episodes": es.eval_episodes or spec.eval_episodes,
-            "max_steps_per_episode": es.max_steps_per_episode,
+class OpenAIES:
+    """OpenAI-ES as an ask/tell strategy for the generation loop (rlsub.algos.es_loop)."""
+
+    name = "openai_es"
+    label = "ES"
+    curve_train_mean = True  # curve points carry the generation's mean capped fitness
+
+    def __init__(self, cfg: ESConfig) -> None:
+        self.cfg = cfg
+
+    def population(self, d: int) -> int:
+        return self.cfg.population
+
+    def init(self, d: int, noise_seed: int) -> OpenAIESState:
+        zeros = torch.zeros(d)
+        adam = ESState(zeros, zeros.clone(), zeros.clone())
+        return OpenAIESState(adam, torch.Generator().manual_seed(noise_seed))
+
+    def ask(self, state: OpenAIESState) -> Asked:
+        noise_state = state.gen.get_state()  # Ray actors redraw eps from it
+        eps, Z = es_ask(state.adam, self.cfg.population // 2, self.cfg.sigma, state.gen)
+        pairs = (state.adam.z, self.cfg.sigma * eps, getattr(torch, self.cfg.pair_dtype))
+        return Asked(Z, state.adam.z, eps, noise_state, pairs)
+
+    def tell(self, state: OpenAIESState, asked: Asked, fitness: np.ndarray) -> OpenAIESState:
+        return OpenAIESState(es_tell(state.adam, asked.eps, fitness, self.cfg), state.gen)
+
+    def mean(self, state: OpenAIESState) -> torch.Tensor:
+        return state.adam.z
+
+    def generations_told(self, state: OpenAIESState) -> int:
+        return state.adam.t
+
+    def save(self, state: OpenAIESState) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        a = state.adam
+        tensors = {"z": a.z, "m": a.m, "v": a.v, "noise": state.gen.get_state()}
+        return {"t": a.t}, tensors
+
+    def load(
+        self, d: int, noise_seed: int, meta: dict[str, Any], tensors: dict[str, torch.Tensor]
+    ) -> OpenAIESState:
+        gen = torch.Generator()
+        gen.set_state(tensors["noise"])
+        adam = ESState(tensors["z"], tensors["m"], tensors["v"], int(meta["t"]))
+        if adam.z.shape != (d,):
+            raise ValueError(f"checkpoint holds z of shape {tuple(adam.z.shape)}, d = {d}")
+        return OpenAIESState(adam, gen)
+
+    def info(
+        self, state: OpenAIESState, eval_episodes: int, capped: int, slot_steps: int
+    ) -> dict[str, Any]:
+        return {
+            "generations": state.adam.t,
+            "eval_episodes": eval_episodes,
+            "max_steps_per_episode": self.cfg.max_steps_per_episode,
             "capped_episodes": capped,
             "slot_steps": slot_steps,
-            "backend": es.backend,
-        },
-    )
+            "backend": self.cfg.backend,
+        }
 
 
-ES = Trainer(ESConfig, train, batch="rlsub.algos.es_batch")
+ES = Trainer(ESConfig, train, batch="rlsub.algos.es_batch", checkpoints=True)

@@ -10,9 +10,11 @@ and d), its own observation statistics (a group of the kernel) and its own
 start seeds. Each trial keeps its own noise generator, env and eval seed
 streams, Adam state, curve, stop rule and record, and draws from them in the
 order `rlsub.algos.es.train` does, so every trial's result equals its solo run
-bit for bit (tests/test_es_batch.py). Its evaluations (every `eval_every`
-generations and the final one) are batched the same way. A trial that stops
-(solved, or its generations spent) leaves the batch; the rest go on.
+bit for bit (tests/test_es_batch.py): the generation loop is the solo trials' own
+(rlsub.algos.es_loop.run_generations), with `FusedPlayer` as the player. Its
+evaluations (every `eval_every` generations and the final one) are batched the
+same way. A trial that stops (solved, or its generations spent) leaves the
+batch; the rest go on.
 
 It runs where the fused kernel does: algorithm es, backend local, MLP policies
 on CartPole (gymnasium's native vector env), reseed true, no pipeline.
@@ -21,30 +23,26 @@ on CartPole (gymnasium's native vector env), reseed true, no pipeline.
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from rlsub.algos.base import TrainResult
-from rlsub.algos.es import ESState, es_ask, es_result, es_tell
-from rlsub.algos.es_setup import build_setup
+from rlsub.algos.es import ESConfig
+from rlsub.algos.es_loop import Asked, Run, run_generations, start_run
 from rlsub.core.config import ExperimentConfig
 from rlsub.envs.spec import load_env_spec
 from rlsub.rollout import fused, lanes
-from rlsub.rollout.slots import RunningNorm
+from rlsub.rollout.slots import RolloutResult
 
 
 def batchable(cfg: ExperimentConfig) -> str | None:
     """None when `train_batch` can run cfg's trials together, else the reason it cannot."""
     es: Any = cfg.train
-    if cfg.algorithm != "es":
+    if not isinstance(es, ESConfig):
         return f"algorithm {cfg.algorithm!r} (batched trials: es only)"
-    if es.backend != "local" or es.pipeline or not es.reseed:
+    if es.backend != "local" or es.pipeline or es.reseed is not True:
         return "batched trials need train.backend local, pipeline false and reseed true"
     if cfg.network.name != "mlp":
         return f"network {cfg.network.name!r} (batched trials: mlp only)"
@@ -54,78 +52,57 @@ def batchable(cfg: ExperimentConfig) -> str | None:
     return None
 
 
-@dataclass
-class _Run:
-    """One trial of the batch: what `rlsub.algos.es.train` keeps in its locals."""
+class FusedPlayer:
+    """Plays every run's population (and evaluates every centre) in one fused rollout."""
 
-    d: Any
-    seed: int
-    setup: tuple[Any, ...]  # (spec, env, dims, seeds, sub) of build_setup
-    state: ESState
-    gen: torch.Generator
-    rng: np.random.Generator
-    eval_rng: np.random.Generator
-    norm: RunningNorm | None
-    curve: list[dict[str, float]] = field(default_factory=list)
-    best: float = -math.inf
-    env_steps: int = 0
-    capped: int = 0
-    train_mean: float = math.nan  # the last generation's mean fitness
-    error: BaseException | None = None
-    result: TrainResult | None = None
+    def __init__(self, K: int, eval_K: int) -> None:
+        self.K, self.eval_K = K, eval_K
 
-    @property
-    def sub(self) -> Any:
-        return self.setup[4]
-
-
-def _start(cfg: ExperimentConfig, d: Any, seed: int) -> _Run:
-    es: Any = cfg.train
-    setup = build_setup(cfg, d, seed, 1)  # the env only lends its physics constants
-    spec, env, dims, seeds, sub = setup
-    if not (fused.supported(env) and lanes.supported(sub, dims)):
-        env.close()
-        raise RuntimeError(f"{cfg.source}: these trials cannot be batched (rlsub.rollout.fused)")
-    norm = RunningNorm(dims.obs_shape, es.obs_clip) if es.obs_norm else None
-    zeros = torch.zeros(sub.d)
-    return _Run(
-        d, seed, setup, ESState(zeros, zeros.clone(), zeros.clone()),
-        torch.Generator().manual_seed(seeds["es_noise"]), np.random.default_rng(seeds["env"]),
-        np.random.default_rng(seeds["eval"]), norm,
-    )  # fmt: skip
-
-
-def _play(
-    runs: list[_Run], Zs: list[torch.Tensor], K: int, seeds: list[int], update: bool, cap: Any
-) -> list[tuple[np.ndarray, int, int]]:
-    """One fused rollout of every run's population Zs[t] (K episodes each from seeds[t] + k):
-    per run (returns (N, K), useful steps, capped episodes)."""
-    ws = [lanes.lane_weights(r.sub, Z, K) for r, Z in zip(runs, Zs, strict=True)]
-    sizes = [w.shape[1] for w in ws]
-    group = np.repeat(np.arange(len(runs)), sizes)
-    slot_seeds = [
-        s + k for s, Z in zip(seeds, Zs, strict=True) for _ in range(len(Z)) for k in range(K)
-    ]
-    spec, env, dims, _, sub = runs[0].setup
-    norms = lanes.LaneNorms([r.norm for r in runs], group, dims.obs_shape[0], update)
-    w = np.concatenate(ws, 1)
-    rets, lens, _, capped = fused.rollout(sub.module, w, env, dims, slot_seeds, norms, cap, sizes)
-    ends = np.cumsum(sizes)
-    return [
-        (
-            rets[b - n : b].reshape(len(Z), K),
-            int(lens[b - n : b].sum()),
-            int(capped[b - n : b].sum()),
+    def _play(
+        self, runs: list[Run], Zs: list[torch.Tensor], K: int, seeds: list[int], update: bool,
+        cap: Any,
+    ) -> list[RolloutResult]:  # fmt: skip
+        """One fused rollout of every run's population Zs[t] (K episodes each from seeds[t] + k)."""
+        ws = [lanes.lane_weights(r.setup.sub, Z, K) for r, Z in zip(runs, Zs, strict=True)]
+        sizes = [w.shape[1] for w in ws]
+        group = np.repeat(np.arange(len(runs)), sizes)
+        slot_seeds = [
+            s + k for s, Z in zip(seeds, Zs, strict=True) for _ in range(len(Z)) for k in range(K)
+        ]
+        s0 = runs[0].setup
+        norms = lanes.LaneNorms([r.norm for r in runs], group, s0.dims.obs_shape[0], update)
+        w = np.concatenate(ws, 1)
+        rets, lens, _, capped = fused.rollout(
+            s0.sub.module, w, s0.env, s0.dims, slot_seeds, norms, cap, sizes
         )
-        for Z, n, b in zip(Zs, sizes, ends, strict=True)
-    ]
+        out = []
+        for Z, n, b in zip(Zs, sizes, np.cumsum(sizes), strict=True):
+            useful = int(lens[b - n : b].sum())  # the fused loop simulates only live slots
+            out.append(
+                RolloutResult(
+                    returns=rets[b - n : b].reshape(len(Z), K),
+                    lengths=lens[b - n : b].reshape(len(Z), K),
+                    env_steps=useful,
+                    slot_steps=useful,
+                    capped=int(capped[b - n : b].sum()),
+                )
+            )
+        return out
 
+    def play(
+        self, runs: list[Run], asked: list[Asked], seeds: list[int | None], cap: int | None
+    ) -> list[RolloutResult]:
+        assert all(s is not None for s in seeds), "batched trials seed every generation"
+        return self._play(runs, [a.Z for a in asked], self.K, seeds, True, cap)  # type: ignore[arg-type]
 
-def _evaluate(runs: list[_Run], eval_K: int) -> list[tuple[float, float]]:
-    """Every run's centre on eval_K fresh episodes (one batched rollout; statistics frozen)."""
-    seeds = [int(r.eval_rng.integers(2**31)) for r in runs]
-    played = _play(runs, [r.state.z[None] for r in runs], eval_K, seeds, False, None)
-    return [(float(ret.mean()), float(ret.std())) for ret, _, _ in played]
+    def evaluate(
+        self, runs: list[Run], centres: list[torch.Tensor], seeds: list[int]
+    ) -> list[tuple[float, float]]:
+        played = self._play(runs, [z[None] for z in centres], self.eval_K, seeds, False, None)
+        return [(float(p.returns.mean()), float(p.returns.std())) for p in played]
+
+    def close(self) -> None:
+        return None
 
 
 def train_batch(
@@ -135,67 +112,24 @@ def train_batch(
     TrainResult or the exception that ended it (the others go on)."""
     es: Any = cfg.train
     torch.set_num_threads(es.threads)
-    K, half = es.episodes_per_member, es.population // 2
-    runs = [_start(cfg, d, seed) for d, seed in jobs]
-    spec = runs[0].setup[0]
-    eval_K = es.eval_episodes or spec.eval_episodes
-    live = list(runs)
-    bar = tqdm(
-        total=es.generations, desc=f"ES batch of {len(runs)}", disable=not progress, leave=False
+    strategy = es.strategy()
+    runs = []
+    for d, seed in jobs:
+        run = start_run(cfg, strategy, d, seed, 1)  # the env only lends its physics constants
+        if not (fused.supported(run.setup.env) and lanes.supported(run.setup.sub, run.setup.dims)):
+            run.setup.close()
+            raise RuntimeError(
+                f"{cfg.source}: these trials cannot be batched (rlsub.rollout.fused)"
+            )
+        runs.append(run)
+    player = FusedPlayer(
+        es.episodes_per_member, es.eval_episodes or runs[0].setup.spec.eval_episodes
     )
-    t0 = time.perf_counter()
-    for g in range(es.generations):
-        asked = [es_ask(r.state, half, es.sigma, r.gen) for r in live]
-        seeds = [int(r.rng.integers(2**31)) for r in live]
-        played = _play(live, [Z for _, Z in asked], K, seeds, True, es.max_steps_per_episode)
-        for r, (eps, _), (returns, useful, n_cap) in zip(live, asked, played, strict=True):
-            r.env_steps += useful
-            r.capped += n_cap
-            fitness = returns.mean(1)
-            r.train_mean = float(fitness.mean())
-            if not np.all(np.isfinite(fitness)):
-                r.error = FloatingPointError(f"non-finite return at generation {g}")
-                continue
-            r.state = es_tell(r.state, eps, fitness, es)
-            if not torch.isfinite(r.state.z).all():
-                r.error = FloatingPointError(f"z diverged at generation {g}")
-        live = [r for r in live if r.error is None]
-        if (g + 1) % es.eval_every == 0 or g + 1 == es.generations:
-            for r, (mean, _) in zip(live, _evaluate(live, eval_K), strict=True):
-                r.best = max(r.best, mean)
-                r.curve.append(
-                    {
-                        "step": r.env_steps,
-                        "value": mean,
-                        "generation": g + 1,
-                        "train_mean": r.train_mean,
-                    }
-                )
-            stopping = [
-                r for r in live
-                if g + 1 == es.generations or (es.stop_when_solved and r.curve[-1]["value"] >= spec.solved_score)
-            ]  # fmt: skip
-            _finish(cfg, stopping, eval_K)
-            live = [r for r in live if r.result is None]
-        steps = sum(r.env_steps for r in runs)
-        bar.update(1)
-        rate = steps / (time.perf_counter() - t0)
-        bar.set_postfix(trials=len(live), useful_steps_s=f"{rate:,.0f}", useful="100%")
-        if not live:
-            break
-    bar.close()
-    for r in runs:
-        r.setup[1].close()
+    try:
+        run_generations(cfg, strategy, runs, player, progress, f"ES batch of {len(runs)}")
+    finally:
+        for r in runs:
+            r.setup.close()
     return [
         r.result if r.result is not None else r.error or RuntimeError("no result") for r in runs
     ]
-
-
-def _finish(cfg: ExperimentConfig, runs: list[_Run], eval_K: int) -> None:
-    if not runs:
-        return
-    for r, final in zip(runs, _evaluate(runs, eval_K), strict=True):
-        spec, env, dims, _, sub = r.setup
-        # the fused loop simulates only slots still playing: slot steps = useful steps
-        steps = (r.env_steps, r.env_steps, r.capped)
-        r.result = es_result(cfg, sub, r.state, spec, dims, r.norm, final, r.best, steps, r.curve)

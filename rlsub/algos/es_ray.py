@@ -1,6 +1,6 @@
 """ES population shards on Ray actors (`train.backend: ray` in an ES config).
 
-Scale-out for `rlsub.es`: the population of a generation is split over
+Scale-out for OpenAI-ES (rlsub.algos.es): the population of a generation is split over
 `train.workers` actors. Each actor is built once per trial from integers and
 the config alone (workers receive seeds, z and the config, never pickled
 modules): it rebuilds the subspace network (theta0 and P from the trial's
@@ -14,9 +14,9 @@ and evaluates the centre itself.
 Each actor holds whole antithetic pairs (`shard_members`): pairs p in a
 contiguous range, members p and p + H (H = population / 2), played as
 [z + E_shard; z - E_shard] through `population_rollout(..., pairs=(z, E_shard))`
-as the in-process trainer plays the whole population, so a ConvNet's large
+as the in-process player (rlsub.algos.es_solo) plays the whole population, so a ConvNet's large
 Linear weights are read once per pair. `train.reseed` is honoured as in
-`rlsub.es`: with `reseed: false` the actors' slots are seeded in the first
+`rlsub.algos.es`: with `reseed: false` (or N) the actors' slots are seeded in the first
 generation only and later resets continue each slot's own RNG.
 
 Both paths are deterministic. With `reseed: true` the Ray path gives the
@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlsub.algos.es_loop import draw_noise
 from rlsub.algos.es_setup import build_setup
 from rlsub.core.config import ExperimentConfig, experiment_from_dict
 from rlsub.core.errors import RlsubError
@@ -121,7 +122,8 @@ class ESShard:
         pairs = shard_pairs(members, es.population)
         self.pairs = None if pairs is None else torch.from_numpy(pairs)
         self.K = es.episodes_per_member
-        _, self.env, self.dims, _, self.sub = build_setup(self.cfg, d, seed, len(members) * self.K)
+        setup = build_setup(self.cfg, d, seed, len(members) * self.K)
+        self.env, self.dims, self.sub = setup.env, setup.dims, setup.sub
 
     def population(
         self, z: np.ndarray, noise_state: np.ndarray
@@ -131,9 +133,9 @@ class ESShard:
         es: Any = self.cfg.train
         gen = torch.Generator()
         gen.set_state(torch.tensor(noise_state))  # copies: Ray hands over read-only arrays
-        eps = torch.randn(es.population // 2, self.sub.d, generator=gen)  # as es.es_ask draws
+        eps = draw_noise(gen, es.population // 2, self.sub.d)  # as OpenAIES.ask draws
         zt = torch.tensor(z)
-        E = es.sigma * eps  # as rlsub.es.train builds its pairs
+        E = es.sigma * eps  # as OpenAIES.ask builds its pairs
         if self.pairs is None:
             return torch.cat([zt + E, zt - E])[self.members], None
         Es = E[self.pairs]  # members [p; p + H]: [z + E_shard; z - E_shard]

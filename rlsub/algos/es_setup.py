@@ -6,6 +6,7 @@ Imports: rollout, envs, nets, core.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from rlsub.core.device import resolve as resolve_device
 from rlsub.core.errors import RlsubError
 from rlsub.core.seeding import trial_seeds
 from rlsub.core.subspace import Subspace
-from rlsub.envs.spec import env_dims, load_env_spec, policy_network_kwargs
+from rlsub.envs.spec import EnvDims, EnvSpec, env_dims, load_env_spec, policy_network_kwargs
 from rlsub.envs.vector import make_vec_env
 from rlsub.nets.batchnorm import set_batchnorm_statistics
 from rlsub.rollout.slots import RunningNorm, random_observations
@@ -26,9 +27,31 @@ from rlsub.rollout.slots import RunningNorm, random_observations
 MAX_SLOTS = 100_000
 
 
-def build_setup(cfg: ExperimentConfig, d: int | str, seed: int, slots: int) -> tuple[Any, ...]:
+@dataclass
+class Setup:
+    """A trial's env and policy from (config, d, seed): `env` plays `slots` episodes at
+    once (None when built with slots=None: the caller makes it, e.g. once d is known)."""
+
+    spec: EnvSpec
+    env: Any
+    dims: EnvDims
+    seeds: dict[str, int]
+    sub: Subspace
+
+    def make_env(self, cfg: ExperimentConfig, slots: int) -> Any:
+        """A vector env of `slots` slots for this trial's env (rlsub.envs.vector)."""
+        return make_vec_env(self.spec, slots, threads=getattr(cfg.train, "env_threads", None))
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+
+
+def build_setup(cfg: ExperimentConfig, d: int | str, seed: int, slots: int | None) -> Setup:
+    """The env (`slots` slots; None: no env is kept, only its dims are read) and the
+    Subspace policy of trial (d, seed)."""
     spec = load_env_spec(cfg.env or "", cfg.env_variant)
-    env = make_vec_env(spec, slots, threads=getattr(cfg.train, "env_threads", None))
+    env = make_vec_env(spec, slots or 1, threads=getattr(cfg.train, "env_threads", None))
     dims = env_dims(env)
     if cfg.train.obs_norm and is_pixels(env):
         env.close()
@@ -61,7 +84,9 @@ def build_setup(cfg: ExperimentConfig, d: int | str, seed: int, slots: int) -> t
         ref_env.close()
     sub.eval()
     sub.to(es_device(getattr(cfg.train, "device", "cpu"), env, f"{cfg.source}: train.device"))
-    return spec, env, dims, seeds, sub
+    if slots is None:
+        env.close()
+    return Setup(spec, None if slots is None else env, dims, seeds, sub)
 
 
 def es_device(name: str, env: Any, where: str) -> torch.device:

@@ -58,7 +58,8 @@ def rlsub_throughput(d: int | str, seconds: float, seed: int = 0) -> dict[str, A
     es: Any = cfg.train
     torch.set_num_threads(1)
     K = es.episodes_per_member
-    spec, env, dims, seeds, sub = build_setup(cfg, d, seed, es.population * K)
+    setup = build_setup(cfg, d, seed, es.population * K)
+    env, dims, seeds, sub = setup.env, setup.dims, setup.seeds, setup.sub
     norm = RunningNorm(dims.obs_shape, es.obs_clip)
     gen = torch.Generator().manual_seed(seeds["es_noise"])
     rng = np.random.default_rng(seeds["env"])

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsub.algos.base import TrainResult
+from rlsub.core.checkpoint import Checkpoint
 from rlsub.core.config import ExperimentConfig, experiment_from_dict, load_experiment
 from rlsub.core.errors import RlsubError
 from rlsub.core.paths import write_error
@@ -71,6 +72,20 @@ def _failed(rec: TrialRecord, exc: BaseException, wall_s: float) -> TrialRecord:
     return rec
 
 
+def _file_stem(cfg: ExperimentConfig, d: int | str, seed: int) -> str:
+    tag = "direct" if d == "direct" else f"d{int(d)}"
+    return f"{cfg.name}-{cfg.hash}-{tag}-s{int(seed)}"
+
+
+def trial_checkpoint(
+    cfg: ExperimentConfig, d: int | str, seed: int, policy_dir: str | Path
+) -> Checkpoint:
+    """The checkpoint of trial (d, seed) of cfg: `<policy_dir>/checkpoints/<trial>.ckpt`."""
+    path = Path(policy_dir) / "checkpoints" / f"{_file_stem(cfg, d, seed)}.ckpt"
+    key = {"config_hash": cfg.hash, "d": str(d), "seed": int(seed), "algorithm": cfg.algorithm}
+    return Checkpoint(path, key)
+
+
 def _finished(
     cfg: ExperimentConfig, rec: TrialRecord, res: TrainResult, policy_dir: str | Path | None
 ) -> TrialRecord:
@@ -89,8 +104,9 @@ def _finished(
         rec.reason = "diverged: final evaluation is not finite"
         return rec
     if policy_dir is not None and res.subspace is not None:
-        tag = "direct" if rec.direct else f"d{rec.d}"
-        path = Path(policy_dir) / f"{cfg.name}-{cfg.hash}-{tag}-s{rec.seed}.pt"
+        path = (
+            Path(policy_dir) / f"{_file_stem(cfg, 'direct' if rec.direct else rec.d, rec.seed)}.pt"
+        )
         try:
             saved = res.subspace.save(path, extra={"config": rec.config, **res.extra})
         except (OSError, RuntimeError) as exc:  # a user's matter (disk full): stop, one line
@@ -110,22 +126,33 @@ def run_trial(
     progress: bool = True,
     catch: bool = True,
 ) -> TrialRecord:
-    """Train and evaluate one trial; failures become records (status 'failed') when `catch`."""
+    """Train and evaluate one trial; failures become records (status 'failed') when `catch`.
+    A trainer that checkpoints (`Trainer.checkpoints`) keeps its checkpoint beside the
+    policy file while it runs: a killed trial run again resumes from it."""
     check_config_env(cfg.env, cfg.source)
     rec = _new_record(cfg, d, seed)
     trainer = trainer_for(cfg.algorithm)
+    kwargs: dict[str, Any] = {"progress": progress}
+    ckpt = None
+    if getattr(trainer, "checkpoints", False) and policy_dir is not None:
+        ckpt = kwargs["checkpoint"] = trial_checkpoint(cfg, d, seed, policy_dir)
     t0 = time.perf_counter()
     try:
         with torch_threads_kept():  # a trainer's thread setting ends with its trial
-            res: TrainResult = trainer.train(cfg, d, seed, progress=progress)
+            res: TrainResult = trainer.train(cfg, d, seed, **kwargs)
     except RlsubError:
         raise  # a user mistake is not a failed trial: stop with its message
     except Exception as exc:
         if not catch:
             raise
+        if ckpt is not None:
+            ckpt.remove()  # the trial's own error is its result: a rerun does not resume it
         return _failed(rec, exc, time.perf_counter() - t0)
     rec.wall_s = time.perf_counter() - t0
-    return _finished(cfg, rec, res, policy_dir)
+    rec = _finished(cfg, rec, res, policy_dir)
+    if ckpt is not None:
+        ckpt.remove()
+    return rec
 
 
 def batch_reason(cfg: ExperimentConfig) -> str | None:

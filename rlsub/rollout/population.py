@@ -86,6 +86,9 @@ def population_rollout(
         from rlsub.rollout import fused
 
         if seeds is not None and fused.supported(env):  # CartPole: physics in the kernel too
+            # the kernel never steps `env`: seed its RNG as a seeded reset would, so that
+            # later unseeded resets (reseed false or N) follow from these seeds alone
+            env.reset(seed=seeds[0])
             n_obs = dims.obs_shape[0]
             norms = lanes.LaneNorms([obs_norm], np.zeros(S, np.int64), n_obs, update_norm)
             rets, lens, slot_steps, cut = fused.rollout(

@@ -50,6 +50,7 @@ _SHAPES_POLICY = {
 _KINDS = {  # module of a trainer's train function -> how it builds its network
     "rlsub.algos.es": "es",
     "rlsub.algos.cmaes": "es",
+    "rlsub.algos.es_solo": "es",
     "rlsub.algos.pg": "pg",
     "rlsub.algos.supervised": "supervised",
 }

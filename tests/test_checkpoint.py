@@ -36,7 +36,7 @@ def _kill_after_saves(monkeypatch: pytest.MonkeyPatch, n: int) -> list[int]:
 
     def save(self: Checkpoint, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         real_save(self, meta, tensors)
-        saved.append(meta["generation"])
+        saved.append(meta.get("generation", meta.get("epoch")))
         if len(saved) == n:
             raise Killed
 
@@ -194,3 +194,28 @@ def test_pong_es_killed_mid_trial_resumes_bit_identical(tmp_path: Path) -> None:
     z_again = torch.load(again["policy_path"], weights_only=True)["z"]
     assert torch.equal(z_whole, z_again)
     assert not any(folder.glob("*.ckpt"))  # removed once the record is written
+
+
+@pytest.mark.parametrize("d", [40, "direct"])
+def test_killed_supervised_trial_resumes_at_its_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, d: Any
+) -> None:
+    from rlsub.algos.supervised import train as sup_train
+
+    cfg = with_overrides(load_experiment("digits_fc"), train={"epochs": 4})
+    whole = sup_train(cfg, d, 2, progress=False)
+    saved = _kill_after_saves(monkeypatch, 2)
+    ck = trial_checkpoint(cfg, d, 2, tmp_path)
+    with pytest.raises(Killed):
+        sup_train(cfg, d, 2, progress=False, checkpoint=ck)
+    assert saved == [1, 2]
+    monkeypatch.setattr(Checkpoint, "save", lambda *a: None)
+    resumed = sup_train(cfg, d, 2, progress=False, checkpoint=ck)
+    assert resumed.info.pop("resumed_at_epoch") == 2
+    assert resumed.curve == whole.curve and resumed.env_steps == whole.env_steps
+    assert resumed.final_eval_mean == whole.final_eval_mean
+    assert resumed.info == whole.info
+    for (k, a), (_, b) in zip(
+        resumed.subspace.named_parameters(), whole.subspace.named_parameters(), strict=True
+    ):
+        assert torch.equal(a, b), k

@@ -45,6 +45,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from rlsub.algos.base import Trainer, TrainResult
+from rlsub.algos.epoch_checkpoint import EpochState, restore_epoch, save_epoch
+from rlsub.core.checkpoint import Checkpoint
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.device import ALLOWED as DEVICES
 from rlsub.core.device import resolve as resolve_device
@@ -187,28 +189,40 @@ def _nan_result(
     )
 
 
-def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = True) -> TrainResult:
-    """Train `cfg`'s network on its dataset in a d-dimensional subspace (or directly)."""
+def train(
+    cfg: ExperimentConfig,
+    d: int | str,
+    seed: int,
+    progress: bool = True,
+    checkpoint: Checkpoint | None = None,
+) -> TrainResult:
+    """Train `cfg`'s network on its dataset in a d-dimensional subspace (or directly);
+    resumed from `checkpoint`'s last epoch where it holds one."""
     tc: SupervisedConfig = cfg.train if cfg.train is not None else SupervisedConfig()
     if tc.threads is None:
-        return _train(cfg, tc, d, seed, progress)
+        return _train(cfg, tc, d, seed, progress, checkpoint)
     before = torch.get_num_threads()
     torch.set_num_threads(tc.threads)
     try:
-        return _train(cfg, tc, d, seed, progress)
+        return _train(cfg, tc, d, seed, progress, checkpoint)
     finally:
         torch.set_num_threads(before)
 
 
 def _train(
-    cfg: ExperimentConfig, tc: SupervisedConfig, d: int | str, seed: int, progress: bool
+    cfg: ExperimentConfig,
+    tc: SupervisedConfig,
+    d: int | str,
+    seed: int,
+    progress: bool,
+    checkpoint: Checkpoint | None,
 ) -> TrainResult:
     if cfg.dataset is None:
         raise RlsubError(f"{cfg.source}: algorithm {cfg.algorithm!r} needs a 'dataset' section")
     data = load_dataset(
         cfg.dataset.name, cfg.dataset.variant, cfg.dataset.data_dir, progress=progress
     )
-    return fit(cfg, tc, d, seed, data, progress)
+    return fit(cfg, tc, d, seed, data, progress, checkpoint)
 
 
 @dataclass
@@ -271,27 +285,33 @@ def fit(
     seed: int,
     data: Dataset,
     progress: bool = False,
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
-    """Steps 3-5 of a trial (module docstring) on `data` already in memory."""
+    """Steps 3-5 of a trial (module docstring) on `data` already in memory; with a
+    `checkpoint`, resumed from its last epoch and checkpointed after epochs."""
     ts = setup(cfg, tc, d, seed, data)
     sub, device = ts.sub, ts.device
     opt = adam(sub.parameters(), tc)
     loss_fn = nn.CrossEntropyLoss()
     order = torch.Generator().manual_seed(ts.seeds["data"])
     n, bs = data.n_train, tc.batch_size
-    samples = 0
-    curve: list[dict[str, float]] = []
-    acc = err = best = float("nan")
-    loss_mean = float("nan")
+    state = EpochState()
+    loaded = checkpoint.load() if checkpoint is not None else None
+    if loaded is not None:
+        state = restore_epoch(loaded, sub, opt, order)
+    samples, curve, loss_mean = state.samples, state.curve, state.loss_mean
+    acc, err, best = state.acc, state.err, state.best
+    steps = -(-n // bs)
     bar = tqdm(
-        total=tc.epochs * -(-n // bs),
+        total=tc.epochs * steps,
+        initial=state.epoch * steps,
         desc=f"{cfg.name} d={d} seed={seed}",
         file=sys.stderr,
         disable=not progress,
         leave=False,
     )
     with bar:
-        for epoch in range(tc.epochs):
+        for epoch in range(state.epoch, tc.epochs):
             perm = torch.randperm(n, generator=order).to(device)  # drawn on the CPU
             loss_sum = torch.zeros((), device=device)
             for i in range(0, n, bs):
@@ -316,7 +336,13 @@ def fit(
             best = acc if math.isnan(best) else max(best, acc)
             curve.append({"step": float(samples), "value": acc})
             bar.set_postfix(loss=f"{loss_mean:.3f}", acc=f"{acc:.3f}")
-    return trial_result(ts, tc, (acc, err, best), samples, curve, loss_mean)
+            if checkpoint is not None and epoch + 1 < tc.epochs and checkpoint.due():
+                done = EpochState(epoch + 1, samples, curve, acc, err, best, loss_mean)
+                save_epoch(checkpoint, done, sub, opt, order)
+    res = trial_result(ts, tc, (acc, err, best), samples, curve, loss_mean)
+    if state.epoch:  # its wall time counts from there
+        res.info["resumed_at_epoch"] = state.epoch
+    return res
 
 
 def trial_result(
@@ -353,4 +379,10 @@ def trial_result(
     )
 
 
-ADAM = Trainer(SupervisedConfig, train, supervised=True, batch="rlsub.algos.supervised_batch")
+ADAM = Trainer(
+    SupervisedConfig,
+    train,
+    supervised=True,
+    batch="rlsub.algos.supervised_batch",
+    checkpoints=True,
+)

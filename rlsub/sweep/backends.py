@@ -9,10 +9,12 @@ beside it go on untouched. A trial past its timeout is killed alone, the same wa
 trial in flight.) Workers end themselves when the sweep process dies.
 
 `Ray` runs trials as Ray tasks; a task whose worker or node died
-(`WorkerCrashedError`, `NodeDiedError`, ...) runs again the same way. A Ray that
-the sweep started is shut down with it, so no Ray process outlives the sweep.
+(`WorkerCrashedError`, `NodeDiedError`, ...) runs again the same way, on another node
+when its node died. Without `--address` (or with `local`) the sweep starts a Ray of its
+own through `rlsub.sweep.ray_local`, which ends it with the sweep, even a sweep killed
+with SIGKILL, so no Ray process outlives the sweep.
 
-Imports: experiment, core, sweep.executors.
+Imports: experiment, core, sweep.executors, sweep.ray_local.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -31,6 +34,7 @@ from rlsub.core.config import ExperimentConfig
 from rlsub.core.errors import RlsubError
 from rlsub.experiment.record import TrialRecord
 from rlsub.sweep.executors import POLL_S, InProcess, Job, Lost, Outcome, _Bounded, import_ray, work
+from rlsub.sweep.ray_local import LocalRay
 
 _RAY_CRASHES = (
     "WorkerCrashedError",
@@ -205,11 +209,26 @@ class Ray(_Bounded):
         super().__init__(cfg, policy_dir)
         self.ray = import_ray()
         self.started = not self.ray.is_initialized()
+        self.local: LocalRay | None = None
+        self.stdout: Any = None  # the sweep's stdout, while Ray's messages go to stderr
         if self.started:
             _check_reachable(address)
+            if address in (None, "local"):  # a Ray of its own, ended with the sweep
+                self.local = LocalRay(address)
+            # Ray's driver prints the cluster's error messages ("The node ... has been
+            # marked dead", a worker died) on sys.stdout, log_to_driver or not; stdout is
+            # for the sweep's result (--json: one JSON object), so stderr takes them.
+            self.stdout, sys.stdout = sys.stdout, sys.stderr
             try:
-                self.ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+                self.ray.init(
+                    address=self.local.address if self.local else address,
+                    ignore_reinit_error=True,
+                    log_to_driver=False,
+                )
             except Exception as exc:  # unreachable address, no cluster there
+                sys.stdout, self.stdout = self.stdout, None
+                if self.local:
+                    self.local.close()
                 first = (str(exc).strip().splitlines() or [""])[0][:200]
                 where = f"--address {address}" if address else "a local Ray"
                 raise RlsubError(
@@ -249,7 +268,12 @@ class Ray(_Bounded):
 
     def close(self) -> None:
         if self.started and self.ray.is_initialized():
-            self.ray.shutdown()  # the Ray this sweep started ends with it
+            self.ray.shutdown()
+        if self.stdout is not None:
+            sys.stdout, self.stdout = self.stdout, None
+        if self.local is not None:
+            self.local.close()  # the Ray this sweep started ends with it
+            self.local = None
 
 
 def make_backend(

@@ -1,4 +1,4 @@
-"""No Ray process outlives a sweep that started its own local Ray (rlsub.sweep.ray_local),
+"""No Ray process outlives a sweep that started its own local Ray (rlsub.core.ray_local),
 whether the sweep ends or is killed with SIGKILL mid-trial. The Ray of each sweep is found
 by the session of the processes that name its folder (RAY_TMPDIR, a fresh one per test),
 never by process names: other Ray runs on the machine are left alone."""
@@ -113,4 +113,39 @@ def test_no_ray_process_outlives_a_sweep_killed_mid_trial(tmp_path: Path, ray_di
     proc.wait()
     left, waited = ray_procs.wait_gone(seen, GONE_S)
     print(f"{len(before)} processes (a trial running); gone {waited:.1f} s after the SIGKILL")
+    assert not left, f"left after {GONE_S} s: {ray_procs.describe(left)}"
+
+
+def test_no_ray_process_outlives_an_es_trial_on_ray_killed_mid_trial(
+    tmp_path: Path, ray_dir
+) -> None:
+    """`rlsub train` with train.backend: ray and no ray_address starts its Ray through the
+    same guard (rlsub.algos.es_ray): SIGKILLed while its actors play, it leaves nothing."""
+    root, seen = ray_dir
+    cfg = _config(tmp_path / "c.yaml", 100000)
+    data = yaml.safe_load(cfg.read_text())
+    data["train"].update({"backend": "ray", "workers": 2, "obs_norm": False})
+    cfg.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "RAY_TMPDIR": str(root), "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    argv = ["train", str(cfg), "--d", "2", "--out", str(tmp_path / "out"), "--quiet"]
+    with open(tmp_path / "e", "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rlsub.cli", *argv],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=fh, start_new_session=True,
+        )  # fmt: skip
+    seen.add(proc.pid)
+    deadline = time.monotonic() + 240
+    actors: list[int] = []
+    while not actors:
+        assert proc.poll() is None, (tmp_path / "e").read_text()[-3000:]
+        assert time.monotonic() < deadline, "no actor started within 240 s"
+        time.sleep(0.2)
+        seen |= ray_procs.sessions_of_files_under(root)
+        actors = [p for p in ray_procs.in_sessions(seen) if "ESShard" in ray_procs.cmdline(p)]
+    seen |= ray_procs.sessions_of_files_under(root)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left, waited = ray_procs.wait_gone(seen, GONE_S)
+    print(f"gone {waited:.1f} s after the SIGKILL of the trial")
     assert not left, f"left after {GONE_S} s: {ray_procs.describe(left)}"

@@ -48,6 +48,7 @@ from rlsub.algos.es_loop import draw_noise
 from rlsub.algos.es_setup import build_setup
 from rlsub.core.config import ExperimentConfig, experiment_from_dict
 from rlsub.core.errors import RlsubError
+from rlsub.core.ray_local import LocalRay
 from rlsub.rollout.pairs import PairsArg
 from rlsub.rollout.population import population_rollout
 from rlsub.rollout.slots import RolloutResult
@@ -173,8 +174,12 @@ class RayPopulation:
     def __init__(self, cfg: ExperimentConfig, d: int | str, seed: int) -> None:
         ray = _ray()
         es: Any = cfg.train
-        if not ray.is_initialized():
-            ray.init(address=es.ray_address, ignore_reinit_error=True, log_to_driver=False)
+        self.local: LocalRay | None = None
+        if not ray.is_initialized():  # a Ray of its own ends with this trial, even a killed one
+            if es.ray_address in (None, "local"):
+                self.local = LocalRay(es.ray_address)
+            address = self.local.address if self.local else es.ray_address
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
         self.ray = ray
         self.population = es.population
         self.shards = shard_members(es.population, es.workers)
@@ -202,3 +207,6 @@ class RayPopulation:
         self.ray.get([a.close.remote() for a in self.actors])
         for a in self.actors:
             self.ray.kill(a)
+        if self.local is not None:
+            self.ray.shutdown()
+            self.local.close()

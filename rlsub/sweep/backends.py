@@ -11,10 +11,10 @@ trial in flight.) Workers end themselves when the sweep process dies.
 `Ray` runs trials as Ray tasks; a task whose worker or node died
 (`WorkerCrashedError`, `NodeDiedError`, ...) runs again the same way, on another node
 when its node died. Without `--address` (or with `local`) the sweep starts a Ray of its
-own through `rlsub.sweep.ray_local`, which ends it with the sweep, even a sweep killed
+own through `rlsub.core.ray_local`, which ends it with the sweep, even a sweep killed
 with SIGKILL, so no Ray process outlives the sweep.
 
-Imports: experiment, core, sweep.executors, sweep.ray_local.
+Imports: experiment, core, sweep.executors.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any
 
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.errors import RlsubError
+from rlsub.core.ray_local import LocalRay
 from rlsub.experiment.record import TrialRecord
 from rlsub.sweep.executors import POLL_S, InProcess, Job, Lost, Outcome, _Bounded, import_ray, work
-from rlsub.sweep.ray_local import LocalRay
 
 _RAY_CRASHES = (
     "WorkerCrashedError",

@@ -1,4 +1,5 @@
-"""A local Ray that ends with the sweep that started it, even a sweep killed with SIGKILL.
+"""A local Ray that ends with the process that started it (a sweep, or an ES trial on Ray
+actors), even one killed with SIGKILL.
 
 `ray.init()` in the sweep process made Ray's processes its children: the GCS server, the
 raylet, the dashboard and the log monitor die with it (Ray binds them to their parent
@@ -6,8 +7,9 @@ with PR_SET_PDEATHSIG), but the raylet's own children, the dashboard and runtime
 agents, are bound to nothing: after a SIGKILL of the sweep they went on for about a
 minute, until their check of the raylet gave up.
 
-So a sweep with `--backend ray` and no `--address` starts its Ray through a guard
-(`LocalRay`): a small process in a session of its own (`python -m rlsub.sweep.ray_local`)
+So a sweep with `--backend ray` and no `--address` (and an ES trial with `train.backend:
+ray` and no `train.ray_address`, rlsub.algos.es_ray) starts its Ray through a guard
+(`LocalRay`): a small process in a session of its own (`python -m rlsub.core.ray_local`)
 that calls `ray.init()` with Ray's defaults (all CPUs, the dashboard, token
 authentication) and writes the cluster's address to the sweep; from its start, a thread
 of it waits on its stdin, a pipe from the sweep. The pipe closes when the sweep closes
@@ -151,7 +153,7 @@ class LocalRay:
     def __init__(self, address: str | None = None) -> None:
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rlsub.sweep.ray_local", *([address] if address else [])],
+            [sys.executable, "-m", "rlsub.core.ray_local", *([address] if address else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
             start_new_session=True,
         )  # fmt: skip

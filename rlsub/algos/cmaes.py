@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from rlsub.algos.base import Trainer, TrainResult
+from rlsub.algos.es_knowledge import CMAES_HOOKS
 from rlsub.algos.es_setup import MAX_SLOTS, build_setup, policy_extra
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.schema import check, doc
@@ -145,4 +146,4 @@ def _train_cma(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool) -
     )
 
 
-CMAES = Trainer(CMAESConfig, train_cma)
+CMAES = Trainer(CMAESConfig, train_cma, **CMAES_HOOKS)

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from rlsub.algos.base import Trainer, TrainResult
 from rlsub.algos.cmaes import train_cma
+from rlsub.algos.es_knowledge import ES_HOOKS
 from rlsub.algos.es_setup import MAX_SLOTS, build_setup, policy_extra
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.device import ALLOWED as DEVICES
@@ -365,4 +366,4 @@ def es_result(
     )
 
 
-ES = Trainer(ESConfig, train, batch="rlsub.algos.es_batch")
+ES = Trainer(ESConfig, train, **ES_HOOKS)

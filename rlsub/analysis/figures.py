@@ -1,7 +1,7 @@
 """The report's figures (matplotlib, Agg): performance against d, the difficulty chart,
 ES against PG, learning curves. Pure functions from data to figures.
 
-Imports: analysis.tables, envs, core.
+Imports: analysis.text, algos.base (the trainers' families), envs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import textwrap
 from collections import defaultdict
 from typing import Any
 
-from rlsub.analysis.rows import PG_ALGORITHMS
+from rlsub.algos.base import known_trainer
 
 FORMATS = ("png", "pdf")
 
@@ -297,14 +297,15 @@ def compare_figure(groups: list[dict[str, Any]], supervised: bool, title: str) -
 
 
 def comparisons(groups: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:
-    """(file stem, title, groups) for figures 3 (ES vs PG) and 4 (projection kinds)."""
+    """(file stem, title, groups) for figures 3 (ES vs PG: the trainers' families "es"
+    and "pg") and 4 (projection kinds)."""
     out = []
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for g in groups:
         by_task[g["task"]].append(g)
     for task, gs in by_task.items():
-        es = [g for g in gs if g["algorithm"] in ("es", "cmaes")]
-        pg = [g for g in gs if g["algorithm"] in PG_ALGORITHMS]
+        es = [g for g in gs if _family(g) == "es"]
+        pg = [g for g in gs if _family(g) == "pg"]
         if es and pg:
             out.append((f"es_vs_pg_{task}", f"{task}: ES against policy gradients", es + pg))
     by_net: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -316,6 +317,12 @@ def comparisons(groups: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[
                 (f"projections_{task}_{net}_{algo}", f"{task} {net} {algo}: projections", gs)
             )
     return out
+
+
+def _family(g: dict[str, Any]) -> str:
+    """The kind of the group's trainer (`Trainer.family`: "es", "pg", ...; "" unknown)."""
+    trainer = known_trainer(g["algorithm"])  # a store names code: only registered names
+    return trainer.family if trainer is not None else ""
 
 
 def _record_env(rec: dict[str, Any]) -> Any | None:

@@ -3,7 +3,7 @@
 needs; `paper_rows` adds the paper's rows not measured here. `analysis.tables` renders
 them.
 
-Imports: analysis.estimate, analysis.paper, experiment.
+Imports: analysis.estimate, analysis.paper, experiment, algos.base.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
+from rlsub.algos.base import known_trainer
 from rlsub.analysis import paper
 from rlsub.analysis.estimate import CurvePoint, estimate
 from rlsub.experiment.record import TrialRecord
 
-PG_ALGORITHMS = ("ppo", "a2c", "dqn")
 COLUMNS = [
     "label",
     "task",
@@ -74,18 +74,17 @@ def _budget(recs: list[TrialRecord], supervised: bool) -> str:
 
 
 def row_label(recs: list[TrialRecord], g: dict[str, Any]) -> str:
-    """What distinguishes the row: task (variant included), algorithm, network, and for PG
-    which parts are in the subspace, with the budget."""
+    """What distinguishes the row: task (variant included), algorithm, network, what its
+    trainer says tells its rows apart (`Trainer.describe`: for PG, which parts are in the
+    subspace), and the budget."""
     cfg = next((r.config for r in recs if r.config), {}) or {}
     train = cfg.get("train") or {}
     hidden = ((cfg.get("network") or {}).get("kwargs") or {}).get("hidden")
     net = g["network"] + (" " + "-".join(map(str, hidden)) if hidden else "")
     bits = [g["task"], g["algorithm"], net]
-    if g["algorithm"] in ("ppo", "a2c"):
-        bits.append(f"parts: {train.get('parts', 'actor')}")
-    if g["algorithm"] in PG_ALGORITHMS and "z_lr_scale" in train:  # the step-size protocol
-        scale = train["z_lr_scale"]
-        bits.append(f"z lr {scale}" if isinstance(scale, str) else f"z lr x{scale:g}")
+    trainer = known_trainer(g["algorithm"])  # a store names code: only registered names
+    if trainer is not None:
+        bits += trainer.describe(train)
     bits.append(_budget(recs, is_supervised(recs)))
     return " / ".join(bits)
 
@@ -224,7 +223,8 @@ def paper_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = dict.fromkeys(COLUMNS)
         row.update({k: None for k in ("d_int90_est", "d_int100_est", "paper_rule_ours_est")})
         row.update(p, d_int90_line="", d_int100_line="", wall_s=0.0, notes=[], seeds=0)
-        row.update(trials=0, failed=0, supervised=p["algorithm"] == "adam")
+        trainer = known_trainer(p["algorithm"])
+        row.update(trials=0, failed=0, supervised=trainer is not None and trainer.supervised)
         out.append(row)
     return out
 

@@ -260,7 +260,3 @@ def policy_network_kwargs(net_name: str, kwargs: dict[str, Any], dims: EnvDims) 
             if key in params:
                 out.setdefault(key, value)
     return out
-
-
-def with_variant(spec: EnvSpec, **changes: Any) -> EnvSpec:
-    return dataclasses.replace(spec, **changes)

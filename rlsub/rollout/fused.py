@@ -27,17 +27,20 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from rlsub.envs.vector import spec_of
 from rlsub.rollout.lanes import _act, _compact
 from rlsub.rollout.slots import cartpole_start_states
 
 
 def supported(env: Any) -> bool:
-    """True for gymnasium's native CartPole vector env with its standard dynamics and reward."""
-    base = getattr(env, "unwrapped", env)
+    """True for a vector env whose spec declares the CartPole fast path (`EnvSpec.fast_path`:
+    gymnasium's native CartPole vector env, Euler integration) with CartPole's standard
+    reward, 1 a step (not ``sutton_barto_reward``), as the kernel pays it."""
+    spec = spec_of(env)
     return (
-        type(base).__name__ == "CartPoleVectorEnv"
-        and getattr(base, "kinematics_integrator", None) == "euler"
-        and not getattr(base, "_sutton_barto_reward", True)
+        spec is not None
+        and spec.fast_path == "cartpole"
+        and not spec.kwargs.get("sutton_barto_reward", False)
     )
 
 

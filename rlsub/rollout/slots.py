@@ -7,6 +7,7 @@ Imports: envs, torch, numpy. Knows nothing of ES.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 from rlsub.envs.spec import EnvDims
+from rlsub.envs.vector import fast_path
 
 
 class RunningNorm:
@@ -84,25 +86,44 @@ def reset_slots(env: gym.vector.VectorEnv, seeds: list[int] | None) -> np.ndarra
     seeds None: reset without seeding, so every slot continues its own RNG (ale-py
     reloads the ROM to seed a slot: about 45 ms each, on one core).
 
-    gymnasium's native CartPole vector env seeds all slots from one RNG, so for it
-    each slot's start state is drawn here from its own seed with CartPole's
-    distribution (uniform in [-0.05, 0.05]^4), exactly as a single env would.
+    How a slot takes its seed follows the fast path its env spec declares
+    (`rlsub.envs.vector.fast_path`): gymnasium's native CartPole vector env seeds all
+    slots from one RNG, so for it each slot's start state is drawn here from its own
+    seed with CartPole's distribution (uniform in [-0.05, 0.05]^4), exactly as a single
+    env would; ale-py takes one seed per slot as an array; any other vector env a list.
     """
-    base = env.unwrapped
     if seeds is None:
         obs, _ = env.reset()
         return np.asarray(obs)
-    if type(base).__name__ == "CartPoleVectorEnv":
-        env.reset(seed=seeds[0])
-        states = cartpole_start_states(seeds)
-        base.state = states  # type: ignore[attr-defined]
-        base.steps = np.zeros(len(seeds), dtype=np.int32)  # type: ignore[attr-defined]
-        return states.T.astype(np.float32)
-    if type(base).__name__ == "AtariVectorEnv":  # ale-py takes one seed per slot as an array
-        obs, _ = env.reset(seed=np.asarray(seeds, dtype=np.int64))  # type: ignore[arg-type]
-        return np.asarray(obs)
+    reset = SEEDED_RESETS.get(fast_path(env) or "", _reset_seed_list)
+    return reset(env, seeds)
+
+
+def _reset_seed_list(env: gym.vector.VectorEnv, seeds: list[int]) -> np.ndarray:
     obs, _ = env.reset(seed=list(seeds))  # type: ignore[arg-type]
     return np.asarray(obs)
+
+
+def _reset_ale(env: gym.vector.VectorEnv, seeds: list[int]) -> np.ndarray:
+    obs, _ = env.reset(seed=np.asarray(seeds, dtype=np.int64))  # type: ignore[arg-type]
+    return np.asarray(obs)
+
+
+def _reset_cartpole(env: gym.vector.VectorEnv, seeds: list[int]) -> np.ndarray:
+    """CartPoleVectorEnv's slots started from `cartpole_start_states` (its public state)."""
+    base: Any = env.unwrapped
+    env.reset(seed=seeds[0])
+    states = cartpole_start_states(seeds)
+    base.state = states
+    base.steps = np.zeros(len(seeds), dtype=np.int32)
+    return states.T.astype(np.float32)
+
+
+# fast path (EnvSpec.fast_path) -> how its vector env resets slot by slot from seeds
+SEEDED_RESETS: dict[str, Callable[[gym.vector.VectorEnv, list[int]], np.ndarray]] = {
+    "cartpole": _reset_cartpole,
+    "ale": _reset_ale,
+}
 
 
 def cartpole_start_states(seeds: list[int]) -> np.ndarray:

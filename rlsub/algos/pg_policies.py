@@ -59,7 +59,7 @@ from torch import Tensor, nn
 from rlsub.algos.pg_networks import is_own, own_actor_critic, own_q_net
 from rlsub.algos.step_size import resolve_z_lr_scale
 from rlsub.core.errors import RlsubError
-from rlsub.core.projection import DEFAULT_DENSE_LIMIT_GIB
+from rlsub.core.projection_base import DEFAULT_DENSE_LIMIT_GIB
 from rlsub.core.registry import build_network
 from rlsub.core.subspace import DIRECT, Subspace
 

@@ -70,9 +70,9 @@ def budget_curve(
 
 def budget_figure(series: dict[str, list[dict[str, Any]]]) -> Any:
     """d_int90 (posterior median, 90 % interval) against epochs, one line per row."""
-    from rlsub.analysis.figures import _plain_log_ticks, _plt
+    from rlsub.analysis.figures import plain_log_ticks, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
     for label, pts in series.items():
         pts = [p for p in pts if p["side"] == "in"]
@@ -85,10 +85,10 @@ def budget_figure(series: dict[str, list[dict[str, Any]]]) -> Any:
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.xaxis)
     epochs = sorted({p["epochs"] for pts in series.values() for p in pts})
     ax.set_xticks(epochs, [str(k) for k in epochs])
-    _plain_log_ticks(ax.yaxis)
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("training budget (epochs; each trial's test accuracy after that epoch)")
     ax.set_ylabel("d_int90 (posterior median, 90 % CI)")
     ax.set_title("Intrinsic dimension against the training budget")

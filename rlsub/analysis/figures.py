@@ -17,7 +17,8 @@ FORMATS = ("png", "pdf")
 
 
 # ------------------------------------------------------------------ figures
-def _plt() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,7 +35,7 @@ def _ylabel(supervised: bool) -> str:
     return "test accuracy (fraction)" if supervised else "evaluation return (per episode)"
 
 
-def _plain_log_ticks(axis: Any, span: float | None = None) -> None:
+def plain_log_ticks(axis: Any, span: float | None = None) -> None:
     """Log-scale tick labels as plain numbers (1, 10, 1,000), no crowded minor labels;
     1-2-5 steps over up to three decades (`span`: the axis's hi / lo), decades beyond."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -66,7 +67,7 @@ def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True)
     for p in pts:
         ax.plot([p["d"]] * len(p["scores"]), p["scores"], ".", color=ln.get_color(), alpha=0.35)
     ax.set_xscale("log")
-    _plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.xaxis)
     if 1 < len(ds) <= 10:  # few grid points: label exactly the d swept
         ax.set_xticks(ds, [f"{d:,}" for d in ds])
     ax.set_xlabel("subspace dimension d (log scale)")
@@ -110,7 +111,7 @@ def curves_figure(
 ) -> Any:
     """Figure 1: one panel per group (titled by its table row), performance against d,
     each panel's legend beside it so it never covers the data."""
-    plt = _plt()
+    plt = pyplot()
     n = len(groups)
     cols = 1 if n <= 3 else 2
     rows = math.ceil(n / cols)
@@ -131,7 +132,7 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
     """Every row's d_int90 (posterior median, 90 % interval bars) on one log-d axis, with
     d_int100 and its interval; the paper's value hollow, only on the row it belongs to,
     beside our estimate under the paper's own line, so each marker names its rule."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 2.6), layout="constrained")
     ys = list(range(len(rows)))
     drawn: dict[str, bool] = {}
@@ -222,7 +223,7 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
     if xs:
         ax.set_xlim(min(xs) / 2, max(xs) * 3)
     lo_x, hi_x = ax.get_xlim()
-    _plain_log_ticks(ax.xaxis, hi_x / lo_x)
+    plain_log_ticks(ax.xaxis, hi_x / lo_x)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_yticks(ys, [textwrap.fill(r["label"], 60) for r in rows], fontsize=7)
     ax.set_xlabel("intrinsic dimension d (log scale; each marker's line in the legend)")
@@ -238,7 +239,7 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
     """The paper's Figure 3 analogue: d_int (interpolated, 90 % interval) against the
     network's size D, one series per task (rows of one task at several widths). A flat
     line means the intrinsic dimension does not depend on the width."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     by_task: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for g in groups:
@@ -270,7 +271,7 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
         pad = max(1.0, (10 * lo_y / hi_y) ** 0.5)
         ax.set_ylim(lo_y / pad, hi_y * pad)
     for axis in (ax.xaxis, ax.yaxis):
-        _plain_log_ticks(axis)
+        plain_log_ticks(axis)
     ax.set_xlabel("number of parameters D (log scale; one point per width)")
     ax.set_ylabel(f"{kind} (log scale; posterior median, 90 % CI)")
     ax.set_title("Intrinsic dimension against network width")
@@ -281,7 +282,7 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
 
 def compare_figure(groups: list[dict[str, Any]], supervised: bool, title: str) -> Any:
     """Figures 3 and 4: several groups' curves on one axis (baseline lines per group)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for g in groups:
         plot_curve(ax, g, supervised, lines=False)
@@ -339,7 +340,7 @@ def _record_env(rec: dict[str, Any]) -> Any | None:
 
 def learning_curves_figure(records: list[dict[str, Any]]) -> tuple[Any, str]:
     """Evaluation return against env steps (emulator frames for frame-skipping envs)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     xlabel = "agent steps"
     refs: dict[str, float] = {}

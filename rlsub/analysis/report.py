@@ -29,11 +29,11 @@ from typing import Any
 from rlsub.analysis.budget import budget_curve, budget_figure
 from rlsub.analysis.figures import (
     FORMATS,
-    _plt,
     compare_figure,
     comparisons,
     curves_figure,
     difficulty_figure,
+    pyplot,
     width_figure,
 )
 from rlsub.analysis.ratios import difficulty_ratios, ratios_markdown
@@ -99,7 +99,7 @@ def build_report(
     """Estimate, write tables, figures and COMMANDS.md into `out`; returns rows and paths."""
     from rlsub.analysis.estimate import estimate_all
 
-    plt = _plt()
+    plt = pyplot()
     groups = estimate_all(records)
     rows, ref_text = build_rows(records, groups)
     if paper:  # the paper's rows not measured here stay in the table, saying why

@@ -13,7 +13,7 @@ from typing import Any
 
 from rlsub.algos.evaluate import evaluate_policy_file, random_score
 from rlsub.analysis.estimate import estimate_all
-from rlsub.analysis.figures import FORMATS, _plt, learning_curves_figure
+from rlsub.analysis.figures import FORMATS, learning_curves_figure, pyplot
 from rlsub.analysis.report import command_line, format_report, load_record_file, report
 from rlsub.analysis.text import format_group
 from rlsub.cli.emit import emit
@@ -277,7 +277,7 @@ def cli_suite(args: argparse.Namespace) -> None:
 def cli_dint(args: argparse.Namespace) -> None:
     """`rlsub dint STORE [--rule stays_above|original] [--json]`."""
     from rlsub.cli.emit import emit
-    from rlsub.experiment.claims import running_state
+    from rlsub.experiment.queue import running_state
     from rlsub.experiment.store import Store
 
     with Store(args.store, readonly=True) as store:
@@ -328,7 +328,7 @@ def cli_curves(args: argparse.Namespace) -> None:
     if out.suffix.lower() not in (".png", ".pdf"):
         raise RlsubError(f"--out {out}: give a .png or .pdf file name (both are written)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
+    plt = pyplot()
     fig, xlabel = learning_curves_figure(records)
     paths = []
     for ext in FORMATS:

@@ -2,7 +2,7 @@
 1/sqrt(layer size), entries +-1, columns normalised over all D rows. CSR for P and P^T,
 SciPy CSC row blocks for populations, ELLPACK (core.sparse_ell) for one z on the CPU.
 
-Imports: core.projection, core.sparse_ell, core.errors.
+Imports: core.projection_base, core.sparse_ell, core.errors.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from rlsub.core import sparse_ell
-from rlsub.core.projection import Projection
+from rlsub.core.projection_base import Projection
 
 
 class _SparseMatmul(torch.autograd.Function):

@@ -132,7 +132,7 @@ def load_env_spec(name_or_path: str | dict[str, Any], variant: str | None = None
         spec = inline_spec(name_or_path)
         return _variant(spec, variant, Path(f"inline env spec {spec.id}"))
     path = Path(name_or_path)
-    entry = ENV_SPECS._entries.get(name_or_path)
+    entry = ENV_SPECS.entry(name_or_path)
     if (
         ":" in name_or_path
         and not path.suffix
@@ -197,7 +197,7 @@ def env_spec_data(name: str | dict[str, Any], variant: str | None = None) -> Env
             return _with_variant(inline_spec(name), variant, Path("inline env spec"))
         except RlsubError:
             return None
-    entry = ENV_SPECS._entries.get(name)
+    entry = ENV_SPECS.entry(name)
     if entry is not None and not isinstance(entry, str) or ":" in name and not Path(name).suffix:
         return None
     path = Path(name) if Path(name).suffix else ENV_DIR / (entry or f"{name}.yaml")

@@ -13,7 +13,6 @@ import gymnasium as gym
 from rlsub.core.errors import RlsubError
 from rlsub.envs.spec import REQUIRES_HINT, EnvSpec
 
-
 SPEC_ATTR = "rlsub_spec"  # the spec a vector env was made from (`make_vec_env`)
 
 

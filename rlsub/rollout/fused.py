@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from rlsub.envs.vector import spec_of
-from rlsub.rollout.lanes import _act, _compact
+from rlsub.rollout.lanes import act_lanes, compact_lanes
 from rlsub.rollout.slots import cartpole_start_states
 
 
@@ -90,7 +90,9 @@ def _rollout(state, obs, done, returns, lengths, lanes, w, sizes, tanh, buf, nor
         s = lanes[j]
         for i in range(4):
             obs[s, i] = np.float32(state[i, s])
-    _act(obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, True, ai, af, low, high)
+    act_lanes(
+        obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, True, ai, af, low, high
+    )
     slot_steps = 0
     t = 0
     while True:
@@ -113,8 +115,8 @@ def _rollout(state, obs, done, returns, lengths, lanes, w, sizes, tanh, buf, nor
         if playing == 0 or (max_steps > 0 and t >= max_steps):
             return slot_steps
         if 2 * playing <= n:
-            n = _compact(w, lanes, done, n)
-        _act(
+            n = compact_lanes(w, lanes, done, n)
+        act_lanes(
             obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, True, ai, af, low,
             high,
         )  # fmt: skip

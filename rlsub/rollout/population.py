@@ -101,7 +101,7 @@ def population_rollout(
         )
     obs = reset_slots(env, seeds)
     # theta once per rollout, not per step
-    policy = full_policy = _population_policy(sub, Z, pairs)
+    policy = full_policy = population_policy(sub, Z, pairs)
     out_shape = (dims.n_actions,)  # logits (discrete) or the action vector (continuous)
     device = sub.theta0.device
     alive = torch.arange(N, device=device)
@@ -117,7 +117,7 @@ def population_rollout(
     steps = 0
     while True:
         obs = np.asarray(obs)
-        xt = _policy_input(obs, policy, obs_norm is None)
+        xt = policy_input(obs, policy, obs_norm is None)
         if obs_norm is not None:
             if update_norm:
                 seen.append(xt)
@@ -158,7 +158,7 @@ def population_rollout(
     )
 
 
-def _policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
+def policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
     """Observations as the policy takes them: uint8 pixels scaled to [0, 1], or kept as
     uint8 for a ConvNet population (it scales them itself, in its first pass over them:
     rlsub.frames) when `raw_ok` (no observation normalisation)."""
@@ -173,7 +173,7 @@ def _policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
     return x.float()
 
 
-def _population_policy(sub: Subspace, Z: Tensor, pairs: PairsArg | None) -> Any:
+def population_policy(sub: Subspace, Z: Tensor, pairs: PairsArg | None) -> Any:
     """The policy of population Z, or of ES's antithetic `pairs` (rlsub.rollout.pairs), on
     the Subspace's device (Z and the pairs are drawn on the CPU)."""
     device = sub.theta0.device

@@ -1,4 +1,5 @@
-"""Claims with leases: which process runs a trial of a results store, and whether it still does.
+"""The results store as a work queue: claims with leases say which process runs a trial of
+the store, and whether it still does.
 
 A sweep process claims a trial in one transaction: the trial's row becomes
 ``running`` with its claimant -- host, pid, a token unique to that sweep, its

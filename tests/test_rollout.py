@@ -145,7 +145,7 @@ def test_unknown_env_and_variant_are_clear_errors():
     ],
 )
 def test_lane_kernels_equal_the_torch_loop(env_name, activation, projection, include, max_steps):
-    """rlsub.lanes (compiled, one lane per slot) gives the torch loop's results and statistics."""
+    """rlsub.rollout.lanes (compiled, one lane per slot) gives the torch loop's results and statistics."""
     from rlsub.rollout import lanes
 
     spec = load_env_spec(env_name)

@@ -32,7 +32,7 @@ kept at their init when ``rest="frozen"``. The optimizer sees exactly z plus
 those directly trained tensors.
 
 theta0: the actor's weights are the rlsub network's own init
-(`rlsub.networks.build_network(network, network_kwargs, seed=theta0_seed)`,
+(`rlsub.core.registry.build_network(network, network_kwargs, seed=theta0_seed)`,
 copied in layer by layer), so the compact rlsub policy file rebuilds exactly
 the same actor; everything else (critic) is SB3's ordinary init drawn under
 the same seed. theta0 and P are non-persistent buffers, rebuilt from the

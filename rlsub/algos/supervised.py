@@ -8,10 +8,10 @@ measured against.
 
 One trial, top to bottom (`train`):
 
-1. seeds: `rlsub.seeding.trial_seeds(seed)`; theta0, projection and data
+1. seeds: `rlsub.core.seeding.trial_seeds(seed)`; theta0, projection and data
    order each draw from their own stream (`subspace.projection_seed` pins the
    projection's);
-2. data: `rlsub.datasets.load_dataset` (all tensors in memory; see that module
+2. data: `rlsub.data.datasets.load_dataset` (all tensors in memory; see that module
    for local files via ``dataset.data_dir`` or ``$RLSUB_DATA_DIR``);
 3. network: `Subspace.from_spec`. For ``mlp`` the inputs are flattened and
    ``in_dim`` / ``out_dim`` default to the dataset's C*H*W and class count;

@@ -1,6 +1,6 @@
 """Cross-task difficulty tables and plots from results stores, and `rlsub report`.
 
-Everything here is a pure function from trial records / estimates (`rlsub.estimate`)
+Everything here is a pure function from trial records / estimates (`rlsub.analysis.estimate`)
 to rows, strings or matplotlib figures; only `write_report` and `cli_report` touch
 files. Tables: Markdown, CSV and LaTeX, one row per experiment (config hash), with
 the original paper's value (REFERENCE.md, Li et al. 2018 Table 1) beside ours.

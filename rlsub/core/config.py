@@ -37,7 +37,7 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}"  # no '/', no leading '.': st
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    name: str = doc("network builder name (rlsub.networks.BUILDERS)")
+    name: str = doc("network builder name (rlsub.core.registry.NETWORKS)")
     kwargs: dict[str, Any] = doc(
         "builder keyword arguments; RL input/output sizes come from the env", default_factory=dict
     )

@@ -14,7 +14,7 @@ Kinds (Li et al. 2018, section 2 and appendix):
   every column normalised over all D rows. Stored as two CSR matrices
   (P for the forward, P^T for the backward); on the CPU also as SciPy CSC row
   blocks (populations, Z: (N, d)) and in ELLPACK form (one z, with theta0
-  added in the same pass: rlsub.sparse_ell).
+  added in the same pass: rlsub.core.sparse_ell).
 - ``fastfood``: y = H G Pi H B pad(z) (Le, Sarlos, Smola 2013) with H the
   unnormalised Walsh-Hadamard transform of length L = 2^ceil(log2 D), first D
   entries kept, divided by sqrt(D) * ||G|| so columns have norm about 1.

@@ -2,7 +2,7 @@
 
 CartPole's vector env steps 256 slots in about 100 us, less than torch spends on
 one batched matmul of 256 different small nets plus dispatch. So for MLP
-policies on flat observations, `rlsub.rollout.population_rollout` runs every
+policies on flat observations, `rlsub.rollout.population.population_rollout` runs every
 step through one numba kernel, `_step`, instead of torch:
 
 - book-keeping (`_account`): add the rewards and lengths of slots not done,

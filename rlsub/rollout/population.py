@@ -43,7 +43,7 @@ from rlsub.rollout.slots import (
 
 
 def _lanes() -> Any:
-    """rlsub.lanes, imported on first use (numba takes a while to import)."""
+    """rlsub.rollout.lanes, imported on first use (numba takes a while to import)."""
     from rlsub.rollout import lanes
 
     return lanes
@@ -73,7 +73,7 @@ def population_rollout(
     images. `max_steps` cuts every episode after that many agent steps (its
     return so far counts; `capped` says how many were cut); None plays to the
     env's own episode end. MLP policies on flat observations on the CPU run
-    through the compiled lane kernels of rlsub.lanes (same results, several
+    through the compiled lane kernels of rlsub.rollout.lanes (same results, several
     times faster on CartPole); `kernels=False` keeps them in the torch loop.
     """
     N, K = Z.shape[0], episodes
@@ -161,7 +161,7 @@ def population_rollout(
 def policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
     """Observations as the policy takes them: uint8 pixels scaled to [0, 1], or kept as
     uint8 for a ConvNet population (it scales them itself, in its first pass over them:
-    rlsub.frames) when `raw_ok` (no observation normalisation)."""
+    rlsub.nets.frames) when `raw_ok` (no observation normalisation)."""
     x = torch.from_numpy(obs)
     device = getattr(policy, "device", None)
     if device is not None and device.type != "cpu":

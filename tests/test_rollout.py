@@ -245,3 +245,22 @@ def test_fast_paths_follow_the_spec_not_the_env_class():
     np.testing.assert_array_equal(  # its slots still start from their own seeds
         reset_slots(other, seeds), cartpole_start_states(seeds).T.astype(np.float32)
     )
+
+
+def test_running_norm_is_sb3s_running_mean_std():
+    """RunningNorm keeps SB3's statistics (RunningMeanStd) bit for bit, plus its clip."""
+    from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+    rng = np.random.default_rng(0)
+    mine, sb3 = RunningNorm((3,), clip=2.0), RunningMeanStd(shape=(3,))
+    for n in (5, 0, 17, 1):
+        x = rng.normal(size=(n, 3)) * 4.0
+        mine.update(x)
+        if n:
+            sb3.update(x)
+    mine.update_moments(np.ones(3), np.full(3, 0.5), 40)
+    sb3.update_from_moments(np.ones(3), np.full(3, 0.5), 40)
+    assert isinstance(mine, RunningMeanStd) and mine.count == sb3.count
+    np.testing.assert_array_equal(mine.mean, sb3.mean)
+    np.testing.assert_array_equal(mine.var, sb3.var)
+    assert np.abs(mine.normalize(rng.normal(size=(50, 3)) * 100)).max() == 2.0

@@ -138,8 +138,14 @@ def train(
     curve: list[dict[str, float]] = []
     updates = steps = 0
     t0 = time.perf_counter()
-    bar = tqdm(total=tc.max_episodes, desc=f"{cfg.name} d={d} seed={seed}", unit="episode",
-               file=sys.stderr, disable=not progress, leave=False)  # fmt: skip
+    bar = tqdm(
+        total=tc.max_episodes,
+        desc=f"{cfg.name} d={d} seed={seed}",
+        unit="episode",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
     with bar:
         for episode in range(tc.max_episodes):
             obs, _ = env.reset(seed=int(seeds["env"]) + episode)

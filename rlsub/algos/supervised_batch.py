@@ -54,7 +54,10 @@ def _forward(trials: list[TrialSetup], x: Tensor) -> tuple[Tensor, list[dict[str
     """Logits (T, B, C) of every trial's network on its own inputs x (T, B, ...), and each
     trial's subspace tensors (for the l2 term)."""
     splits = [ts.sub.split(ts.sub.theta()) for ts in trials]
-    fulls = [ts.sub.complete_params({k: v[None] for k, v in p.items()}) for ts, p in zip(trials, splits, strict=True)]  # fmt: skip
+    fulls = [
+        ts.sub.complete_params({k: v[None] for k, v in p.items()})
+        for ts, p in zip(trials, splits, strict=True)
+    ]
     stacked = {name: torch.cat([f[name] for f in fulls]) for name in fulls[0]}
     return PopulationPolicy(trials[0].sub.module, stacked)(x), splits
 
@@ -77,7 +80,9 @@ def train_batch(
     """Supervised trials (d, seed) of cfg in one batched job; per job its TrainResult."""
     tc: SupervisedConfig = cfg.train if cfg.train is not None else SupervisedConfig()
     assert cfg.dataset is not None
-    data = load_dataset(cfg.dataset.name, cfg.dataset.variant, cfg.dataset.data_dir, progress=progress)  # fmt: skip
+    data = load_dataset(
+        cfg.dataset.name, cfg.dataset.variant, cfg.dataset.data_dir, progress=progress
+    )
     if tc.threads is None:
         return fit_batch(cfg, tc, jobs, data, progress)
     before = torch.get_num_threads()  # restored after the batch, as `supervised.train` does
@@ -108,8 +113,13 @@ def fit_batch(
     best = [math.nan] * T
     live = list(range(T))
     samples = 0
-    bar = tqdm(total=tc.epochs * -(-n // bs), desc=f"{cfg.name} batch of {T}", file=sys.stderr,
-               disable=not progress, leave=False)  # fmt: skip
+    bar = tqdm(
+        total=tc.epochs * -(-n // bs),
+        desc=f"{cfg.name} batch of {T}",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
     with bar:
         for epoch in range(tc.epochs):
             perms = [torch.randperm(n, generator=g).to(device) for g in orders]  # every order drawn
@@ -138,7 +148,9 @@ def fit_batch(
             live = [t for t in live if math.isfinite(means[t])]
             if not live:
                 break
-            for t, acc in zip(live, _evaluate(cfg, [trials[t] for t in live], tc.eval_batch_size), strict=True):  # fmt: skip
+            for t, acc in zip(
+                live, _evaluate(cfg, [trials[t] for t in live], tc.eval_batch_size), strict=True
+            ):
                 best[t] = acc if math.isnan(best[t]) else max(best[t], acc)
                 curves[t].append({"step": float(samples), "value": acc})
             bar.set_postfix(trials=len(live))

@@ -36,8 +36,20 @@ from pathlib import Path
 from typing import Any
 
 LEASE_S = 60.0
-NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph",
-              "fuse.sshfs", "9p", "afs")  # fmt: skip
+NETWORK_FS = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "lustre",
+    "gpfs",
+    "beegfs",
+    "ceph",
+    "fuse.sshfs",
+    "9p",
+    "afs",
+)
 TrialKey = tuple[str, int, bool, int]  # (config_hash, d (0: direct), direct, seed)
 
 _LIVE: set[str] = set()  # tokens of this process's claimants whose sweep is running

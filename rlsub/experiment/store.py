@@ -88,8 +88,19 @@ _COLUMNS += _CLAIM_COLUMNS
 _KEY = ("config_hash", "d", "direct", "seed")
 _JSON = ("curve", "config", "versions", "info")
 _SCORES = ("final_eval_mean", "final_eval_std", "best_eval_mean", "solved_score")
-_AS_IS = ("config_hash", "direct", "status", "reason", "solved_score", "curve", "policy_path",
-          "config", "versions", "git_rev", "info")  # fmt: skip
+_AS_IS = (
+    "config_hash",
+    "direct",
+    "status",
+    "reason",
+    "solved_score",
+    "curve",
+    "policy_path",
+    "config",
+    "versions",
+    "git_rev",
+    "info",
+)
 _SCHEMA = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE trials ("

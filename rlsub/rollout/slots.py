@@ -1,4 +1,5 @@
-"""What every rollout shares: observation normalisation (`RunningNorm`), seeded slot resets,
+"""What every rollout shares: observation normalisation (`RunningNorm`, SB3's
+`RunningMeanStd` with a clip), seeded slot resets,
 actions from network outputs, masked stepping of finished slots (`SlotStepper`) and the
 result type.
 
@@ -14,37 +15,34 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from torch import Tensor
 
 from rlsub.envs.spec import EnvDims
 from rlsub.envs.vector import fast_path
 
 
-class RunningNorm:
-    """Running mean/variance of observations (parallel Welford), float64."""
+class RunningNorm(RunningMeanStd):
+    """SB3's running mean and variance of observations (`RunningMeanStd`: the parallel
+    algorithm, float64, count starting at 1e-4), with what rlsub's rollouts add: the clip
+    of normalised observations, empty batches ignored, float32 tensors for a rollout,
+    and the state a policy file keeps."""
 
     def __init__(self, shape: tuple[int, ...], clip: float = 5.0) -> None:
-        self.mean = np.zeros(shape)
-        self.var = np.ones(shape)
-        self.count = 1e-4
+        super().__init__(epsilon=1e-4, shape=shape)
         self.clip = clip
 
     def update(self, x: np.ndarray) -> None:
         """x: (B, *shape)."""
         if len(x) == 0:
             return
-        self.update_moments(x.mean(0), x.var(0), len(x))
+        super().update(x)
 
     def update_moments(self, b_mean: np.ndarray, b_var: np.ndarray, b_count: float) -> None:
         """Fold in a batch given by its mean, (population) variance and count."""
         if b_count <= 0:
             return
-        delta = b_mean - self.mean
-        total = self.count + b_count
-        self.mean = self.mean + delta * b_count / total
-        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
-        self.var = m2 / total
-        self.count = total
+        self.update_from_moments(b_mean, b_var, b_count)
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -self.clip, self.clip)

@@ -47,22 +47,22 @@ def budget_curve(
     E = epochs_trained(records)
     if E == 0:
         return []
-    out = []
+    out: list[dict[str, Any]] = []
     for k in sorted({b for b in budgets if b < E} | {E}):
         g = estimate_group([at_epoch(r, k) for r in records], draws=draws)
-        e = g["d_int90"] or {}
+        e = g["d_int90"]
         ds = [c["d"] for c in g["curve"] if c["n"] > 0]
         out.append(
             {
                 "epochs": k,
                 "baseline": g["baseline"]["mean"],
-                "headline": e.get("headline"),
-                "side": e.get("headline_side", "none"),
-                "interval": e.get("interpolated_interval"),
-                "grid": e.get("d_int"),
+                "headline": e["headline"] if e else None,
+                "side": e["headline_side"] if e else "none",
+                "interval": e["interpolated_interval"] if e else None,
+                "grid": e["d_int"] if e else None,
                 "d_min": min(ds, default=None),
                 "d_max": max(ds, default=None),
-                "estimate": e,
+                "estimate": e or {},
             }
         )
     return out

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from rlsub.algos.base import known_trainer
+from rlsub.analysis.group import EstimateDict, Group, estimate_of
 
 FORMATS = ("png", "pdf")
 
@@ -27,7 +28,7 @@ def pyplot() -> Any:
     return plt
 
 
-def _label(g: dict[str, Any]) -> str:
+def _label(g: Group) -> str:
     return f"{g['task']} {g['network']} {g['algorithm']} ({g['projection']})"
 
 
@@ -46,16 +47,17 @@ def plain_log_ticks(axis: Any, span: float | None = None) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _headline(e: dict[str, Any], ds: list[int]) -> tuple[float, float, float] | None:
+def _headline(e: EstimateDict, ds: list[int]) -> tuple[float, float, float] | None:
     """(headline, lo, hi) of an estimate as the table reports it, open ends at the grid's
     ends; None where the table gives no number."""
-    if e.get("headline_side") != "in" or e.get("headline") is None:
+    h = e["headline"]
+    if e["headline_side"] != "in" or h is None:
         return None
-    lo, hi = e.get("interpolated_interval") or (None, None)
-    return e["headline"], lo if lo is not None else min(ds), hi if hi is not None else max(ds)
+    lo, hi = e["interpolated_interval"] or (None, None)
+    return h, lo if lo is not None else min(ds), hi if hi is not None else max(ds)
 
 
-def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True) -> None:
+def plot_curve(ax: Any, g: Group, supervised: bool, lines: bool = True) -> None:
     """Performance against d of one group on `ax`: the mean over seeds and every seed, the
     direct baseline, the line each estimate used, and the estimates the table reports
     (posterior median, shaded 90 % interval)."""
@@ -77,7 +79,7 @@ def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True)
         ax.axhline(b, color="k", ls="-", lw=1, label=f"direct baseline {b:.4g}")
     styles = {"d_int90": ("tab:purple", "--"), "d_int100": ("tab:green", ":")}
     for kind, (color, ls) in styles.items():
-        e = g.get(kind)
+        e = estimate_of(g, kind)
         if not e or not lines:
             continue
         ax.axhline(
@@ -94,7 +96,7 @@ def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True)
             ax.axvspan(h[1], h[2], color=color, alpha=0.10)
         else:
             ax.plot([], [], " ", label=f"{kind}: {text}")
-    if any("means little" in n or "no random score" in n for n in g.get("notes", [])):
+    if any("means little" in n or "no random score" in n for n in g["notes"]):
         ax.text(
             0.02,
             0.98,
@@ -107,7 +109,7 @@ def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True)
 
 
 def curves_figure(
-    groups: list[dict[str, Any]], supervised: dict[str, bool], titles: dict[str, str] | None = None
+    groups: list[Group], supervised: dict[str, bool], titles: dict[str, str] | None = None
 ) -> Any:
     """Figure 1: one panel per group (titled by its table row), performance against d,
     each panel's legend beside it so it never covers the data."""
@@ -235,13 +237,13 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
+def width_figure(groups: list[Group], kind: str = "d_int90") -> Any:
     """The paper's Figure 3 analogue: d_int (interpolated, 90 % interval) against the
     network's size D, one series per task (rows of one task at several widths). A flat
     line means the intrinsic dimension does not depend on the width."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    by_task: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    by_task: dict[tuple[str, str], list[Group]] = defaultdict(list)
     for g in groups:
         by_task[(g["task"], g["algorithm"])].append(g)
     line = ""
@@ -249,12 +251,12 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
     for (task, algo), gs in sorted(by_task.items()):
         pts = []
         for g in sorted(gs, key=lambda g: g["D"]):
-            e = g.get(kind)
-            if e and e.get("headline_side") == "in" and e["headline"] is not None:
-                x = e["headline"]
+            e = estimate_of(g, kind)
+            x = e["headline"] if e else None
+            if e and e["headline_side"] == "in" and x is not None:
                 lo, hi = e["interpolated_interval"] or (None, None)
                 pts.append((g["D"], x, lo if lo is not None else x, hi))
-                line = e.get("line") or line
+                line = e["line"] or line
         if not pts:
             continue
         Ds, xs = [p[0] for p in pts], [p[1] for p in pts]
@@ -280,7 +282,7 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
     return fig
 
 
-def compare_figure(groups: list[dict[str, Any]], supervised: bool, title: str) -> Any:
+def compare_figure(groups: list[Group], supervised: bool, title: str) -> Any:
     """Figures 3 and 4: several groups' curves on one axis (baseline lines per group)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -297,11 +299,11 @@ def compare_figure(groups: list[dict[str, Any]], supervised: bool, title: str) -
     return fig
 
 
-def comparisons(groups: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+def comparisons(groups: list[Group]) -> list[tuple[str, str, list[Group]]]:
     """(file stem, title, groups) for figures 3 (ES vs PG: the trainers' families "es"
     and "pg") and 4 (projection kinds)."""
     out = []
-    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_task: dict[str, list[Group]] = defaultdict(list)
     for g in groups:
         by_task[g["task"]].append(g)
     for task, gs in by_task.items():
@@ -309,7 +311,7 @@ def comparisons(groups: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[
         pg = [g for g in gs if _family(g) == "pg"]
         if es and pg:
             out.append((f"es_vs_pg_{task}", f"{task}: ES against policy gradients", es + pg))
-    by_net: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    by_net: dict[tuple[str, str, str], list[Group]] = defaultdict(list)
     for g in groups:
         by_net[(g["task"], g["network"], g["algorithm"])].append(g)
     for (task, net, algo), gs in by_net.items():
@@ -320,7 +322,7 @@ def comparisons(groups: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[
     return out
 
 
-def _family(g: dict[str, Any]) -> str:
+def _family(g: Group) -> str:
     """The kind of the group's trainer (`Trainer.family`: "es", "pg", ...; "" unknown)."""
     trainer = known_trainer(g["algorithm"])  # a store names code: only registered names
     return trainer.family if trainer is not None else ""

@@ -36,6 +36,7 @@ from rlsub.analysis.figures import (
     pyplot,
     width_figure,
 )
+from rlsub.analysis.group import Group
 from rlsub.analysis.ratios import difficulty_ratios, ratios_markdown
 from rlsub.analysis.rows import build_rows, paper_rows, reference_group
 from rlsub.analysis.tables import csv_table, latex_table, markdown_table
@@ -209,10 +210,10 @@ def budget_table(series: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def width_series(groups: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def width_series(groups: list[Group]) -> dict[str, list[Group]]:
     """Groups of one task, algorithm and projection at several sizes D (width variants),
     keyed by a file-name stem; only series with at least two sizes."""
-    by: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    by: dict[tuple[str, str, str], list[Group]] = {}
     for g in groups:
         by.setdefault((g["task"], g["algorithm"], g["projection"]), []).append(g)
     out = {}

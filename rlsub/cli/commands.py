@@ -65,7 +65,9 @@ def config_info(args: argparse.Namespace) -> None:
     emit(args, result, human)
 
 
-def cmd_info(args: argparse.Namespace) -> None:
+def cli_info_with_torch(args: argparse.Namespace) -> None:
+    """`rlsub info CONFIG` or `rlsub info --network NAME --d N` (rlsub.cli.catalog.cli_info
+    hands these over: they import torch)."""
     from rlsub.core.projections import make_projection
     from rlsub.core.registry import build_network, count_parameters
     from rlsub.nets.catalog import INFO_DEFAULTS
@@ -120,7 +122,8 @@ def with_device(cfg: Any, device: str | None) -> Any:
     return with_overrides(cfg, train={"device": device})
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def cli_train(args: argparse.Namespace) -> None:
+    """`rlsub train CONFIG --d D [--seed S] [--out DIR] [--device ...]`: one trial."""
     from rlsub.core.config import MAX_SEED, load_experiment
     from rlsub.core.paths import check_can_write_folder
     from rlsub.experiment.trial import run_trial

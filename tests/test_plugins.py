@@ -277,3 +277,15 @@ def test_plugin_trainers_through_validate_suite_plan_and_report(answering: None,
     assert labels[1].startswith("fake / silent / mlp / ")
     groups = estimate_all(load_records(stores))
     assert comparisons(groups) == []  # no "pg" family beside the "es" one
+
+
+def test_trainer_batch_hooks_callables_or_the_older_module_path():
+    """`batch="pkg.module"` (a module with batchable and train_batch) still works: its
+    functions are imported when first called."""
+    old = Trainer(fake_trainer.FakeConfig, fake_trainer.train, batch="rlsub.algos.supervised_batch")
+    assert old.batchable is not None and old.train_batch is not None
+    assert old.batchable(SimpleNamespace(dataset=None)) == "no dataset section"
+    none = Trainer(fake_trainer.FakeConfig, fake_trainer.train)
+    assert none.batchable is None and none.train_batch is None
+    given = Trainer(fake_trainer.FakeConfig, fake_trainer.train, train_batch=lambda *a: [])
+    assert given.batchable is not None and given.batchable(None) is None  # every config

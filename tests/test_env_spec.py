@@ -95,3 +95,17 @@ def test_errors_of_a_dict_config_name_it():
     """From Python, a config dict's later errors name it (they read '<dict>:' before)."""
     with pytest.raises(ConfigError, match=r"^config 'inline': env \(inline spec Acrobot-v1\)"):
         rlsub.train(_cfg({"id": "Acrobot-v1", "solved": 1}), d=2, seed=0)
+
+
+def test_fast_path_is_declared_by_the_spec():
+    """The rollouts' fast paths follow the spec (EnvSpec.fast_path), never the env's class."""
+    assert load_env_spec("cartpole").fast_path == "cartpole"
+    assert load_env_spec("cartpole", "v0").fast_path == "cartpole"
+    assert load_env_spec("inverted_pendulum").fast_path is None
+    # implied where the vector env takes no other way: a native CartPole, ale-py's envs
+    assert inline_spec({"id": "CartPole-v1", "vector": "native"}).fast_path == "cartpole"
+    assert inline_spec({"id": "CartPole-v1"}).fast_path is None  # gymnasium's sync default
+    with pytest.raises(ConfigError, match="fast_path: ale needs vector: ale"):
+        inline_spec({"id": "CartPole-v1", "fast_path": "ale"})
+    with pytest.raises(ConfigError, match="fast_path: cartpole needs vector: native"):
+        inline_spec({"id": "CartPole-v1", "vector": "sync", "fast_path": "cartpole"})

@@ -117,7 +117,7 @@ def test_train_cli_json_and_bad_config(cli, tmp_path):
 
 
 def test_ray_shards_hold_whole_pairs_and_map_back():
-    """Without Ray: actors' shards (rlsub.es_ray.ESShard, in-process) hold whole antithetic
+    """Without Ray: actors' shards (rlsub.algos.es_ray.ESShard, in-process) hold whole antithetic
     pairs, their Z rows are the generation's rows exactly, and their returns, gathered back
     to the members' order, equal the one-env rollout's (seeded CartPole: returns differ)."""
     from rlsub.algos.es_ray import ESShard, gather, shard_members

@@ -1,6 +1,8 @@
 """Plug-ins by import path (rlsub.core.registry): a user's network and a user's trainer,
 defined outside rlsub (tests/user_plugins.py), run through `rlsub train` with no edit
-to rlsub; the compact policy file of a user network replays with `rlsub eval`."""
+to rlsub; the compact policy file of a user network replays with `rlsub eval`. A
+registered trainer goes through sweep validation, the suite plan and the report, which
+ask it (not its name) for D, its budget and its rows' words."""
 
 from __future__ import annotations
 
@@ -9,10 +11,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import fake_trainer
 import pytest
 import yaml
 
+from rlsub.algos.base import Budget, Trainer
 from rlsub.core.errors import RlsubError
 from rlsub.core.registry import NETWORKS, TRAINERS, Registry, build_network
 
@@ -188,3 +194,98 @@ def test_user_network_of_the_wrong_size_is_one_line(tmp_path: Path):
         "rlsub: error: network 'user_plugins:tiny_policy' outputs (3,) per observation; "
         "as the actor (logits or action mean) it must give (2,)"
     ], proc.stderr
+
+
+# ------------------------------------------------- the outer layers ask the trainer, by name never
+def _rounds(row: Any) -> float | None:
+    return float(row["env_steps"]) / 100 or None  # the fake trainer plays 100 steps a trial
+
+
+def _refuse_noisy(cfg: Any) -> None:
+    if cfg.train.noise > 50:
+        raise RlsubError(f"{cfg.source}: this plug-in refuses noise > 50")
+
+
+# a trainer that answers every question, and one that answers none (not even a Trainer)
+ANSWERS = Trainer(
+    fake_trainer.FakeConfig,
+    fake_trainer.train,
+    family="es",
+    check=_refuse_noisy,
+    dimension=lambda cfg, data=True, progress=False: fake_trainer.D,
+    budget=lambda cfg: Budget("round", 3.0),
+    spent=_rounds,
+    describe=lambda train: [f"crossing {train['crossing']:g}"],
+)
+SILENT = SimpleNamespace(config_class=fake_trainer.FakeConfig, train=fake_trainer.train)
+
+
+@pytest.fixture
+def answering(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rlsub.experiment.trial
+
+    monkeypatch.setitem(TRAINERS._entries, "answers", ANSWERS)
+    monkeypatch.setitem(TRAINERS._entries, "silent", SILENT)
+    monkeypatch.setattr(rlsub.experiment.trial, "versions", fake_trainer.fast_versions)
+
+
+def _plugin_cfg(algorithm: str, **train: Any) -> Any:
+    from rlsub.core.config import experiment_from_dict
+
+    data = fake_trainer.config(**train)
+    data.update(name=algorithm, algorithm=algorithm)
+    data["sweep"].update(d_grid=[1, 2, 4, 8, 16, 32, 64], seeds=[0, 1])
+    return experiment_from_dict(data)
+
+
+def test_plugin_trainers_through_validate_suite_plan_and_report(answering: None, tmp_path: Path):
+    """sweep, suite and report learn D, the budget, the row's words and the family from the
+    trainer itself (rlsub.algos.base.Trainer); one that says nothing still goes through."""
+    from rlsub.analysis.estimate import estimate_all
+    from rlsub.analysis.figures import comparisons
+    from rlsub.analysis.report import load_records, report
+    from rlsub.core.config import with_overrides
+    from rlsub.core.errors import ConfigError
+    from rlsub.experiment.trial import batch_reason
+    from rlsub.sweep.strategy import run_sweep
+    from rlsub.sweep.suite import SuiteConfig, SuiteEntry, format_plan, plan
+    from rlsub.sweep.validate import validate
+
+    answers, silent = _plugin_cfg("answers"), _plugin_cfg("silent")
+    assert validate(answers, "grid", "local", 1) == fake_trainer.D
+    assert validate(silent, "grid", "local", 1) is None  # D unknown: the request is checked
+    with pytest.raises(RlsubError, match="this plug-in refuses noise > 50"):
+        validate(_plugin_cfg("answers", noise=60.0), "grid", "local", 1)
+    with pytest.raises(ConfigError, match="d = 1000 too large"):
+        validate(with_overrides(answers, sweep={"d_grid": [1, 1000]}), "grid", "local", 1)
+    assert batch_reason(silent) == "algorithm 'silent' has no batched trainer"
+
+    stores = []
+    for cfg in (answers, silent):
+        stores.append(tmp_path / f"{cfg.name}.sqlite")
+        run_sweep(cfg, stores[-1], mode="grid")
+    said, unsaid = plan([answers, silent], stores)
+    assert (said.unit, said.units_per_trial, said.trials) == ("round", 3.0, 16)
+    assert len(said.measured) == 16 and said.hours is not None and said.hours > 0
+    assert (unsaid.unit, unsaid.units_per_trial, unsaid.hours) == ("", None, None)
+    text = format_plan(SuiteConfig("plugins", [SuiteEntry("x")]), [said, unsaid])
+    assert "| 3 rounds |" in text and "| not stated by the trainer |" in text
+
+    out = report(stores, tmp_path / "plots", "rlsub report")
+    labels = sorted(r["label"] for r in out["rows"])
+    assert labels[0].startswith("fake / answers / mlp / crossing 8 / ")
+    assert labels[1].startswith("fake / silent / mlp / ")
+    groups = estimate_all(load_records(stores))
+    assert comparisons(groups) == []  # no "pg" family beside the "es" one
+
+
+def test_trainer_batch_hooks_callables_or_the_older_module_path():
+    """`batch="pkg.module"` (a module with batchable and train_batch) still works: its
+    functions are imported when first called."""
+    old = Trainer(fake_trainer.FakeConfig, fake_trainer.train, batch="rlsub.algos.supervised_batch")
+    assert old.batchable is not None and old.train_batch is not None
+    assert old.batchable(SimpleNamespace(dataset=None)) == "no dataset section"
+    none = Trainer(fake_trainer.FakeConfig, fake_trainer.train)
+    assert none.batchable is None and none.train_batch is None
+    given = Trainer(fake_trainer.FakeConfig, fake_trainer.train, train_batch=lambda *a: [])
+    assert given.batchable is not None and given.batchable(None) is None  # every config

@@ -193,7 +193,7 @@ def test_pipelined_pairs_and_unseeded_resets():
 
 
 def test_convnet_takes_uint8_pixels_and_odd_sizes():
-    """uint8 frames go through rlsub.frames (space-to-depth, scaled by 1/255) and give what
+    """uint8 frames go through rlsub.nets.frames (space-to-depth, scaled by 1/255) and give what
     the float frames give; a first convolution whose input is not a multiple of its stride
     falls back to the plain convolution."""
     sub = Subspace.from_spec("es_pong", {}, 0, 30, "fastfood", 1).eval()
@@ -352,7 +352,7 @@ def test_es_refuses_obs_norm_on_pixels(short_pong):
 @pytest.mark.slow
 def test_ray_shards_rebuild_the_same_population(short_pong):
     """Without Ray: an actor's class, run in-process, plays its members exactly as the
-    in-process trainer plays them (whole antithetic pairs, pairs=(z, E) as rlsub.es passes
+    in-process trainer plays them (whole antithetic pairs, pairs=(z, E) as rlsub.algos.es passes
     them), from the noise generator's state alone; seeded, then unseeded resets."""
     from rlsub.algos.es import ESState, es_ask
     from rlsub.algos.es_ray import ESShard, gather, shard_members
@@ -395,7 +395,7 @@ def test_es_on_ray_local(short_pong, ray_local):
     for a centre whose members differ (population 6: 2 + 1 pairs), seeded and unseeded.
     reseed: false (or N between seeded generations) gives the same results only while no game
     ends before the cap, as here: a finished slot is autoreset (a no-op draw from its RNG)
-    if its env steps on, which depends on the other slots in that env (rlsub.es_ray)."""
+    if its env steps on, which depends on the other slots in that env (rlsub.algos.es_ray)."""
     from rlsub.algos.es import ESState, es_ask
     from rlsub.algos.es_ray import RayPopulation
     from rlsub.algos.es_setup import build_setup

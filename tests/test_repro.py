@@ -31,7 +31,7 @@ pol = lanes.LanePolicy(sub.module, lanes.lane_weights(sub, Z, 1), dims)
 norms = lanes.LaneNorms([None], np.zeros(256, np.int64), dims.obs_shape[0], False)
 obs = rng.standard_normal((256, dims.obs_shape[0]))
 net = (pol.w, pol.sizes, pol.tanh, pol.buf, norms.kernel_args, norms.s1, norms.s2, False)
-lanes._act(obs, np.zeros(256, dtype=bool), pol.lanes, 256, *net, *pol.heads)
+lanes.act_lanes(obs, np.zeros(256, dtype=bool), pol.lanes, 256, *net, *pol.heads)
 D, d, n = 5000, 50, 20000
 m = sparse_ell.build(rng.integers(0, D, n), rng.integers(0, d, n), rng.random(n) < 0.5,
                      rng.random(d).astype(np.float32), D)

@@ -8,7 +8,12 @@ from rlsub.core.subspace import Subspace
 from rlsub.envs.spec import env_dims, load_env_spec, policy_network_kwargs
 from rlsub.envs.vector import make_vec_env
 from rlsub.rollout.population import population_rollout
-from rlsub.rollout.slots import RunningNorm, actions_from_outputs, cartpole_start_states
+from rlsub.rollout.slots import (
+    RunningNorm,
+    actions_from_outputs,
+    cartpole_start_states,
+    reset_slots,
+)
 
 
 def _setup(env_name="cartpole", slots=8, d=6):
@@ -140,7 +145,7 @@ def test_unknown_env_and_variant_are_clear_errors():
     ],
 )
 def test_lane_kernels_equal_the_torch_loop(env_name, activation, projection, include, max_steps):
-    """rlsub.lanes (compiled, one lane per slot) gives the torch loop's results and statistics."""
+    """rlsub.rollout.lanes (compiled, one lane per slot) gives the torch loop's results and statistics."""
     from rlsub.rollout import lanes
 
     spec = load_env_spec(env_name)
@@ -218,3 +223,44 @@ def test_kernel_tanh_is_within_one_ulp_of_the_correctly_rounded_tanh():
     assert ulp.max() <= 1.0
     assert (got == exact).mean() > 0.95
     assert np.all(np.abs(got) <= 1.0) and np.all(np.sign(got) == np.sign(x))
+
+
+def test_fast_paths_follow_the_spec_not_the_env_class():
+    """A CartPole vector env made outside `make_vec_env`, or from a spec that pays
+    another reward, is not the fused kernel's (rlsub.envs.vector.fast_path)."""
+    from dataclasses import replace
+
+    from rlsub.envs.vector import fast_path
+    from rlsub.rollout import fused
+
+    spec = load_env_spec("cartpole")
+    env = make_vec_env(spec, 4)
+    assert fast_path(env) == "cartpole" and fused.supported(env)
+    bare = gym.make_vec("CartPole-v1", num_envs=4, vectorization_mode="vector_entry_point")
+    assert fast_path(bare) is None and not fused.supported(bare)
+    sutton = replace(spec, kwargs={"sutton_barto_reward": True})
+    other = make_vec_env(sutton, 4)
+    assert fast_path(other) == "cartpole" and not fused.supported(other)
+    seeds = [3, 4, 5, 3]
+    np.testing.assert_array_equal(  # its slots still start from their own seeds
+        reset_slots(other, seeds), cartpole_start_states(seeds).T.astype(np.float32)
+    )
+
+
+def test_running_norm_is_sb3s_running_mean_std():
+    """RunningNorm keeps SB3's statistics (RunningMeanStd) bit for bit, plus its clip."""
+    from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+    rng = np.random.default_rng(0)
+    mine, sb3 = RunningNorm((3,), clip=2.0), RunningMeanStd(shape=(3,))
+    for n in (5, 0, 17, 1):
+        x = rng.normal(size=(n, 3)) * 4.0
+        mine.update(x)
+        if n:
+            sb3.update(x)
+    mine.update_moments(np.ones(3), np.full(3, 0.5), 40)
+    sb3.update_from_moments(np.ones(3), np.full(3, 0.5), 40)
+    assert isinstance(mine, RunningMeanStd) and mine.count == sb3.count
+    np.testing.assert_array_equal(mine.mean, sb3.mean)
+    np.testing.assert_array_equal(mine.var, sb3.var)
+    assert np.abs(mine.normalize(rng.normal(size=(50, 3)) * 100)).max() == 2.0

@@ -15,7 +15,7 @@ import torch
 import yaml
 from test_datasets import N_TEST, N_TRAIN, write_mnist
 
-from rlsub.algos.supervised import SupervisedConfig, _weights_sq, evaluate, network_kwargs, train
+from rlsub.algos.supervised import SupervisedConfig, evaluate, network_kwargs, train, weights_sq
 from rlsub.core.config import experiment_from_dict, load_experiment, with_overrides
 from rlsub.core.errors import ConfigError, RlsubError
 from rlsub.core.registry import build_network
@@ -129,7 +129,7 @@ def test_l2_penalises_the_weights_not_the_biases():
         float(p.detach().square().sum()) for n, p in net.named_parameters() if "weight" in n
     )
     with torch.no_grad():
-        got = float(_weights_sq(sub, sub.split(sub.theta())))
+        got = float(weights_sq(sub, sub.split(sub.theta())))
     assert got == pytest.approx(expected, rel=1e-5)
     with_l2 = train(cfg, 20, seed=0, progress=False)
     without = train(_digits(epochs=2), 20, seed=0, progress=False)

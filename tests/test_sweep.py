@@ -27,7 +27,7 @@ from rlsub.benches.sweep import compare, grid_steps_apart
 from rlsub.cli.main import main
 from rlsub.core.config import ExperimentConfig, experiment_from_dict
 from rlsub.core.errors import RlsubError
-from rlsub.experiment.claims import Claimant
+from rlsub.experiment.queue import Claimant
 from rlsub.experiment.store import Store, trial_key
 from rlsub.sweep.adaptive import coarse_seeds
 from rlsub.sweep.strategy import run_sweep

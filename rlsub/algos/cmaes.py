@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from rlsub.algos.base import Trainer
+from rlsub.algos.es_knowledge import CMAES_HOOKS
 from rlsub.algos.es_loop import Asked
 from rlsub.algos.es_setup import MAX_SLOTS
 from rlsub.algos.es_solo import train
@@ -141,4 +142,4 @@ class CMAStrategy:
         }
 
 
-CMAES = Trainer(CMAESConfig, train, checkpoints=True)
+CMAES = Trainer(CMAESConfig, train, checkpoints=True, **CMAES_HOOKS)

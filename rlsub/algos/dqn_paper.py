@@ -25,7 +25,7 @@ online and target networks and leave the scoped L2 sum empty; this trainer takes
 hyperparameters as the code states them (``target_update_rate: 1.0`` and ``l2: 0``
 give that other reading).
 
-Imports: envs, core.
+Imports: algos.base, algos.sizes, envs, core.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import math
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,13 +42,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rlsub.algos.base import Trainer, TrainResult
+from rlsub.algos.base import Budget, Trainer, TrainResult
+from rlsub.algos.sizes import probe_env
 from rlsub.core.config import ExperimentConfig
+from rlsub.core.registry import build_network, count_parameters
 from rlsub.core.schema import check, doc
 from rlsub.core.seeding import trial_seeds
 from rlsub.core.subspace import Subspace
-from rlsub.envs.spec import env_dims, load_env_spec, policy_network_kwargs
-from rlsub.envs.vector import make_env, make_vec_env
+from rlsub.envs.spec import EnvDims, load_env_spec, policy_network_kwargs
+from rlsub.envs.vector import make_env
 
 
 @dataclass(frozen=True)
@@ -107,13 +110,12 @@ class Replay:
         return tuple(torch.from_numpy(x[idx]) for x in (self.s, self.a, self.r, self.s2, self.done))
 
 
-def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = False) -> TrainResult:
-    tc: PaperDQNConfig = cfg.train
+def train(
+    cfg: ExperimentConfig[PaperDQNConfig], d: int | str, seed: int, progress: bool = False
+) -> TrainResult:
+    tc = cfg.train
     spec = load_env_spec(cfg.env or "", cfg.env_variant)
-    probe = make_vec_env(spec, 1)
-    dims = env_dims(probe)
-    probe.close()
-    check(dims.discrete, f"{cfg.source}: dqn_paper needs a discrete action space")
+    dims = _dims(cfg)
     seeds = trial_seeds(seed)
     pin = cfg.subspace.projection_seed
     sub = Subspace.from_spec(
@@ -136,8 +138,14 @@ def train(cfg: ExperimentConfig, d: int | str, seed: int, progress: bool = False
     curve: list[dict[str, float]] = []
     updates = steps = 0
     t0 = time.perf_counter()
-    bar = tqdm(total=tc.max_episodes, desc=f"{cfg.name} d={d} seed={seed}", unit="episode",
-               file=sys.stderr, disable=not progress, leave=False)  # fmt: skip
+    bar = tqdm(
+        total=tc.max_episodes,
+        desc=f"{cfg.name} d={d} seed={seed}",
+        unit="episode",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
     with bar:
         for episode in range(tc.max_episodes):
             obs, _ = env.reset(seed=int(seeds["env"]) + episode)
@@ -232,4 +240,29 @@ def _evaluate(sub: Subspace, spec: Any, episodes: int, seed: int) -> tuple[float
     return float(np.mean(returns)), float(np.std(returns))
 
 
-PAPER_DQN = Trainer(PaperDQNConfig, train)
+# ------------------------------------------------- what the layers above ask (algos.base)
+def _dims(cfg: ExperimentConfig) -> EnvDims:
+    dims = probe_env(cfg)
+    check(dims.discrete, f"{cfg.source}: dqn_paper needs a discrete action space")
+    return dims
+
+
+def dimension(cfg: ExperimentConfig, data: bool = True, progress: bool = False) -> int:
+    """D: the whole Q-network (this protocol has no subspace.include)."""
+    net = cfg.network.name
+    return count_parameters(
+        build_network(net, policy_network_kwargs(net, dict(cfg.network.kwargs), _dims(cfg)))
+    )
+
+
+def budget(cfg: ExperimentConfig) -> Budget:
+    return Budget("episode", float(cfg.train.max_episodes))
+
+
+def spent(row: Mapping[str, Any]) -> float | None:
+    """Training episodes a finished trial played (fewer once solved)."""
+    episodes = (row.get("info") or {}).get("episodes")
+    return float(episodes) if episodes else None
+
+
+PAPER_DQN = Trainer(PaperDQNConfig, train, dimension=dimension, budget=budget, spent=spent)

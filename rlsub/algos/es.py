@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from rlsub.algos.base import Trainer
+from rlsub.algos.es_knowledge import ES_HOOKS
 from rlsub.algos.es_loop import Asked, draw_noise
 from rlsub.algos.es_setup import MAX_SLOTS
 from rlsub.algos.es_solo import train
@@ -285,4 +286,4 @@ class OpenAIES:
         }
 
 
-ES = Trainer(ESConfig, train, batch="rlsub.algos.es_batch", checkpoints=True)
+ES = Trainer(ESConfig, train, checkpoints=True, **ES_HOOKS)

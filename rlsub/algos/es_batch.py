@@ -47,7 +47,7 @@ def batchable(cfg: ExperimentConfig) -> str | None:
     if cfg.network.name != "mlp":
         return f"network {cfg.network.name!r} (batched trials: mlp only)"
     spec = load_env_spec(cfg.env or "", cfg.env_variant)
-    if not (spec.vector == "native" and spec.id.startswith("CartPole")):
+    if spec.fast_path != "cartpole":  # declared by the spec (rlsub.envs.spec)
         return f"env {spec.name!r} (batched trials: CartPole, whose physics runs in the kernel)"
     return None
 

@@ -53,12 +53,11 @@ def build_setup(cfg: ExperimentConfig, d: int | str, seed: int, slots: int | Non
     spec = load_env_spec(cfg.env or "", cfg.env_variant)
     env = make_vec_env(spec, slots or 1, threads=getattr(cfg.train, "env_threads", None))
     dims = env_dims(env)
-    if cfg.train.obs_norm and is_pixels(env):
+    try:
+        check_pixels(cfg, spec, env, dims)
+    except RlsubError:
         env.close()
-        raise RlsubError(
-            f"{cfg.source}: train.obs_norm must be false for pixel observations "
-            f"(env {spec.name!r}: uint8 {dims.obs_shape}); the policy sees them divided by 255"
-        )
+        raise
     seeds = trial_seeds(seed)
     proj_seed = (
         cfg.subspace.projection_seed
@@ -87,6 +86,15 @@ def build_setup(cfg: ExperimentConfig, d: int | str, seed: int, slots: int | Non
     if slots is None:
         env.close()
     return Setup(spec, None if slots is None else env, dims, seeds, sub)
+
+
+def check_pixels(cfg: ExperimentConfig, spec: EnvSpec, env: Any, dims: EnvDims) -> None:
+    """Refuse observation normalisation for pixel observations (they are scaled by 1/255)."""
+    if getattr(cfg.train, "obs_norm", False) and is_pixels(env):
+        raise RlsubError(
+            f"{cfg.source}: train.obs_norm must be false for pixel observations "
+            f"(env {spec.name!r}: uint8 {dims.obs_shape}); the policy sees them divided by 255"
+        )
 
 
 def es_device(name: str, env: Any, where: str) -> torch.device:

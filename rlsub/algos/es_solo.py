@@ -26,6 +26,7 @@ from rlsub.algos.es_loop import Asked, Player, Run, run_generations, start_run
 from rlsub.core.checkpoint import Checkpoint
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.errors import RlsubError
+from rlsub.envs.vector import fast_path
 from rlsub.rollout.pipelined import pipelined_rollout
 from rlsub.rollout.population import population_rollout
 from rlsub.rollout.slots import RolloutResult
@@ -78,7 +79,7 @@ class PipelinedPlayer(_EvalEnv):
         self.K = tc.episodes_per_member
         half = (population + 1) // 2  # individuals in the first env
         first = run.setup.make_env(cfg, half * self.K)
-        if not hasattr(first, "send"):
+        if fast_path(first) != "ale":  # declared by the env's spec
             first.close()
             raise RlsubError(
                 f"{cfg.source}: train.pipeline needs an ale env, not {run.setup.spec.name!r}"

@@ -92,7 +92,7 @@ def load_sb3_policy(state: dict[str, Any], path: str, episodes: int | None = Non
     rebuilt from the file's config (nothing it names is imported unless trusted) and
     its saved policy state loaded."""
     from rlsub.algos.pg import build_model
-    from rlsub.algos.pg_envs import _eval_env
+    from rlsub.algos.pg_envs import eval_vec_env
     from rlsub.core.config import experiment_from_dict
 
     try:
@@ -102,7 +102,7 @@ def load_sb3_policy(state: dict[str, Any], path: str, episodes: int | None = Non
             if cfg.algorithm not in ("ppo", "a2c", "dqn") or cfg.env is None:
                 raise RlsubError(f"{path}: not a PPO / A2C / DQN policy ({cfg.algorithm!r})")
             spec = load_env_spec(cfg.env, cfg.env_variant)
-        env = _eval_env(spec, episodes or spec.eval_episodes)
+        env = eval_vec_env(spec, episodes or spec.eval_episodes)
         model, _ = build_model(cfg, state["d"], int(state["seed"]), env)
         model.policy.load_state_dict(state["policy"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -125,7 +125,7 @@ def evaluate_sb3_zip(path: str, episodes: int | None = None, seed: int = 12345) 
     pickle-free files: loading unpickles, so only with --trust-pickle."""
     from stable_baselines3 import A2C, DQN, PPO
 
-    from rlsub.algos.pg_envs import _eval_env
+    from rlsub.algos.pg_envs import eval_vec_env
 
     zip_path = Path(path)
     sidecar = zip_path.with_suffix(".json")
@@ -144,7 +144,7 @@ def evaluate_sb3_zip(path: str, episodes: int | None = None, seed: int = 12345) 
         model = algos[algo].load(zip_path, device="cpu")
     except Exception as exc:  # a foreign or damaged zip
         raise RlsubError(f"{path}: not a loadable SB3 zip ({type(exc).__name__})") from None
-    return _sb3_result(model, spec, _eval_env(spec, episodes or spec.eval_episodes), path, seed)
+    return _sb3_result(model, spec, eval_vec_env(spec, episodes or spec.eval_episodes), path, seed)
 
 
 def _sb3_result(model: Any, spec: Any, env: Any, path: str, seed: int) -> dict[str, Any]:

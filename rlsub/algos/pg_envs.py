@@ -54,7 +54,8 @@ def sb3_vec_env(spec: EnvSpec, n_envs: int, seed: int | None = None) -> VecEnv:
     return make_vec_env(sb3_env_factory(spec), n_envs=n_envs, seed=seed)
 
 
-def _eval_env(spec: EnvSpec, episodes: int) -> VecEnv:
+def eval_vec_env(spec: EnvSpec, episodes: int) -> VecEnv:
+    """Evaluation envs for SB3: one slot per deterministic episode (`evaluate`)."""
     if spec.vector == "ale":
         return sb3_atari_env(spec, episodes)
     make = sb3_env_factory(spec)
@@ -71,7 +72,7 @@ def evaluate(model: BaseAlgorithm, env: VecEnv, seed: int) -> tuple[float, float
     return float(r.mean()), float(r.std())
 
 
-class _Curve(BaseCallback):
+class CurveCallback(BaseCallback):
     """Progress bar (stderr) and a learning-curve point every `eval_freq` env steps."""
 
     def __init__(
@@ -105,7 +106,9 @@ class _Curve(BaseCallback):
         self.bar.close()
 
 
-def _replay_extra(env: VecEnv) -> dict[str, Any]:
+def replay_extra(env: VecEnv) -> dict[str, Any]:
+    """What a replay of the policy file needs to act as SB3 did: how actions come from the
+    network's outputs, and the scale SB3 gives images."""
     space = env.action_space
     extra: dict[str, Any] = {}
     if isinstance(space, gym.spaces.Discrete):

@@ -32,7 +32,7 @@ kept at their init when ``rest="frozen"``. The optimizer sees exactly z plus
 those directly trained tensors.
 
 theta0: the actor's weights are the rlsub network's own init
-(`rlsub.networks.build_network(network, network_kwargs, seed=theta0_seed)`,
+(`rlsub.core.registry.build_network(network, network_kwargs, seed=theta0_seed)`,
 copied in layer by layer), so the compact rlsub policy file rebuilds exactly
 the same actor; everything else (critic) is SB3's ordinary init drawn under
 the same seed. theta0 and P are non-persistent buffers, rebuilt from the
@@ -59,7 +59,7 @@ from torch import Tensor, nn
 from rlsub.algos.pg_networks import is_own, own_actor_critic, own_q_net
 from rlsub.algos.step_size import resolve_z_lr_scale
 from rlsub.core.errors import RlsubError
-from rlsub.core.projection import DEFAULT_DENSE_LIMIT_GIB
+from rlsub.core.projection_base import DEFAULT_DENSE_LIMIT_GIB
 from rlsub.core.registry import build_network
 from rlsub.core.subspace import DIRECT, Subspace
 

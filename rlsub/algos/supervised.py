@@ -8,10 +8,10 @@ measured against.
 
 One trial, top to bottom (`train`):
 
-1. seeds: `rlsub.seeding.trial_seeds(seed)`; theta0, projection and data
+1. seeds: `rlsub.core.seeding.trial_seeds(seed)`; theta0, projection and data
    order each draw from their own stream (`subspace.projection_seed` pins the
    projection's);
-2. data: `rlsub.datasets.load_dataset` (all tensors in memory; see that module
+2. data: `rlsub.data.datasets.load_dataset` (all tensors in memory; see that module
    for local files via ``dataset.data_dir`` or ``$RLSUB_DATA_DIR``);
 3. network: `Subspace.from_spec`. For ``mlp`` the inputs are flattened and
    ``in_dim`` / ``out_dim`` default to the dataset's C*H*W and class count;
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,20 +45,24 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from rlsub.algos.base import Trainer, TrainResult
+from rlsub.algos.base import Budget, Trainer, TrainResult, lazy
 from rlsub.algos.epoch_checkpoint import EpochState, restore_epoch, save_epoch
+from rlsub.algos.supervised_networks import (
+    check_config,
+    check_fit,
+    dimension,
+    network_inputs,
+    network_kwargs,
+)
 from rlsub.core.checkpoint import Checkpoint
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.device import ALLOWED as DEVICES
 from rlsub.core.device import resolve as resolve_device
 from rlsub.core.device import valid as device_valid
-from rlsub.core.errors import RlsubError
 from rlsub.core.schema import check, doc
 from rlsub.core.seeding import trial_seeds
 from rlsub.core.subspace import Subspace
 from rlsub.data.datasets import Dataset, load_dataset
-
-FLAT_NETWORKS = ("mlp",)  # networks that take flat (N, C*H*W) inputs
 
 
 @dataclass(frozen=True)
@@ -114,39 +119,7 @@ class SupervisedConfig:
         )
 
 
-def network_kwargs(cfg: ExperimentConfig, data: Dataset) -> dict[str, Any]:
-    """The network's builder kwargs, with in_dim / out_dim filled from the data for `mlp`."""
-    kwargs = dict(cfg.network.kwargs)
-    if cfg.network.name in FLAT_NETWORKS:
-        kwargs = {"in_dim": data.input_dim, "out_dim": data.n_classes, **kwargs}
-    return kwargs
-
-
-def _inputs(cfg: ExperimentConfig, x: Tensor) -> Tensor:
-    """x: (B, C, H, W) -> what the network takes: (B, C*H*W) for flat networks, else as is."""
-    return x.flatten(1) if cfg.network.name in FLAT_NETWORKS else x
-
-
-def _check_fit(cfg: ExperimentConfig, sub: Subspace, data: Dataset) -> None:
-    """Refuse, in one line, a network whose input or output does not fit the dataset."""
-    what = f"network {cfg.network.name!r} does not fit dataset {data.name!r}"
-    sub.eval()  # no BatchNorm statistics from this probe
-    try:
-        with torch.no_grad():
-            out = sub(_inputs(cfg, data.x_train[:2]))
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RlsubError(f"{what} (inputs {tuple(data.input_shape)}): {first}") from None
-    finally:
-        sub.train()
-    if out.shape != (min(2, data.n_train), data.n_classes):
-        raise RlsubError(
-            f"{what}: it outputs {tuple(out.shape[1:])} per example, "
-            f"the dataset has {data.n_classes} classes"
-        )
-
-
-def _weights_sq(sub: Subspace, params: dict[str, Tensor]) -> Tensor:
+def weights_sq(sub: Subspace, params: dict[str, Tensor]) -> Tensor:
     """Sum of squared weight entries (names ending in 'weight'), subspace and direct ones."""
     tensors = [t for n, t in params.items() if n.endswith("weight")]
     tensors += [t for n, t in sub.module.named_parameters() if n.endswith("weight")]
@@ -165,14 +138,14 @@ def evaluate(
     with torch.no_grad():
         params = sub.split(sub.theta())
         for i in range(0, len(y), batch_size):
-            logits = sub.call(params, _inputs(cfg, x[i : i + batch_size]))
+            logits = sub.call(params, network_inputs(cfg, x[i : i + batch_size]))
             correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
     sub.train()
     acc = correct / len(y)
     return acc, math.sqrt(acc * (1 - acc) / len(y))
 
 
-def _nan_result(
+def diverged_result(
     sub: Subspace, samples: int, curve: list[dict[str, float]], why: str
 ) -> TrainResult:
     nan = float("nan")
@@ -217,8 +190,8 @@ def _train(
     progress: bool,
     checkpoint: Checkpoint | None,
 ) -> TrainResult:
-    if cfg.dataset is None:
-        raise RlsubError(f"{cfg.source}: algorithm {cfg.algorithm!r} needs a 'dataset' section")
+    check_config(cfg)
+    assert cfg.dataset is not None
     data = load_dataset(
         cfg.dataset.name, cfg.dataset.variant, cfg.dataset.data_dir, progress=progress
     )
@@ -258,7 +231,7 @@ def setup(
         rest=cfg.subspace.rest,
         dense_limit_gib=cfg.subspace.dense_limit_gib,
     )
-    _check_fit(cfg, sub, data)
+    check_fit(cfg, sub, data)
     device = resolve_device(tc.device, f"{cfg.source}: train.device")
     sub.to(device)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
@@ -316,12 +289,12 @@ def fit(
             loss_sum = torch.zeros((), device=device)
             for i in range(0, n, bs):
                 idx = perm[i : i + bs]
-                xb, yb = _inputs(cfg, ts.x_train[idx]), ts.y_train[idx]
+                xb, yb = network_inputs(cfg, ts.x_train[idx]), ts.y_train[idx]
                 opt.zero_grad(set_to_none=True)
                 params = sub.split(sub.theta())  # theta = theta0 + P z, once per step
                 loss = loss_fn(sub.call(params, xb), yb)
                 if tc.l2 > 0:
-                    loss = loss + tc.l2 * _weights_sq(sub, params)
+                    loss = loss + tc.l2 * weights_sq(sub, params)
                 loss.backward()
                 opt.step()
                 loss_sum += loss.detach() * len(idx)
@@ -329,7 +302,7 @@ def fit(
                 bar.update(1)
             loss_mean = float(loss_sum) / n
             if not math.isfinite(loss_mean):
-                return _nan_result(
+                return diverged_result(
                     sub.to("cpu"), samples, curve, f"training loss {loss_mean} at epoch {epoch}"
                 )
             acc, err = evaluate(sub, cfg, ts.x_eval, ts.y_eval, tc.eval_batch_size)
@@ -379,10 +352,28 @@ def trial_result(
     )
 
 
+# ------------------------------------------------- what the layers above ask (algos.base)
+def budget(cfg: ExperimentConfig) -> Budget:
+    return Budget("epoch", float(cfg.train.epochs))
+
+
+def spent(row: Mapping[str, Any]) -> float | None:
+    """Epochs a finished trial trained (its record's info, else its config)."""
+    train = (row.get("config") or {}).get("train") or {}
+    epochs = (row.get("info") or {}).get("epochs", train.get("epochs"))
+    return float(epochs) if epochs else None
+
+
 ADAM = Trainer(
     SupervisedConfig,
     train,
     supervised=True,
-    batch="rlsub.algos.supervised_batch",
+    family="supervised",
+    check=check_config,
+    dimension=dimension,
+    budget=budget,
+    spent=spent,
+    batchable=lazy("rlsub.algos.supervised_batch:batchable"),
+    train_batch=lazy("rlsub.algos.supervised_batch:train_batch"),
     checkpoints=True,
 )

@@ -33,13 +33,13 @@ from rlsub.algos.base import TrainResult
 from rlsub.algos.supervised import (
     SupervisedConfig,
     TrialSetup,
-    _inputs,
-    _nan_result,
-    _weights_sq,
     adam,
+    diverged_result,
     setup,
     trial_result,
+    weights_sq,
 )
+from rlsub.algos.supervised_networks import network_inputs
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.population import PopulationPolicy
 from rlsub.data.datasets import Dataset, load_dataset
@@ -54,7 +54,10 @@ def _forward(trials: list[TrialSetup], x: Tensor) -> tuple[Tensor, list[dict[str
     """Logits (T, B, C) of every trial's network on its own inputs x (T, B, ...), and each
     trial's subspace tensors (for the l2 term)."""
     splits = [ts.sub.split(ts.sub.theta()) for ts in trials]
-    fulls = [ts.sub.complete_params({k: v[None] for k, v in p.items()}) for ts, p in zip(trials, splits, strict=True)]  # fmt: skip
+    fulls = [
+        ts.sub.complete_params({k: v[None] for k, v in p.items()})
+        for ts, p in zip(trials, splits, strict=True)
+    ]
     stacked = {name: torch.cat([f[name] for f in fulls]) for name in fulls[0]}
     return PopulationPolicy(trials[0].sub.module, stacked)(x), splits
 
@@ -65,7 +68,7 @@ def _evaluate(cfg: ExperimentConfig, trials: list[TrialSetup], batch_size: int) 
     correct = torch.zeros(len(trials), dtype=torch.long, device=x.device)
     with torch.no_grad():
         for i in range(0, len(y), batch_size):
-            xb = _inputs(cfg, x[i : i + batch_size])
+            xb = network_inputs(cfg, x[i : i + batch_size])
             logits, _ = _forward(trials, xb[None].expand(len(trials), *xb.shape))
             correct += (logits.argmax(-1) == y[i : i + batch_size]).sum(1)
     return [int(c) / len(y) for c in correct.cpu()]
@@ -77,10 +80,17 @@ def train_batch(
     """Supervised trials (d, seed) of cfg in one batched job; per job its TrainResult."""
     tc: SupervisedConfig = cfg.train if cfg.train is not None else SupervisedConfig()
     assert cfg.dataset is not None
-    data = load_dataset(cfg.dataset.name, cfg.dataset.variant, cfg.dataset.data_dir, progress=progress)  # fmt: skip
-    if tc.threads is not None:
-        torch.set_num_threads(tc.threads)
-    return fit_batch(cfg, tc, jobs, data, progress)
+    data = load_dataset(
+        cfg.dataset.name, cfg.dataset.variant, cfg.dataset.data_dir, progress=progress
+    )
+    if tc.threads is None:
+        return fit_batch(cfg, tc, jobs, data, progress)
+    before = torch.get_num_threads()  # restored after the batch, as `supervised.train` does
+    torch.set_num_threads(tc.threads)
+    try:
+        return fit_batch(cfg, tc, jobs, data, progress)
+    finally:
+        torch.set_num_threads(before)
 
 
 def fit_batch(
@@ -103,15 +113,20 @@ def fit_batch(
     best = [math.nan] * T
     live = list(range(T))
     samples = 0
-    bar = tqdm(total=tc.epochs * -(-n // bs), desc=f"{cfg.name} batch of {T}", file=sys.stderr,
-               disable=not progress, leave=False)  # fmt: skip
+    bar = tqdm(
+        total=tc.epochs * -(-n // bs),
+        desc=f"{cfg.name} batch of {T}",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
     with bar:
         for epoch in range(tc.epochs):
             perms = [torch.randperm(n, generator=g).to(device) for g in orders]  # every order drawn
             loss_sum = torch.zeros(T, device=device)
             for i in range(0, n, bs):
                 xb = torch.stack(
-                    [_inputs(cfg, trials[t].x_train[perms[t][i : i + bs]]) for t in live]
+                    [network_inputs(cfg, trials[t].x_train[perms[t][i : i + bs]]) for t in live]
                 )
                 yb = torch.stack([trials[t].y_train[perms[t][i : i + bs]] for t in live])
                 opt.zero_grad(set_to_none=True)
@@ -119,7 +134,7 @@ def fit_batch(
                 losses = torch.stack([loss_fn(logits[j], yb[j]) for j in range(len(live))])
                 if tc.l2 > 0:
                     losses = losses + tc.l2 * torch.stack(
-                        [_weights_sq(trials[t].sub, p) for t, p in zip(live, splits, strict=True)]
+                        [weights_sq(trials[t].sub, p) for t, p in zip(live, splits, strict=True)]
                     )
                 losses.sum().backward()
                 opt.step()
@@ -129,11 +144,13 @@ def fit_batch(
             means = (loss_sum / n).tolist()
             for t in [t for t in live if not math.isfinite(means[t])]:
                 why = f"training loss {means[t]} at epoch {epoch}"
-                results[t] = _nan_result(trials[t].sub.to("cpu"), samples, curves[t], why)
+                results[t] = diverged_result(trials[t].sub.to("cpu"), samples, curves[t], why)
             live = [t for t in live if math.isfinite(means[t])]
             if not live:
                 break
-            for t, acc in zip(live, _evaluate(cfg, [trials[t] for t in live], tc.eval_batch_size), strict=True):  # fmt: skip
+            for t, acc in zip(
+                live, _evaluate(cfg, [trials[t] for t in live], tc.eval_batch_size), strict=True
+            ):
                 best[t] = acc if math.isnan(best[t]) else max(best[t], acc)
                 curves[t].append({"step": float(samples), "value": acc})
             bar.set_postfix(trials=len(live))

@@ -47,22 +47,22 @@ def budget_curve(
     E = epochs_trained(records)
     if E == 0:
         return []
-    out = []
+    out: list[dict[str, Any]] = []
     for k in sorted({b for b in budgets if b < E} | {E}):
         g = estimate_group([at_epoch(r, k) for r in records], draws=draws)
-        e = g["d_int90"] or {}
+        e = g["d_int90"]
         ds = [c["d"] for c in g["curve"] if c["n"] > 0]
         out.append(
             {
                 "epochs": k,
                 "baseline": g["baseline"]["mean"],
-                "headline": e.get("headline"),
-                "side": e.get("headline_side", "none"),
-                "interval": e.get("interpolated_interval"),
-                "grid": e.get("d_int"),
+                "headline": e["headline"] if e else None,
+                "side": e["headline_side"] if e else "none",
+                "interval": e["interpolated_interval"] if e else None,
+                "grid": e["d_int"] if e else None,
                 "d_min": min(ds, default=None),
                 "d_max": max(ds, default=None),
-                "estimate": e,
+                "estimate": e or {},
             }
         )
     return out
@@ -70,9 +70,9 @@ def budget_curve(
 
 def budget_figure(series: dict[str, list[dict[str, Any]]]) -> Any:
     """d_int90 (posterior median, 90 % interval) against epochs, one line per row."""
-    from rlsub.analysis.figures import _plain_log_ticks, _plt
+    from rlsub.analysis.figures import plain_log_ticks, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
     for label, pts in series.items():
         pts = [p for p in pts if p["side"] == "in"]
@@ -85,10 +85,10 @@ def budget_figure(series: dict[str, list[dict[str, Any]]]) -> Any:
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.xaxis)
     epochs = sorted({p["epochs"] for pts in series.values() for p in pts})
     ax.set_xticks(epochs, [str(k) for k in epochs])
-    _plain_log_ticks(ax.yaxis)
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("training budget (epochs; each trial's test accuracy after that epoch)")
     ax.set_ylabel("d_int90 (posterior median, 90 % CI)")
     ax.set_title("Intrinsic dimension against the training budget")

@@ -63,7 +63,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -75,6 +75,7 @@ from rlsub.analysis.curve import (
     interpolate,
     score_of,
 )
+from rlsub.analysis.group import CurvePointDict, EstimateDict, Group
 from rlsub.analysis.interval import DRAWS, LEVEL, METHOD, crossing_interval
 from rlsub.data.datasets import chance_accuracy
 from rlsub.envs.spec import env_spec_data, load_env_spec
@@ -212,6 +213,11 @@ def estimate(
     return est
 
 
+def as_dict(e: Estimate) -> EstimateDict:
+    """The estimate as data, as a group holds it."""
+    return cast(EstimateDict, asdict(e))
+
+
 def _list(ds: list[int]) -> str:
     return ", ".join(str(d) for d in ds)
 
@@ -266,7 +272,7 @@ def estimate_group(
     draws: int = DRAWS,
     score: str = "final",
     floor: float | None = None,
-) -> dict[str, Any]:
+) -> Group:
     """Curve, baseline and both estimates for the records of one config hash.
 
     `floor`: the score a failed trial counts as (default: `task_floor`; failing that,
@@ -301,7 +307,7 @@ def estimate_group(
     base_ok = [score_of(r, score) for r in base if finished_ok(r, score)]
     base_scores = base_ok + [floor_used] * (len(base) - len(base_ok))
     solved = [r.solved_score for r in records if r.solved_score is not None]
-    out: dict[str, Any] = {
+    out: Group = {
         "config_hash": ref.config_hash,
         "name": ref.name,
         "task": ref.task,
@@ -326,13 +332,13 @@ def estimate_group(
         },
         "baseline_scores": base_scores,
         "solved_score": max(solved) if solved else None,
-        "curve": [asdict(p) for p in points],
+        "curve": [cast(CurvePointDict, asdict(p)) for p in points],
         "d_int90": None,
         "d_int100": None,
         "notes": notes,
     }
     if base_scores:
-        bmean = out["baseline"]["mean"]
+        bmean = float(np.mean(base_scores))
         rl_line = not supervised and known_floor is not None
         lo = floor_used if rl_line else 0.0
         line = (
@@ -350,14 +356,14 @@ def estimate_group(
                 "measures one)"
             )
         target = lo + thr * (bmean - lo)
-        out["d_int90"] = asdict(
+        out["d_int90"] = as_dict(
             estimate(points, target, "d_int90", rule, base_scores, thr, draws, lo, line, floor_used)
         )
     else:
         notes.append("no baseline (direct) trial: d_int90 not estimated")
     if solved:
         line = f"solved score ({max(solved):g})"
-        out["d_int100"] = asdict(
+        out["d_int100"] = as_dict(
             estimate(
                 points, max(solved), "d_int100", rule, draws=draws, line=line, floor=floor_used
             )
@@ -370,7 +376,7 @@ def estimate_all(
     rule: str = "stays_above",
     threshold: float | None = None,
     draws: int = DRAWS,
-) -> list[dict[str, Any]]:
+) -> list[Group]:
     """`estimate_group` for every config hash in `records` (sorted by task, network, ...)."""
     groups: dict[str, list[TrialRecord]] = defaultdict(list)
     for r in records:

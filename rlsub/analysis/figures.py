@@ -1,7 +1,7 @@
 """The report's figures (matplotlib, Agg): performance against d, the difficulty chart,
 ES against PG, learning curves. Pure functions from data to figures.
 
-Imports: analysis.tables, envs, core.
+Imports: analysis.text, algos.base (the trainers' families), envs.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ import textwrap
 from collections import defaultdict
 from typing import Any
 
-from rlsub.analysis.rows import PG_ALGORITHMS
+from rlsub.algos.base import known_trainer
+from rlsub.analysis.group import EstimateDict, Group, estimate_of
 
 FORMATS = ("png", "pdf")
 
 
 # ------------------------------------------------------------------ figures
-def _plt() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,7 +28,7 @@ def _plt() -> Any:
     return plt
 
 
-def _label(g: dict[str, Any]) -> str:
+def _label(g: Group) -> str:
     return f"{g['task']} {g['network']} {g['algorithm']} ({g['projection']})"
 
 
@@ -34,7 +36,7 @@ def _ylabel(supervised: bool) -> str:
     return "test accuracy (fraction)" if supervised else "evaluation return (per episode)"
 
 
-def _plain_log_ticks(axis: Any, span: float | None = None) -> None:
+def plain_log_ticks(axis: Any, span: float | None = None) -> None:
     """Log-scale tick labels as plain numbers (1, 10, 1,000), no crowded minor labels;
     1-2-5 steps over up to three decades (`span`: the axis's hi / lo), decades beyond."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -45,16 +47,17 @@ def _plain_log_ticks(axis: Any, span: float | None = None) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _headline(e: dict[str, Any], ds: list[int]) -> tuple[float, float, float] | None:
+def _headline(e: EstimateDict, ds: list[int]) -> tuple[float, float, float] | None:
     """(headline, lo, hi) of an estimate as the table reports it, open ends at the grid's
     ends; None where the table gives no number."""
-    if e.get("headline_side") != "in" or e.get("headline") is None:
+    h = e["headline"]
+    if e["headline_side"] != "in" or h is None:
         return None
-    lo, hi = e.get("interpolated_interval") or (None, None)
-    return e["headline"], lo if lo is not None else min(ds), hi if hi is not None else max(ds)
+    lo, hi = e["interpolated_interval"] or (None, None)
+    return h, lo if lo is not None else min(ds), hi if hi is not None else max(ds)
 
 
-def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True) -> None:
+def plot_curve(ax: Any, g: Group, supervised: bool, lines: bool = True) -> None:
     """Performance against d of one group on `ax`: the mean over seeds and every seed, the
     direct baseline, the line each estimate used, and the estimates the table reports
     (posterior median, shaded 90 % interval)."""
@@ -66,7 +69,7 @@ def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True)
     for p in pts:
         ax.plot([p["d"]] * len(p["scores"]), p["scores"], ".", color=ln.get_color(), alpha=0.35)
     ax.set_xscale("log")
-    _plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.xaxis)
     if 1 < len(ds) <= 10:  # few grid points: label exactly the d swept
         ax.set_xticks(ds, [f"{d:,}" for d in ds])
     ax.set_xlabel("subspace dimension d (log scale)")
@@ -76,7 +79,7 @@ def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True)
         ax.axhline(b, color="k", ls="-", lw=1, label=f"direct baseline {b:.4g}")
     styles = {"d_int90": ("tab:purple", "--"), "d_int100": ("tab:green", ":")}
     for kind, (color, ls) in styles.items():
-        e = g.get(kind)
+        e = estimate_of(g, kind)
         if not e or not lines:
             continue
         ax.axhline(
@@ -93,7 +96,7 @@ def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True)
             ax.axvspan(h[1], h[2], color=color, alpha=0.10)
         else:
             ax.plot([], [], " ", label=f"{kind}: {text}")
-    if any("means little" in n or "no random score" in n for n in g.get("notes", [])):
+    if any("means little" in n or "no random score" in n for n in g["notes"]):
         ax.text(
             0.02,
             0.98,
@@ -106,11 +109,11 @@ def plot_curve(ax: Any, g: dict[str, Any], supervised: bool, lines: bool = True)
 
 
 def curves_figure(
-    groups: list[dict[str, Any]], supervised: dict[str, bool], titles: dict[str, str] | None = None
+    groups: list[Group], supervised: dict[str, bool], titles: dict[str, str] | None = None
 ) -> Any:
     """Figure 1: one panel per group (titled by its table row), performance against d,
     each panel's legend beside it so it never covers the data."""
-    plt = _plt()
+    plt = pyplot()
     n = len(groups)
     cols = 1 if n <= 3 else 2
     rows = math.ceil(n / cols)
@@ -131,7 +134,7 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
     """Every row's d_int90 (posterior median, 90 % interval bars) on one log-d axis, with
     d_int100 and its interval; the paper's value hollow, only on the row it belongs to,
     beside our estimate under the paper's own line, so each marker names its rule."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 2.6), layout="constrained")
     ys = list(range(len(rows)))
     drawn: dict[str, bool] = {}
@@ -222,7 +225,7 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
     if xs:
         ax.set_xlim(min(xs) / 2, max(xs) * 3)
     lo_x, hi_x = ax.get_xlim()
-    _plain_log_ticks(ax.xaxis, hi_x / lo_x)
+    plain_log_ticks(ax.xaxis, hi_x / lo_x)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_yticks(ys, [textwrap.fill(r["label"], 60) for r in rows], fontsize=7)
     ax.set_xlabel("intrinsic dimension d (log scale; each marker's line in the legend)")
@@ -234,13 +237,13 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
+def width_figure(groups: list[Group], kind: str = "d_int90") -> Any:
     """The paper's Figure 3 analogue: d_int (interpolated, 90 % interval) against the
     network's size D, one series per task (rows of one task at several widths). A flat
     line means the intrinsic dimension does not depend on the width."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    by_task: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    by_task: dict[tuple[str, str], list[Group]] = defaultdict(list)
     for g in groups:
         by_task[(g["task"], g["algorithm"])].append(g)
     line = ""
@@ -248,12 +251,12 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
     for (task, algo), gs in sorted(by_task.items()):
         pts = []
         for g in sorted(gs, key=lambda g: g["D"]):
-            e = g.get(kind)
-            if e and e.get("headline_side") == "in" and e["headline"] is not None:
-                x = e["headline"]
+            e = estimate_of(g, kind)
+            x = e["headline"] if e else None
+            if e and e["headline_side"] == "in" and x is not None:
                 lo, hi = e["interpolated_interval"] or (None, None)
                 pts.append((g["D"], x, lo if lo is not None else x, hi))
-                line = e.get("line") or line
+                line = e["line"] or line
         if not pts:
             continue
         Ds, xs = [p[0] for p in pts], [p[1] for p in pts]
@@ -270,7 +273,7 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
         pad = max(1.0, (10 * lo_y / hi_y) ** 0.5)
         ax.set_ylim(lo_y / pad, hi_y * pad)
     for axis in (ax.xaxis, ax.yaxis):
-        _plain_log_ticks(axis)
+        plain_log_ticks(axis)
     ax.set_xlabel("number of parameters D (log scale; one point per width)")
     ax.set_ylabel(f"{kind} (log scale; posterior median, 90 % CI)")
     ax.set_title("Intrinsic dimension against network width")
@@ -279,9 +282,9 @@ def width_figure(groups: list[dict[str, Any]], kind: str = "d_int90") -> Any:
     return fig
 
 
-def compare_figure(groups: list[dict[str, Any]], supervised: bool, title: str) -> Any:
+def compare_figure(groups: list[Group], supervised: bool, title: str) -> Any:
     """Figures 3 and 4: several groups' curves on one axis (baseline lines per group)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for g in groups:
         plot_curve(ax, g, supervised, lines=False)
@@ -296,18 +299,19 @@ def compare_figure(groups: list[dict[str, Any]], supervised: bool, title: str) -
     return fig
 
 
-def comparisons(groups: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:
-    """(file stem, title, groups) for figures 3 (ES vs PG) and 4 (projection kinds)."""
+def comparisons(groups: list[Group]) -> list[tuple[str, str, list[Group]]]:
+    """(file stem, title, groups) for figures 3 (ES vs PG: the trainers' families "es"
+    and "pg") and 4 (projection kinds)."""
     out = []
-    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_task: dict[str, list[Group]] = defaultdict(list)
     for g in groups:
         by_task[g["task"]].append(g)
     for task, gs in by_task.items():
-        es = [g for g in gs if g["algorithm"] in ("es", "cmaes")]
-        pg = [g for g in gs if g["algorithm"] in PG_ALGORITHMS]
+        es = [g for g in gs if _family(g) == "es"]
+        pg = [g for g in gs if _family(g) == "pg"]
         if es and pg:
             out.append((f"es_vs_pg_{task}", f"{task}: ES against policy gradients", es + pg))
-    by_net: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    by_net: dict[tuple[str, str, str], list[Group]] = defaultdict(list)
     for g in groups:
         by_net[(g["task"], g["network"], g["algorithm"])].append(g)
     for (task, net, algo), gs in by_net.items():
@@ -316,6 +320,12 @@ def comparisons(groups: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[
                 (f"projections_{task}_{net}_{algo}", f"{task} {net} {algo}: projections", gs)
             )
     return out
+
+
+def _family(g: Group) -> str:
+    """The kind of the group's trainer (`Trainer.family`: "es", "pg", ...; "" unknown)."""
+    trainer = known_trainer(g["algorithm"])  # a store names code: only registered names
+    return trainer.family if trainer is not None else ""
 
 
 def _record_env(rec: dict[str, Any]) -> Any | None:
@@ -332,7 +342,7 @@ def _record_env(rec: dict[str, Any]) -> Any | None:
 
 def learning_curves_figure(records: list[dict[str, Any]]) -> tuple[Any, str]:
     """Evaluation return against env steps (emulator frames for frame-skipping envs)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     xlabel = "agent steps"
     refs: dict[str, float] = {}

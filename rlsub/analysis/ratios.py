@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from rlsub.analysis.group import KINDS, Group, estimate_of
 from rlsub.analysis.interval import DRAWS, LEVEL, crossing_interval
 
 # the paper's own ratios, by (reference task, row task): its d_int values and their kinds
@@ -29,15 +30,15 @@ PAPER_CLAIMS: dict[tuple[str, str], tuple[str, float, str, float]] = {
 }
 
 
-def posterior_draws(g: dict[str, Any], kind: str, draws: int = DRAWS) -> np.ndarray | None:
+def posterior_draws(g: Group, kind: str, draws: int = DRAWS) -> np.ndarray | None:
     """The posterior draws behind `g[kind]`'s headline and interval (an `estimate_group`
     result), drawn again from its curve: the crossing d of every draw, inf where the
     curve never crosses within the grid's reach. None where there is no estimate."""
-    e = g.get(kind)
-    if not e or e.get("interpolated_interval") is None:
+    e = estimate_of(g, kind)
+    if not e or e["interpolated_interval"] is None:
         return None
-    pts = [c for c in g["curve"] if c["n"] > 0 and c["d"] != e.get("collapse")]
-    carried = e.get("threshold") is not None  # the estimate's own record of its line
+    pts = [c for c in g["curve"] if c["n"] > 0 and c["d"] != e["collapse"]]
+    carried = e["threshold"] is not None  # the estimate's own record of its line
     c = crossing_interval(
         [p["d"] for p in pts],
         [p["scores"] for p in pts],
@@ -70,7 +71,7 @@ def ratio(
 
 
 def difficulty_ratios(
-    groups: list[dict[str, Any]], rows: list[dict[str, Any]], ref_hash: str | None
+    groups: list[Group], rows: list[dict[str, Any]], ref_hash: str | None
 ) -> list[dict[str, Any]]:
     """For every row but the reference: reference d_int90 / row d_int (90, and 100 where
     the row has it), with the paper's ratio where it made the same claim."""
@@ -87,8 +88,9 @@ def difficulty_ratios(
         if row["config_hash"] == ref_hash or row.get("not_measured"):
             continue
         g = by_hash[row["config_hash"]]
-        for kind in ("d_int90", "d_int100"):
-            if (g.get(kind) or {}).get("headline_side") != "in":
+        for kind in KINDS:
+            e = estimate_of(g, kind)
+            if e is None or e["headline_side"] != "in":
                 continue  # the table gives this row no number: nor does its ratio
             draws = posterior_draws(g, kind)
             if draws is None:

@@ -1,6 +1,6 @@
 """Cross-task difficulty tables and plots from results stores, and `rlsub report`.
 
-Everything here is a pure function from trial records / estimates (`rlsub.estimate`)
+Everything here is a pure function from trial records / estimates (`rlsub.analysis.estimate`)
 to rows, strings or matplotlib figures; only `write_report` and `cli_report` touch
 files. Tables: Markdown, CSV and LaTeX, one row per experiment (config hash), with
 the original paper's value (REFERENCE.md, Li et al. 2018 Table 1) beside ours.
@@ -29,13 +29,14 @@ from typing import Any
 from rlsub.analysis.budget import budget_curve, budget_figure
 from rlsub.analysis.figures import (
     FORMATS,
-    _plt,
     compare_figure,
     comparisons,
     curves_figure,
     difficulty_figure,
+    pyplot,
     width_figure,
 )
+from rlsub.analysis.group import Group
 from rlsub.analysis.ratios import difficulty_ratios, ratios_markdown
 from rlsub.analysis.rows import build_rows, paper_rows, reference_group
 from rlsub.analysis.tables import csv_table, latex_table, markdown_table
@@ -99,7 +100,7 @@ def build_report(
     """Estimate, write tables, figures and COMMANDS.md into `out`; returns rows and paths."""
     from rlsub.analysis.estimate import estimate_all
 
-    plt = _plt()
+    plt = pyplot()
     groups = estimate_all(records)
     rows, ref_text = build_rows(records, groups)
     if paper:  # the paper's rows not measured here stay in the table, saying why
@@ -209,10 +210,10 @@ def budget_table(series: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def width_series(groups: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def width_series(groups: list[Group]) -> dict[str, list[Group]]:
     """Groups of one task, algorithm and projection at several sizes D (width variants),
     keyed by a file-name stem; only series with at least two sizes."""
-    by: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    by: dict[tuple[str, str, str], list[Group]] = {}
     for g in groups:
         by.setdefault((g["task"], g["algorithm"], g["projection"]), []).append(g)
     out = {}

@@ -3,21 +3,21 @@
 needs; `paper_rows` adds the paper's rows not measured here. `analysis.tables` renders
 them.
 
-Imports: analysis.estimate, analysis.paper, experiment.
+Imports: analysis.estimate, analysis.paper, experiment, algos.base.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict
 from typing import Any
 
+from rlsub.algos.base import known_trainer
 from rlsub.analysis import paper
-from rlsub.analysis.estimate import CurvePoint, estimate
+from rlsub.analysis.estimate import CurvePoint, as_dict, estimate
+from rlsub.analysis.group import KINDS, EstimateDict, Group, estimate_of
 from rlsub.experiment.record import TrialRecord
 
-PG_ALGORITHMS = ("ppo", "a2c", "dqn")
 COLUMNS = [
     "label",
     "task",
@@ -73,31 +73,30 @@ def _budget(recs: list[TrialRecord], supervised: bool) -> str:
     return "-"
 
 
-def row_label(recs: list[TrialRecord], g: dict[str, Any]) -> str:
-    """What distinguishes the row: task (variant included), algorithm, network, and for PG
-    which parts are in the subspace, with the budget."""
+def row_label(recs: list[TrialRecord], g: Group) -> str:
+    """What distinguishes the row: task (variant included), algorithm, network, what its
+    trainer says tells its rows apart (`Trainer.describe`: for PG, which parts are in the
+    subspace), and the budget."""
     cfg = next((r.config for r in recs if r.config), {}) or {}
     train = cfg.get("train") or {}
     hidden = ((cfg.get("network") or {}).get("kwargs") or {}).get("hidden")
     net = g["network"] + (" " + "-".join(map(str, hidden)) if hidden else "")
     bits = [g["task"], g["algorithm"], net]
-    if g["algorithm"] in ("ppo", "a2c"):
-        bits.append(f"parts: {train.get('parts', 'actor')}")
-    if g["algorithm"] in PG_ALGORITHMS and "z_lr_scale" in train:  # the step-size protocol
-        scale = train["z_lr_scale"]
-        bits.append(f"z lr {scale}" if isinstance(scale, str) else f"z lr x{scale:g}")
+    trainer = known_trainer(g["algorithm"])  # a store names code: only registered names
+    if trainer is not None:
+        bits += trainer.describe(train)
     bits.append(_budget(recs, is_supervised(recs)))
     return " / ".join(bits)
 
 
 # --------------------------------------------------------------------- rows
-def _est(e: dict[str, Any] | None) -> dict[str, Any]:
+def _est(e: EstimateDict | None) -> dict[str, Any]:
     """Headline (posterior median) and grid numbers of one estimate; None where there is none."""
     out: dict[str, Any] = dict.fromkeys(("d", "lo", "hi", "grid", "grid_lo", "grid_hi"))
     out["line"], out["note"], out["side"], out["est"] = "", "", "none", e
     if e is None:
         return out
-    out["line"], out["note"], out["side"] = e.get("line", ""), e["note"], e["headline_side"]
+    out["line"], out["note"], out["side"] = e["line"], e["note"], e["headline_side"]
     out["lo"], out["hi"] = e["interpolated_interval"] or (None, None)
     out["d"] = e["headline"] if e["headline_side"] == "in" else None
     if e["d_int"] is not None:
@@ -106,17 +105,17 @@ def _est(e: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def reference_group(groups: list[dict[str, Any]]) -> dict[str, Any] | None:
+def reference_group(groups: list[Group]) -> Group | None:
     """MNIST FC when measured (d_int90 found), else digits, else None."""
     for task, net in (("mnist", "fc_mnist"), ("digits", None)):
         for g in groups:
-            e = g.get("d_int90") or {}
-            if g["task"] == task and net in (None, g["network"]) and e.get("d_int"):
+            e = g["d_int90"]
+            if g["task"] == task and net in (None, g["network"]) and e and e["d_int"]:
                 return g
     return None
 
 
-def _paper_cells(g: dict[str, Any], recs: list[TrialRecord], row: dict[str, Any]) -> None:
+def _paper_cells(g: Group, recs: list[TrialRecord], row: dict[str, Any]) -> None:
     """The paper's value for this row (only a matching row), and ours under its line."""
     cfg = next((r.config for r in recs if r.config), {}) or {}
     pv = paper.match(row, (cfg.get("network") or {}).get("kwargs"))
@@ -129,9 +128,9 @@ def _paper_cells(g: dict[str, Any], recs: list[TrialRecord], row: dict[str, Any]
     if target is None:
         return
     points = [CurvePoint(**c) for c in g["curve"]]
-    base = g.get("baseline_scores") if pv.line == "baseline" else None
+    base = g["baseline_scores"] if pv.line == "baseline" else None
     e = estimate(points, target, "paper", g["rule"], base, pv.level if base else None)
-    ours = _est(asdict(e))
+    ours = _est(as_dict(e))
     row.update(paper_rule_ours=ours["d"], paper_rule_ours_lo=ours["lo"])
     row.update(paper_rule_ours_hi=ours["hi"], paper_rule_ours_est=ours["est"])
     lo, hi = ours["lo"], ours["hi"]
@@ -145,9 +144,7 @@ def _paper_cells(g: dict[str, Any], recs: list[TrialRecord], row: dict[str, Any]
         )
 
 
-def build_rows(
-    records: list[TrialRecord], groups: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], str]:
+def build_rows(records: list[TrialRecord], groups: list[Group]) -> tuple[list[dict[str, Any]], str]:
     """One row per estimate group (columns `COLUMNS`) and the reference-task sentence."""
     by_hash: dict[str, list[TrialRecord]] = defaultdict(list)
     for r in records:
@@ -165,7 +162,7 @@ def build_rows(
     for g in groups:
         recs = by_hash[g["config_hash"]]
         sub = [r for r in recs if not r.direct]
-        e90, e100 = _est(g.get("d_int90")), _est(g.get("d_int100"))
+        e90, e100 = _est(g["d_int90"]), _est(g["d_int100"])
         ds = sorted({r.d for r in sub})
         row: dict[str, Any] = {
             "label": row_label(recs, g),
@@ -174,8 +171,8 @@ def build_rows(
             "algorithm": g["algorithm"],
             "projection": g["projection"],
             "D": g["D"],
-            "trained_directly": g.get("trained_directly", 0),
-            "seeds": len(g.get("seeds") or {r.seed for r in sub}),
+            "trained_directly": g["trained_directly"],
+            "seeds": len(g["seeds"] or {r.seed for r in sub}),
             "trials": g["trials"],
             "failed": g["failed"],
             "compression": g["D"] / e90["d"] if e90["d"] else None,
@@ -224,17 +221,20 @@ def paper_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = dict.fromkeys(COLUMNS)
         row.update({k: None for k in ("d_int90_est", "d_int100_est", "paper_rule_ours_est")})
         row.update(p, d_int90_line="", d_int100_line="", wall_s=0.0, notes=[], seeds=0)
-        row.update(trials=0, failed=0, supervised=p["algorithm"] == "adam")
+        trainer = known_trainer(p["algorithm"])
+        row.update(trials=0, failed=0, supervised=trainer is not None and trainer.supervised)
         out.append(row)
     return out
 
 
-def _row_notes(g: dict[str, Any]) -> list[str]:
+def _row_notes(g: Group) -> list[str]:
     """The group's notes and, per estimate, where its mean curve is not monotone."""
-    out = list(g.get("notes") or [])
-    for kind in ("d_int90", "d_int100"):
-        e = g.get(kind) or {}
-        if e.get("dips"):
+    out = list(g["notes"])
+    for kind in KINDS:
+        e = estimate_of(g, kind)
+        if e is None:
+            continue
+        if e["dips"]:
             out.append(
                 f"{kind}: the mean curve is not monotone, below the line again at d = "
                 + ", ".join(str(d) for d in e["dips"])
@@ -242,7 +242,7 @@ def _row_notes(g: dict[str, Any]) -> list[str]:
                 + ("stays above from " + str(e["d_int"]) if e["d_int"] else "is none")
                 + "; the headline's posterior takes the curve as monotone)"
             )
-        if e.get("collapse"):
+        if e["collapse"]:
             out.append(
                 f"{kind}: the largest d swept, {e['collapse']}, falls below the line again "
                 "(a collapse): left out of the crossing, shown in the curves figure"

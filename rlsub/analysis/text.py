@@ -1,13 +1,14 @@
 """`rlsub dint`'s text: one estimate on a line, one group as a small report.
 
-Pure functions from `rlsub.analysis.estimate` results (dicts) to strings.
+Pure functions from `rlsub.analysis.estimate` results (`analysis.group`: typed dicts) to
+strings.
 
-Imports: nothing of rlsub.
+Imports: analysis.group.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from rlsub.analysis.group import EstimateDict, Group
 
 
 # ---------------------------------------------------------------- text output
@@ -23,7 +24,7 @@ def _num(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def headline(e: dict[str, Any] | None, d_min: int | None, d_max: int | None) -> str:
+def headline(e: EstimateDict | None, d_min: int | None, d_max: int | None) -> str:
     """The reported number of one estimate, as the tables print it: the posterior median
     with its 90 % interval ("d [lo, hi]"), or where the median falls off the grid
     "< smallest d" / "not reached (> largest d)", with what the interval still says."""
@@ -44,7 +45,7 @@ def headline(e: dict[str, Any] | None, d_min: int | None, d_max: int | None) -> 
 
 
 def format_estimate(
-    e: dict[str, Any] | None, d_min: int | None = None, d_max: int | None = None
+    e: EstimateDict | None, d_min: int | None = None, d_max: int | None = None
 ) -> str:
     """One line: the headline with its interval, the grid's numbers, notes."""
     if e is None:
@@ -70,7 +71,7 @@ def format_estimate(
     return text
 
 
-def format_group(g: dict[str, Any]) -> str:
+def format_group(g: Group) -> str:
     """Human-readable summary of one `estimate_group` result."""
     b = g["baseline"]
     lines = [
@@ -84,7 +85,8 @@ def format_group(g: dict[str, Any]) -> str:
         lines.append(
             f"  {p['d']:<8d} {_fmt(p['mean']):>9} {_fmt(p['std'], 3):>9} {p['n']:>4} {p['failed']:>7}"
         )
-    line90 = (g["d_int90"] or {}).get("line") or f"{g['threshold']:g} x baseline"
+    e90 = g["d_int90"]
+    line90 = (e90["line"] if e90 else "") or f"{g['threshold']:g} x baseline"
     ds = [p["d"] for p in g["curve"] if p["n"] > 0]
     lo, hi = (ds[0], ds[-1]) if ds else (None, None)
     lines.append(f"  d_int90  (line: {line90}): {format_estimate(g['d_int90'], lo, hi)}")

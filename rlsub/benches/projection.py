@@ -18,7 +18,7 @@ import torch
 
 from rlsub.benches import PeakRSS, timeit
 from rlsub.core.errors import RlsubError
-from rlsub.core.projection import Projection
+from rlsub.core.projection_base import Projection
 from rlsub.core.projections import make_projection
 from rlsub.core.registry import build_network, count_parameters
 from rlsub.core.subspace import Subspace

@@ -47,6 +47,6 @@ def cli_info(args: argparse.Namespace) -> None:
     if args.config is None and args.network is None and args.d is None:
         cli_configs(args)
         return
-    from rlsub.cli.commands import cmd_info
+    from rlsub.cli.commands import cli_info_with_torch
 
-    cmd_info(args)
+    cli_info_with_torch(args)

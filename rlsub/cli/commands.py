@@ -13,7 +13,7 @@ from typing import Any
 
 from rlsub.algos.evaluate import evaluate_policy_file, random_score
 from rlsub.analysis.estimate import estimate_all
-from rlsub.analysis.figures import FORMATS, _plt, learning_curves_figure
+from rlsub.analysis.figures import FORMATS, learning_curves_figure, pyplot
 from rlsub.analysis.report import command_line, format_report, load_record_file, report
 from rlsub.analysis.text import format_group
 from rlsub.cli.emit import emit
@@ -65,7 +65,9 @@ def config_info(args: argparse.Namespace) -> None:
     emit(args, result, human)
 
 
-def cmd_info(args: argparse.Namespace) -> None:
+def cli_info_with_torch(args: argparse.Namespace) -> None:
+    """`rlsub info CONFIG` or `rlsub info --network NAME --d N` (rlsub.cli.catalog.cli_info
+    hands these over: they import torch)."""
     from rlsub.core.projections import make_projection
     from rlsub.core.registry import build_network, count_parameters
     from rlsub.nets.catalog import INFO_DEFAULTS
@@ -120,7 +122,8 @@ def with_device(cfg: Any, device: str | None) -> Any:
     return with_overrides(cfg, train={"device": device})
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def cli_train(args: argparse.Namespace) -> None:
+    """`rlsub train CONFIG --d D [--seed S] [--out DIR] [--device ...]`: one trial."""
     from rlsub.core.config import MAX_SEED, load_experiment
     from rlsub.core.paths import check_can_write_folder
     from rlsub.experiment.trial import run_trial
@@ -277,7 +280,7 @@ def cli_suite(args: argparse.Namespace) -> None:
 def cli_dint(args: argparse.Namespace) -> None:
     """`rlsub dint STORE [--rule stays_above|original] [--json]`."""
     from rlsub.cli.emit import emit
-    from rlsub.experiment.claims import running_state
+    from rlsub.experiment.queue import running_state
     from rlsub.experiment.store import Store
 
     with Store(args.store, readonly=True) as store:
@@ -328,7 +331,7 @@ def cli_curves(args: argparse.Namespace) -> None:
     if out.suffix.lower() not in (".png", ".pdf"):
         raise RlsubError(f"--out {out}: give a .png or .pdf file name (both are written)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
+    plt = pyplot()
     fig, xlabel = learning_curves_figure(records)
     paths = []
     for ext in FORMATS:

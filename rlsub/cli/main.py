@@ -21,7 +21,8 @@ from rlsub.cli.parser import build_parser
 from rlsub.core.errors import RlsubError
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
+def cli_bench(args: argparse.Namespace) -> None:
+    """`rlsub bench NAME`: the benchmark module rlsub.benches.NAME, its result emitted."""
     from rlsub.cli.emit import emit
 
     result, human = importlib.import_module(f"rlsub.benches.{args.name}").main(args)

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _json(s)
 
-    s = _command(sub, "train", "rlsub.cli.commands:cmd_train",
+    s = _command(sub, "train", "rlsub.cli.commands:cli_train",
                  "train one trial of CONFIG at subspace dimension d and seed S",
                  "Prints the trial's record (final and best evaluation, env steps, wall time) "
                  "and writes a compact policy file (seeds, d and z: kilobytes) that `rlsub "
@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="runs/demo", help="folder for the stores, tables and figures")
     _json(s)
 
-    s = _command(sub, "bench", "rlsub.cli.main:cmd_bench",
+    s = _command(sub, "bench", "rlsub.cli.main:cli_bench",
                  "benchmarks that print measured ratios",
                  f"NAME is one of: {', '.join(BENCHES)}. The options after NAME apply to "
                  "the benches named in their help.",

@@ -24,7 +24,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from rlsub.core.bundled import config_path
 from rlsub.core.errors import ConfigError, RlsubError
@@ -37,7 +37,7 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}"  # no '/', no leading '.': st
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    name: str = doc("network builder name (rlsub.networks.BUILDERS)")
+    name: str = doc("network builder name (rlsub.core.registry.NETWORKS)")
     kwargs: dict[str, Any] = doc(
         "builder keyword arguments; RL input/output sizes come from the env", default_factory=dict
     )
@@ -126,8 +126,15 @@ class SweepConfig:
         check(self.batch >= 1, f"sweep.batch must be >= 1, got {self.batch}")
 
 
+TrainT = TypeVar("TrainT")  # the trainer's config class (its `train:` section)
+
+
 @dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(Generic[TrainT]):
+    """One experiment. Generic in its `train:` section: a trainer may annotate
+    `cfg: ExperimentConfig[PGConfig]` to have `cfg.train` typed; a bare `ExperimentConfig`
+    leaves it open (any trainer's)."""
+
     name: str = doc("experiment name (store and file names)")
     algorithm: str = doc(
         f"training algorithm: {', '.join(TRAINERS.names())}, or an import path 'pkg.module:TRAINER'"
@@ -141,8 +148,9 @@ class ExperimentConfig:
     env_variant: str | None = doc("a variant of the env spec (e.g. v0 for CartPole)", default=None)
     dataset: DatasetConfig | None = doc("supervised dataset", default=None)
     subspace: SubspaceConfig = doc("projection settings", default_factory=SubspaceConfig)
-    train: Any = doc(
-        "the algorithm's hyperparameters (validated by its config class)", default=None
+    train: TrainT = doc(
+        "the algorithm's hyperparameters (an instance of its trainer's config class)",
+        default=None,
     )
     sweep: SweepConfig = doc("d grid and seeds", default_factory=SweepConfig)
     source: str = doc("where the config was read from (set by the loader)", default="<dict>")

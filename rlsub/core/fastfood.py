@@ -1,7 +1,7 @@
 """The Fastfood projection (Le, Sarlos, Smola 2013): y = H G Pi H B pad(z), memory O(L),
 time O(L log L); the Walsh-Hadamard transform as small Kronecker matmuls.
 
-Imports: core.projection only.
+Imports: core.projection_base only.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from rlsub.core.projection import Projection
+from rlsub.core.projection_base import Projection
 
 
 def _hadamard(n: int, dtype: torch.dtype = torch.float32) -> Tensor:

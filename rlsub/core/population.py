@@ -61,7 +61,7 @@ class PopulationPolicy:
         out.module, out.apply, out.N, out.device = self.module, self.apply, len(idx), self.device
         idx = idx.to(self.device)
         if self.prepared is not None:
-            subset = getattr(self.module, "batched_subset", None)  # rlsub.networks.ConvNet
+            subset = getattr(self.module, "batched_subset", None)  # rlsub.nets.convnet.ConvNet
             if subset is not None:
                 out.prepared = subset(self.prepared, idx)
             else:

@@ -14,7 +14,7 @@ Kinds (Li et al. 2018, section 2 and appendix):
   every column normalised over all D rows. Stored as two CSR matrices
   (P for the forward, P^T for the backward); on the CPU also as SciPy CSC row
   blocks (populations, Z: (N, d)) and in ELLPACK form (one z, with theta0
-  added in the same pass: rlsub.sparse_ell).
+  added in the same pass: rlsub.core.sparse_ell).
 - ``fastfood``: y = H G Pi H B pad(z) (Le, Sarlos, Smola 2013) with H the
   unnormalised Walsh-Hadamard transform of length L = 2^ceil(log2 D), first D
   entries kept, divided by sqrt(D) * ||G|| so columns have norm about 1.
@@ -24,6 +24,9 @@ Kinds (Li et al. 2018, section 2 and appendix):
   its norm stays about 1).
 - ``identity``: P = I (d = D). Used for the direct-training baseline so that
   every trainer handles both cases with one code path.
+
+One module per kind (core.dense, core.sparse, core.fastfood; identity with the
+interface they share, core.projection_base); `make_projection` picks one.
 """
 
 from __future__ import annotations
@@ -33,13 +36,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from rlsub.core.dense import DenseProjection
 from rlsub.core.fastfood import FastfoodProjection
-from rlsub.core.projection import (
+from rlsub.core.projection_base import (
     DEFAULT_DENSE_LIMIT_GIB,
-    DenseProjection,
     IdentityProjection,
     Projection,
-    _check_dims,
+    check_dims,
 )
 from rlsub.core.sparse import SparseProjection
 
@@ -53,7 +56,7 @@ def make_projection(
     dense_limit_gib: float = DEFAULT_DENSE_LIMIT_GIB,
 ) -> Projection:
     """Build projection `kind` from (seed, D, d). Raises RlsubError on bad input."""
-    _check_dims(kind, D, d)
+    check_dims(kind, D, d)
     if kind == "dense":
         return DenseProjection(D, d, seed, max_gib=dense_limit_gib)
     if kind == "sparse":

@@ -60,6 +60,11 @@ class Registry:
     def names(self) -> list[str]:
         return list(self._entries)
 
+    def entry(self, name: str) -> Any | None:
+        """What `name` is registered as (an import path string or the object itself),
+        unresolved; None if it is not registered."""
+        return self._entries.get(name)
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and (name in self._entries or ":" in name)
 

@@ -2,7 +2,7 @@
 1/sqrt(layer size), entries +-1, columns normalised over all D rows. CSR for P and P^T,
 SciPy CSC row blocks for populations, ELLPACK (core.sparse_ell) for one z on the CPU.
 
-Imports: core.projection, core.sparse_ell, core.errors.
+Imports: core.projection_base, core.sparse_ell, core.errors.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from rlsub.core import sparse_ell
-from rlsub.core.projection import Projection
+from rlsub.core.projection_base import Projection
 
 
 class _SparseMatmul(torch.autograd.Function):
@@ -34,7 +34,7 @@ class _SparseMatmul(torch.autograd.Function):
     faster alone but slower inside a training step, where torch's own threads
     hold the cores. `rlsub bench supervised` measures the whole step.
     A single z on the CPU (one theta per step) skips this class: `_SparseAffine`
-    computes theta0 + P z in one pass through rlsub.sparse_ell (0.29 ms there).
+    computes theta0 + P z in one pass through rlsub.core.sparse_ell (0.29 ms there).
     """
 
     @staticmethod
@@ -50,7 +50,7 @@ class _SparseMatmul(torch.autograd.Function):
 
 
 class _SparseAffine(torch.autograd.Function):
-    """theta0 + P z for one z on the CPU through rlsub.sparse_ell; backward P^T g (torch CSR)."""
+    """theta0 + P z for one z on the CPU through rlsub.core.sparse_ell; backward P^T g (torch CSR)."""
 
     @staticmethod
     def forward(ctx, z: Tensor, theta0: Tensor | None, Pt: Tensor, ell: Any) -> Tensor:  # type: ignore[override]
@@ -149,7 +149,7 @@ class SparseProjection(Projection):
         norms = torch.zeros(d).index_add_(0, idx[1], v * v).sqrt()
         norms[norms == 0] = 1.0
         v = v / norms[idx[1]]
-        # the single-z CPU forward (rlsub.sparse_ell): the draws as they are, duplicates
+        # the single-z CPU forward (rlsub.core.sparse_ell): the draws as they are, duplicates
         # kept apart, so they sum to the same P as the coalesced matrices below
         self.ell = sparse_ell.build(
             r.numpy(), c.numpy(), (vals < 0).numpy(), (1 / norms).numpy(), D

@@ -1,6 +1,6 @@
 """theta0 + P z for one z on the CPU, for the sparse projection (numba kernel).
 
-The sparse P of rlsub.projections has D short rows (a few non-zeros each) and
+The sparse P of rlsub.core.projections has D short rows (a few non-zeros each) and
 d long columns, every entry +-1 times its column's scale 1/||column||. For a
 single z (supervised and policy-gradient steps, ES evaluations) the product is
 written row by row as gathers from a table of 2d + 1 signed, scaled values
@@ -98,7 +98,7 @@ _compiled: Any = None
 
 
 def _kernel() -> Any:
-    """`_affine_py` compiled (numba is imported here, not with rlsub.projections)."""
+    """`_affine_py` compiled (numba is imported here, not with rlsub.core.projections)."""
     global _compiled
     if _compiled is None:
         from numba import njit

@@ -42,7 +42,7 @@ from torch.func import functional_call
 
 from rlsub.core.errors import RlsubError
 from rlsub.core.population import PopulationPolicy
-from rlsub.core.projection import DEFAULT_DENSE_LIMIT_GIB, KINDS
+from rlsub.core.projection_base import DEFAULT_DENSE_LIMIT_GIB, KINDS
 from rlsub.core.projections import make_projection
 from rlsub.core.registry import build_network
 from rlsub.core.trust import reading

@@ -12,7 +12,9 @@ command that measured it), and how to vectorise:
 
 All vector envs use gymnasium's next-step autoreset; rollouts here run each
 slot for exactly one episode and mask it once done, so no reward leaks across
-episodes.
+episodes. A spec may declare a fast path of rlsub's rollouts for its vector env
+(``fast_path``: ``cartpole``, ``ale``); the rollouts read that declaration from the
+env (`rlsub.envs.vector.fast_path`), never the env's class.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from rlsub.core.registry import ENV_SPECS, NETWORKS
 from rlsub.core.schema import check, doc, from_mapping, read_yaml
 from rlsub.core.trust import check_import, reading_file
 
+CARTPOLE_IDS = ("CartPole-v0", "CartPole-v1")  # gymnasium's, with a native vector env
 REQUIRES_HINT = {
     "mujoco": "pip install 'gymnasium[mujoco]'",
     "ale_py": "pip install 'rlsub[atari]' (ale-py ships the Atari ROMs)",
@@ -53,6 +56,14 @@ class EnvSpec:
     )
     random_score: float | None = doc("mean return of a uniformly random policy", default=None)
     vector: Literal["native", "sync", "async", "ale"] = doc("vectorisation", default="sync")
+    fast_path: Literal["cartpole", "ale"] | None = doc(
+        "rlsub's own rollout path for this vector env (rlsub.rollout): 'cartpole' "
+        "(gymnasium's native CartPole vector env: each slot's start state drawn from its "
+        "own seed, and whole rollouts compiled with the physics in the kernel), 'ale' "
+        "(ale-py's AtariVectorEnv: one seed per slot, as an array); null: the generic path, "
+        "or the one implied by vector: ale and by a native CartPole-v0/v1",
+        default=None,
+    )
     requires: str | None = doc("python package the env needs (clear error if absent)", default=None)
     variants: dict[str, Any] = doc("named overrides of the fields above", default_factory=dict)
     variant: str | None = doc("the variant applied (set by the loader)", default=None)
@@ -63,6 +74,27 @@ class EnvSpec:
             f"max_episode_steps must be > 0, got {self.max_episode_steps}",
         )
         check(self.eval_episodes > 0, f"eval_episodes must be > 0, got {self.eval_episodes}")
+        check(
+            self.fast_path != "ale" or self.vector == "ale",
+            "fast_path: ale needs vector: ale (ale-py's AtariVectorEnv)",
+        )
+        check(
+            self.fast_path != "cartpole" or self.vector == "native",
+            "fast_path: cartpole needs vector: native (gymnasium's CartPole vector env)",
+        )
+        if self.fast_path is None:  # the path these vector envs always take (frozen: set once)
+            object.__setattr__(self, "fast_path", implied_fast_path(self.vector, self.id))
+
+
+def implied_fast_path(vector: str, env_id: str) -> Literal["cartpole", "ale"] | None:
+    """The fast path of a spec that names none: ale-py's vector env takes its seeds one per
+    slot, and gymnasium's native CartPole vector env seeds all slots from one seed, so
+    rlsub starts its slots itself (rlsub.rollout.slots.reset_slots)."""
+    if vector == "ale":
+        return "ale"
+    if vector == "native" and env_id in CARTPOLE_IDS:
+        return "cartpole"
+    return None
 
 
 def inline_spec(data: dict[str, Any], where: str | None = None) -> EnvSpec:
@@ -100,7 +132,7 @@ def load_env_spec(name_or_path: str | dict[str, Any], variant: str | None = None
         spec = inline_spec(name_or_path)
         return _variant(spec, variant, Path(f"inline env spec {spec.id}"))
     path = Path(name_or_path)
-    entry = ENV_SPECS._entries.get(name_or_path)
+    entry = ENV_SPECS.entry(name_or_path)
     if (
         ":" in name_or_path
         and not path.suffix
@@ -165,7 +197,7 @@ def env_spec_data(name: str | dict[str, Any], variant: str | None = None) -> Env
             return _with_variant(inline_spec(name), variant, Path("inline env spec"))
         except RlsubError:
             return None
-    entry = ENV_SPECS._entries.get(name)
+    entry = ENV_SPECS.entry(name)
     if entry is not None and not isinstance(entry, str) or ":" in name and not Path(name).suffix:
         return None
     path = Path(name) if Path(name).suffix else ENV_DIR / (entry or f"{name}.yaml")
@@ -260,7 +292,3 @@ def policy_network_kwargs(net_name: str, kwargs: dict[str, Any], dims: EnvDims) 
             if key in params:
                 out.setdefault(key, value)
     return out
-
-
-def with_variant(spec: EnvSpec, **changes: Any) -> EnvSpec:
-    return dataclasses.replace(spec, **changes)

@@ -13,16 +13,39 @@ import gymnasium as gym
 from rlsub.core.errors import RlsubError
 from rlsub.envs.spec import REQUIRES_HINT, EnvSpec
 
+SPEC_ATTR = "rlsub_spec"  # the spec a vector env was made from (`make_vec_env`)
+
 
 def make_vec_env(
     spec: EnvSpec, num_envs: int, threads: int | None = None, same_step: bool = False
 ) -> gym.vector.VectorEnv:
-    """A vector env of `num_envs` slots (seed it with reset(seed=...)).
+    """A vector env of `num_envs` slots (seed it with reset(seed=...)), carrying the spec it
+    was made from (`spec_of`, `fast_path`: what the rollouts read).
 
     ale only: `threads` sets the emulator threads (None: ale-py's choice, one per
     core up to num_envs); `same_step` switches to same-step autoreset (the final
     observation in info["final_obs"]), which the SB3 adapter needs.
     """
+    env = _make_vec_env(spec, num_envs, threads, same_step)
+    setattr(env.unwrapped, SPEC_ATTR, spec)
+    return env
+
+
+def spec_of(env: Any) -> EnvSpec | None:
+    """The spec a vector env was made from by `make_vec_env` (None: made elsewhere)."""
+    spec = getattr(getattr(env, "unwrapped", env), SPEC_ATTR, None)
+    return spec if isinstance(spec, EnvSpec) else None
+
+
+def fast_path(env: Any) -> str | None:
+    """The rollout fast path the env's spec declares (`EnvSpec.fast_path`), or None."""
+    spec = spec_of(env)
+    return None if spec is None else spec.fast_path
+
+
+def _make_vec_env(
+    spec: EnvSpec, num_envs: int, threads: int | None, same_step: bool
+) -> gym.vector.VectorEnv:
     if num_envs <= 0:
         raise RlsubError(f"num_envs must be > 0, got {num_envs}")
     try:

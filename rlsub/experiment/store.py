@@ -4,7 +4,7 @@ One row per trial, keyed by ``(config_hash, d, direct, seed)``; the direct
 baseline is keyed with ``d = 0`` (its record's d is D, kept in column ``D``).
 A row moves ``running -> done | failed``:
 
-- a sweep *claims* a trial (`Store.claim`, rlsub.experiment.claims: host, pid,
+- a sweep *claims* a trial (`Store.claim`, rlsub.experiment.queue: host, pid,
   token, lease, heartbeat; one transaction, counting the attempt) just before
   it starts, and replaces the row with the finished record when it ends, in one
   transaction, so a half-written record is never read as finished;
@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from rlsub.core.errors import RlsubError
-from rlsub.experiment import claims, meta
-from rlsub.experiment.claims import Claimant, ClaimResult, TrialKey
+from rlsub.experiment import meta, queue
+from rlsub.experiment.queue import Claimant, ClaimResult, TrialKey
 from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.store_files import (
     APPLICATION_ID,
@@ -88,8 +88,19 @@ _COLUMNS += _CLAIM_COLUMNS
 _KEY = ("config_hash", "d", "direct", "seed")
 _JSON = ("curve", "config", "versions", "info")
 _SCORES = ("final_eval_mean", "final_eval_std", "best_eval_mean", "solved_score")
-_AS_IS = ("config_hash", "direct", "status", "reason", "solved_score", "curve", "policy_path",
-          "config", "versions", "git_rev", "info")  # fmt: skip
+_AS_IS = (
+    "config_hash",
+    "direct",
+    "status",
+    "reason",
+    "solved_score",
+    "curve",
+    "policy_path",
+    "config",
+    "versions",
+    "git_rev",
+    "info",
+)
 _SCHEMA = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE trials ("
@@ -148,7 +159,7 @@ class Store:
             raise RlsubError(f"{self.path}: no such results store")
         if exists and self.path.is_dir():
             raise RlsubError(f"{self.path}: is a directory, not a results store")
-        journal = "delete" if claims.network_filesystem(self.path) else "wal"
+        journal = "delete" if queue.network_filesystem(self.path) else "wal"
         if not exists:
             with creating(self.path):
                 self._create_new(journal)
@@ -231,13 +242,13 @@ class Store:
         """Claim the first free (or abandoned) trial of `keys` for `who`: the one claim path."""
         self._writable()
         with self._disk():
-            return claims.claim(self.conn, keys, who)
+            return queue.claim(self.conn, keys, who)
 
     def restart(self, key: TrialKey, who: Claimant) -> int:
         """Count a new attempt of a trial `who` holds (its worker was lost); the attempt number."""
         self._writable()
         with self._disk():
-            return claims.restart(self.conn, key, who)
+            return queue.restart(self.conn, key, who)
 
     def mark_running(self, key: TrialKey, who: Claimant | None = None) -> int:
         """Claim trial `key` now (for `who`, else a claimant of its own); its attempt number.
@@ -317,7 +328,7 @@ class Store:
         to the end (a user error stopped it)."""
         self._writable()
         with self._disk():
-            claims.release(self.conn, key, who)
+            queue.release(self.conn, key, who)
 
     # ---------------------------------------------------------------- reads
     def statuses(self, config_hash: str | None = None) -> dict[TrialKey, str]:

@@ -1,6 +1,7 @@
 """A trial: one (config, d, seed) trained and evaluated, and its record.
 
-Trainers (`rlsub.es`, `rlsub.pg`, `rlsub.supervised`) each expose
+Trainers (`rlsub.algos.base.Trainer`: ES, CMA-ES, SB3's PPO / A2C / DQN, supervised
+Adam, the paper's DQN, or a user's plug-in) each expose
 
     train(cfg: ExperimentConfig, d: int | "direct", seed: int, progress: bool) -> TrainResult
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import math
 import time
 import traceback
@@ -22,19 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rlsub.algos.base import TrainResult
+from rlsub.algos.base import TrainResult, trainer_for
 from rlsub.core.checkpoint import Checkpoint
 from rlsub.core.config import ExperimentConfig, experiment_from_dict, load_experiment
 from rlsub.core.errors import RlsubError
 from rlsub.core.paths import write_error
-from rlsub.core.registry import TRAINERS
 from rlsub.envs.spec import check_config_env
 from rlsub.experiment.record import TrialRecord, git_revision, versions
-
-
-def trainer_for(algorithm: str) -> Any:
-    """The `Trainer` registered as `algorithm` (or at that import path)."""
-    return TRAINERS.resolve(algorithm)
 
 
 def _new_record(cfg: ExperimentConfig, d: int | str, seed: int) -> TrialRecord:
@@ -158,10 +152,9 @@ def run_trial(
 def batch_reason(cfg: ExperimentConfig) -> str | None:
     """None when cfg's trials can run as one batched job (`run_batch`), else why not."""
     trainer = trainer_for(cfg.algorithm)
-    if trainer.batch is None:
+    if trainer.train_batch is None or trainer.batchable is None:
         return f"algorithm {cfg.algorithm!r} has no batched trainer"
-    reason: str | None = importlib.import_module(trainer.batch).batchable(cfg)
-    return reason
+    return trainer.batchable(cfg)
 
 
 @contextlib.contextmanager
@@ -187,9 +180,11 @@ def run_batch(
     each, as `run_trial` would write it. wall_s is the batch's wall time divided among its
     trials; info["batch"] holds the batch's size and whole wall time."""
     trainer = trainer_for(cfg.algorithm)
+    if trainer.train_batch is None:
+        raise RlsubError(f"algorithm {cfg.algorithm!r} has no batched trainer")
     t0 = time.perf_counter()
     with torch_threads_kept():
-        results = importlib.import_module(str(trainer.batch)).train_batch(cfg, jobs, progress)
+        results = trainer.train_batch(cfg, jobs, progress)
     wall = time.perf_counter() - t0
     records = []
     for (d, seed), res in zip(jobs, results, strict=True):

@@ -31,17 +31,20 @@ Imports: nets.mlp, nets.convnet (torch only). Knows nothing of subspaces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from rlsub.nets.convnet import lenet
-from rlsub.nets.mlp import MLP, _mlp
+from rlsub.nets.mlp import MLP
 
 
-def mlp(**kwargs: Any) -> nn.Module:
+def mlp(
+    in_dim: int, out_dim: int, hidden: Sequence[int] = (20, 20), activation: str = "tanh"
+) -> nn.Module:
     """`MLP(sizes, activation)` from in_dim, hidden, out_dim (RL: sizes come from the env)."""
-    return _mlp(**kwargs)
+    return MLP([in_dim, *hidden, out_dim], activation=activation)
 
 
 def fc_mnist() -> nn.Module:

@@ -40,7 +40,7 @@ class ConvNet(nn.Sequential):
 
     Layers: SamePad2d, Conv2d (groups 1), BatchNorm1d/2d (eval mode: running
     statistics frozen, each member's scale and shift applied per channel),
-    ReLU, Tanh, MaxPool2d, Flatten, Linear. `rlsub.subspace.Subspace` uses
+    ReLU, Tanh, MaxPool2d, Flatten, Linear. `rlsub.core.subspace.Subspace` uses
 
     - `batched_prepare(params)` + `batched_apply(prepared, x)`: params name ->
       (N, *shape); x: (N, B, C, H, W) -> (N, B, out). Feature maps of the whole
@@ -50,7 +50,7 @@ class ConvNet(nn.Sequential):
       `baddbmm` with each member's weight in its (out, in) layout.
     - the first convolution, when its kernel is a multiple m*s of its stride s,
       runs as an m x m convolution of stride 1 over a space-to-depth input that
-      rlsub.frames writes in one pass from the frames; uint8 frames are scaled
+      rlsub.nets.frames writes in one pass from the frames; uint8 frames are scaled
       by 1/255 there (`uint8_input`), so rollouts hand them over as they come;
     - `pairs` (rlsub.rollout.pairs): large Linear weights of an antithetic
       population given as centre and delta (op "linear_pm").
@@ -147,7 +147,7 @@ class ConvNet(nn.Sequential):
     @staticmethod
     def _first_conv_s2d(ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """A first convolution of kernel m*s, stride s > 1 (after an optional SamePad2d)
-        becomes an "input" op: rlsub.frames' space-to-depth input, then an m x m
+        becomes an "input" op: rlsub.nets.frames' space-to-depth input, then an m x m
         convolution of stride 1 (the plain pad + conv is kept for inputs whose padded
         size is not a multiple of s)."""
         from rlsub.nets.frames import depth_weights
@@ -200,7 +200,7 @@ class ConvNet(nn.Sequential):
         N, B = x.shape[:2]
         ops = list(prepared)
         h: Tensor | None = None
-        if ops and ops[0][0] == "input":  # space-to-depth first convolution (rlsub.frames)
+        if ops and ops[0][0] == "input":  # space-to-depth first convolution (rlsub.nets.frames)
             from rlsub.nets.frames import space_to_depth
 
             _, pad, s, ws, b, w, groups = ops.pop(0)

@@ -1,6 +1,6 @@
 """Frame stacks into the first convolution of a ConvNet population, space-to-depth (numba).
 
-A population forward (rlsub.networks.ConvNet) lays the feature maps of N
+A population forward (rlsub.nets.convnet.ConvNet) lays the feature maps of N
 members out as one image of N*C channels in channels-last memory, so that
 member i's convolution is group i of a grouped convolution. Its first
 convolution (kernel k = m * s, stride s: es_pong's and nature_cnn's 8x8/4) is

@@ -64,9 +64,3 @@ class MLP(nn.Sequential):
     def batched_forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
         """params: name -> (N, *shape); x: (N, B, in) -> (N, B, out)."""
         return self.batched_apply(self.batched_prepare(params), x)
-
-
-def _mlp(
-    in_dim: int, out_dim: int, hidden: Sequence[int] = (20, 20), activation: str = "tanh"
-) -> MLP:
-    return MLP([in_dim, *hidden, out_dim], activation=activation)

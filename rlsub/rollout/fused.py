@@ -27,17 +27,20 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from rlsub.rollout.lanes import _act, _compact
+from rlsub.envs.vector import spec_of
+from rlsub.rollout.lanes import act_lanes, compact_lanes
 from rlsub.rollout.slots import cartpole_start_states
 
 
 def supported(env: Any) -> bool:
-    """True for gymnasium's native CartPole vector env with its standard dynamics and reward."""
-    base = getattr(env, "unwrapped", env)
+    """True for a vector env whose spec declares the CartPole fast path (`EnvSpec.fast_path`:
+    gymnasium's native CartPole vector env, Euler integration) with CartPole's standard
+    reward, 1 a step (not ``sutton_barto_reward``), as the kernel pays it."""
+    spec = spec_of(env)
     return (
-        type(base).__name__ == "CartPoleVectorEnv"
-        and getattr(base, "kinematics_integrator", None) == "euler"
-        and not getattr(base, "_sutton_barto_reward", True)
+        spec is not None
+        and spec.fast_path == "cartpole"
+        and not spec.kwargs.get("sutton_barto_reward", False)
     )
 
 
@@ -87,7 +90,9 @@ def _rollout(state, obs, done, returns, lengths, lanes, w, sizes, tanh, buf, nor
         s = lanes[j]
         for i in range(4):
             obs[s, i] = np.float32(state[i, s])
-    _act(obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, True, ai, af, low, high)
+    act_lanes(
+        obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, True, ai, af, low, high
+    )
     slot_steps = 0
     t = 0
     while True:
@@ -110,8 +115,8 @@ def _rollout(state, obs, done, returns, lengths, lanes, w, sizes, tanh, buf, nor
         if playing == 0 or (max_steps > 0 and t >= max_steps):
             return slot_steps
         if 2 * playing <= n:
-            n = _compact(w, lanes, done, n)
-        _act(
+            n = compact_lanes(w, lanes, done, n)
+        act_lanes(
             obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, True, ai, af, low,
             high,
         )  # fmt: skip

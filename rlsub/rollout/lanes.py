@@ -2,14 +2,14 @@
 
 CartPole's vector env steps 256 slots in about 100 us, less than torch spends on
 one batched matmul of 256 different small nets plus dispatch. So for MLP
-policies on flat observations, `rlsub.rollout.population_rollout` runs every
+policies on flat observations, `rlsub.rollout.population.population_rollout` runs every
 step through one numba kernel, `_step`, instead of torch:
 
 - book-keeping (`_account`): add the rewards and lengths of slots not done,
   mark the slots that ended, count the ones still playing;
-- dropping finished slots (`_compact`, in place) once half the lanes in use
+- dropping finished slots (`compact_lanes`, in place) once half the lanes in use
   are done, as the torch loop drops finished individuals;
-- the next actions (`_act`): for every lane (a slot still to be played),
+- the next actions (`act_lanes`): for every lane (a slot still to be played),
   normalise the slot's observation, run its network, write its action
   (argmax, or the output clipped to the action box). Parameters are stored
   lane-minor, w[p, j] = parameter p of lane j, so the inner loops run over
@@ -151,7 +151,7 @@ def _account(reward, term, trunc, done, returns, lengths):
 
 
 @njit(cache=True)
-def _act(
+def act_lanes(
     obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, discrete, ai, af, low, high
 ):
     """Actions of lanes[:n] into ai (discrete: argmax) or af (box: the output clipped)."""
@@ -184,16 +184,16 @@ def _step(obs, reward, term, trunc, done, returns, lengths, lanes, state, w, siz
         return playing
     n = state[0]
     if 2 * playing <= n:
-        n = _compact(w, lanes, done, n)
+        n = compact_lanes(w, lanes, done, n)
         state[0] = n
-    _act(
+    act_lanes(
         obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, discrete, ai, af, low, high
     )
     return playing
 
 
 @njit(cache=True)
-def _compact(w, lanes, done, n):
+def compact_lanes(w, lanes, done, n):
     """Move the lanes whose slot is not done to the front, in place; returns their count."""
     m = 0
     for j in range(n):
@@ -315,7 +315,7 @@ def rollout(
     returns = np.zeros(S)
     lengths = np.zeros(S, dtype=np.int64)
     net = (pol.w, pol.sizes, pol.tanh, pol.buf, norms.kernel_args, norms.s1, norms.s2, norms.update)
-    _act(np.asarray(obs), done, pol.lanes, S, *net, *pol.heads)  # type: ignore[call-arg]
+    act_lanes(np.asarray(obs), done, pol.lanes, S, *net, *pol.heads)  # type: ignore[call-arg]
     step = SlotStepper(env, obs)
     steps = capped = slot_steps = 0
     while True:

@@ -38,7 +38,7 @@ def antithetic_policy(
     ES's antithetic pairs, prepared as `population_fn` would prepare Z = [z + E; z - E],
     from 1 + H projections (theta_c = theta0 + P z, and P E) instead of 2H: member
     i's tensors are theta_c + P E_i, member H + i's theta_c - P E_i. Modules with
-    pair-aware batched forwards (rlsub.networks.ConvNet) keep every Linear weight of
+    pair-aware batched forwards (rlsub.nets.convnet.ConvNet) keep every Linear weight of
     at least `min_pair_numel` entries as centre and delta (each step then reads the
     centre once and each delta once per pair); the other tensors are formed per
     member. Results equal population_fn's up to float rounding.

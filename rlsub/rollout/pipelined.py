@@ -15,7 +15,7 @@ from torch import Tensor
 from rlsub.core.subspace import Subspace
 from rlsub.envs.spec import EnvDims
 from rlsub.rollout.pairs import PairsArg
-from rlsub.rollout.population import _policy_input, _population_policy
+from rlsub.rollout.population import policy_input, population_policy
 from rlsub.rollout.slots import RolloutResult, actions_from_outputs, reset_slots
 
 
@@ -53,7 +53,7 @@ class _Half:
         return self.n > 0 and not self.done.all()
 
     def act(self, dims: EnvDims) -> None:
-        x = _policy_input(np.asarray(self.obs), self.policy, True)
+        x = policy_input(np.asarray(self.obs), self.policy, True)
         out = self.policy(x.reshape(self.n, self.K, *dims.obs_shape))
         self.action = actions_from_outputs(out.reshape(self.n * self.K, -1), dims)
 
@@ -97,7 +97,7 @@ def pipelined_rollout(
     if N < 2:
         raise ValueError("pipelined_rollout needs at least 2 individuals (one per env)")
     nA = (N + 1) // 2
-    full = _population_policy(sub, Z, pairs)
+    full = population_policy(sub, Z, pairs)
     members = (pair_halves(N) if pairs is not None else None) or (
         torch.arange(nA),
         torch.arange(nA, N),

@@ -43,7 +43,7 @@ from rlsub.rollout.slots import (
 
 
 def _lanes() -> Any:
-    """rlsub.lanes, imported on first use (numba takes a while to import)."""
+    """rlsub.rollout.lanes, imported on first use (numba takes a while to import)."""
     from rlsub.rollout import lanes
 
     return lanes
@@ -73,7 +73,7 @@ def population_rollout(
     images. `max_steps` cuts every episode after that many agent steps (its
     return so far counts; `capped` says how many were cut); None plays to the
     env's own episode end. MLP policies on flat observations on the CPU run
-    through the compiled lane kernels of rlsub.lanes (same results, several
+    through the compiled lane kernels of rlsub.rollout.lanes (same results, several
     times faster on CartPole); `kernels=False` keeps them in the torch loop.
     """
     N, K = Z.shape[0], episodes
@@ -104,7 +104,7 @@ def population_rollout(
         )
     obs = reset_slots(env, seeds)
     # theta once per rollout, not per step
-    policy = full_policy = _population_policy(sub, Z, pairs)
+    policy = full_policy = population_policy(sub, Z, pairs)
     out_shape = (dims.n_actions,)  # logits (discrete) or the action vector (continuous)
     device = sub.theta0.device
     alive = torch.arange(N, device=device)
@@ -120,7 +120,7 @@ def population_rollout(
     steps = 0
     while True:
         obs = np.asarray(obs)
-        xt = _policy_input(obs, policy, obs_norm is None)
+        xt = policy_input(obs, policy, obs_norm is None)
         if obs_norm is not None:
             if update_norm:
                 seen.append(xt)
@@ -161,10 +161,10 @@ def population_rollout(
     )
 
 
-def _policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
+def policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
     """Observations as the policy takes them: uint8 pixels scaled to [0, 1], or kept as
     uint8 for a ConvNet population (it scales them itself, in its first pass over them:
-    rlsub.frames) when `raw_ok` (no observation normalisation)."""
+    rlsub.nets.frames) when `raw_ok` (no observation normalisation)."""
     x = torch.from_numpy(obs)
     device = getattr(policy, "device", None)
     if device is not None and device.type != "cpu":
@@ -176,7 +176,7 @@ def _policy_input(obs: np.ndarray, policy: Any, raw_ok: bool) -> Tensor:
     return x.float()
 
 
-def _population_policy(sub: Subspace, Z: Tensor, pairs: PairsArg | None) -> Any:
+def population_policy(sub: Subspace, Z: Tensor, pairs: PairsArg | None) -> Any:
     """The policy of population Z, or of ES's antithetic `pairs` (rlsub.rollout.pairs), on
     the Subspace's device (Z and the pairs are drawn on the CPU)."""
     device = sub.theta0.device

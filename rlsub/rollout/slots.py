@@ -1,4 +1,5 @@
-"""What every rollout shares: observation normalisation (`RunningNorm`), seeded slot resets,
+"""What every rollout shares: observation normalisation (`RunningNorm`, SB3's
+`RunningMeanStd` with a clip), seeded slot resets,
 actions from network outputs, masked stepping of finished slots (`SlotStepper`) and the
 result type.
 
@@ -7,42 +8,41 @@ Imports: envs, torch, numpy. Knows nothing of ES.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from torch import Tensor
 
 from rlsub.envs.spec import EnvDims
+from rlsub.envs.vector import fast_path
 
 
-class RunningNorm:
-    """Running mean/variance of observations (parallel Welford), float64."""
+class RunningNorm(RunningMeanStd):
+    """SB3's running mean and variance of observations (`RunningMeanStd`: the parallel
+    algorithm, float64, count starting at 1e-4), with what rlsub's rollouts add: the clip
+    of normalised observations, empty batches ignored, float32 tensors for a rollout,
+    and the state a policy file keeps."""
 
     def __init__(self, shape: tuple[int, ...], clip: float = 5.0) -> None:
-        self.mean = np.zeros(shape)
-        self.var = np.ones(shape)
-        self.count = 1e-4
+        super().__init__(epsilon=1e-4, shape=shape)
         self.clip = clip
 
     def update(self, x: np.ndarray) -> None:
         """x: (B, *shape)."""
         if len(x) == 0:
             return
-        self.update_moments(x.mean(0), x.var(0), len(x))
+        super().update(x)
 
     def update_moments(self, b_mean: np.ndarray, b_var: np.ndarray, b_count: float) -> None:
         """Fold in a batch given by its mean, (population) variance and count."""
         if b_count <= 0:
             return
-        delta = b_mean - self.mean
-        total = self.count + b_count
-        self.mean = self.mean + delta * b_count / total
-        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / total
-        self.var = m2 / total
-        self.count = total
+        self.update_from_moments(b_mean, b_var, b_count)
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -self.clip, self.clip)
@@ -84,25 +84,44 @@ def reset_slots(env: gym.vector.VectorEnv, seeds: list[int] | None) -> np.ndarra
     seeds None: reset without seeding, so every slot continues its own RNG (ale-py
     reloads the ROM to seed a slot: about 45 ms each, on one core).
 
-    gymnasium's native CartPole vector env seeds all slots from one RNG, so for it
-    each slot's start state is drawn here from its own seed with CartPole's
-    distribution (uniform in [-0.05, 0.05]^4), exactly as a single env would.
+    How a slot takes its seed follows the fast path its env spec declares
+    (`rlsub.envs.vector.fast_path`): gymnasium's native CartPole vector env seeds all
+    slots from one RNG, so for it each slot's start state is drawn here from its own
+    seed with CartPole's distribution (uniform in [-0.05, 0.05]^4), exactly as a single
+    env would; ale-py takes one seed per slot as an array; any other vector env a list.
     """
-    base = env.unwrapped
     if seeds is None:
         obs, _ = env.reset()
         return np.asarray(obs)
-    if type(base).__name__ == "CartPoleVectorEnv":
-        env.reset(seed=seeds[0])
-        states = cartpole_start_states(seeds)
-        base.state = states  # type: ignore[attr-defined]
-        base.steps = np.zeros(len(seeds), dtype=np.int32)  # type: ignore[attr-defined]
-        return states.T.astype(np.float32)
-    if type(base).__name__ == "AtariVectorEnv":  # ale-py takes one seed per slot as an array
-        obs, _ = env.reset(seed=np.asarray(seeds, dtype=np.int64))  # type: ignore[arg-type]
-        return np.asarray(obs)
+    reset = SEEDED_RESETS.get(fast_path(env) or "", _reset_seed_list)
+    return reset(env, seeds)
+
+
+def _reset_seed_list(env: gym.vector.VectorEnv, seeds: list[int]) -> np.ndarray:
     obs, _ = env.reset(seed=list(seeds))  # type: ignore[arg-type]
     return np.asarray(obs)
+
+
+def _reset_ale(env: gym.vector.VectorEnv, seeds: list[int]) -> np.ndarray:
+    obs, _ = env.reset(seed=np.asarray(seeds, dtype=np.int64))  # type: ignore[arg-type]
+    return np.asarray(obs)
+
+
+def _reset_cartpole(env: gym.vector.VectorEnv, seeds: list[int]) -> np.ndarray:
+    """CartPoleVectorEnv's slots started from `cartpole_start_states` (its public state)."""
+    base: Any = env.unwrapped
+    env.reset(seed=seeds[0])
+    states = cartpole_start_states(seeds)
+    base.state = states
+    base.steps = np.zeros(len(seeds), dtype=np.int32)
+    return states.T.astype(np.float32)
+
+
+# fast path (EnvSpec.fast_path) -> how its vector env resets slot by slot from seeds
+SEEDED_RESETS: dict[str, Callable[[gym.vector.VectorEnv, list[int]], np.ndarray]] = {
+    "cartpole": _reset_cartpole,
+    "ale": _reset_ale,
+}
 
 
 def cartpole_start_states(seeds: list[int]) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from rlsub.analysis.estimate import estimate_group
+from rlsub.analysis.group import estimate_of
 
 NEAR_FRACTION = 0.05  # adaptive: a mean within 5 % of the target gets every seed
 
@@ -120,7 +121,7 @@ def refine(sw: Any, kind: str, budget: int) -> str:
     start = sw.ran
     while True:
         g = estimate_group(list(sw.records.values()), draws=1000, floor=sw.floor)
-        e = g.get(kind)
+        e = estimate_of(g, kind)
         if e is None or e["headline_side"] in ("none", "beyond") and e["d_int"] is None:
             return "no d reaches the line"
         lo, hi = e["interpolated_interval"] or (None, None)

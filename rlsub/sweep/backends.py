@@ -34,7 +34,7 @@ from rlsub.core.config import ExperimentConfig
 from rlsub.core.errors import RlsubError
 from rlsub.core.ray_local import LocalRay
 from rlsub.experiment.record import TrialRecord
-from rlsub.sweep.executors import POLL_S, InProcess, Job, Lost, Outcome, _Bounded, import_ray, work
+from rlsub.sweep.executors import POLL_S, Bounded, InProcess, Job, Lost, Outcome, import_ray, work
 
 _RAY_CRASHES = (
     "WorkerCrashedError",
@@ -116,7 +116,7 @@ class _Worker:
         self.conn.close()
 
 
-class Pool(_Bounded):
+class Pool(Bounded):
     """`workers` worker processes, each running one trial at a time (module docstring)."""
 
     def __init__(self, cfg: ExperimentConfig, policy_dir: str | None, workers: int) -> None:
@@ -200,7 +200,7 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
         ) from None
 
 
-class Ray(_Bounded):
+class Ray(Bounded):
     """Trials as Ray tasks (`ray` is an optional extra: pip install 'rlsub[ray]')."""
 
     def __init__(

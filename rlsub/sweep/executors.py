@@ -3,7 +3,7 @@ processes or as Ray tasks, with a watchdog that kills a trial past its timeout. 
 `run_one` on (config dict, d, seed).
 
 Every executor takes its trials from a `Feed` (the sweep's claims on the store,
-rlsub.experiment.claims): `take()` gives a trial now claimed by this sweep, `WAIT`
+rlsub.experiment.queue): `take()` gives a trial now claimed by this sweep, `WAIT`
 when the only ones left are held by other sweeps (ask again later), or None when
 none is left. A trial whose worker died (SIGKILL, out of memory: `Lost(crashed=True)`)
 runs again under the same claim (`again`, a new attempt counted in the store), up to
@@ -169,7 +169,7 @@ class InProcess:
         pass
 
 
-class _Bounded:
+class Bounded:
     """Shared loop of the pool and Ray backends: at most `workers` trials in flight."""
 
     workers: int

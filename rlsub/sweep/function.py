@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsub.analysis.estimate import estimate_group
+from rlsub.analysis.group import Group
 from rlsub.core.errors import RlsubError
 from rlsub.experiment.record import TrialRecord, versions
 from rlsub.experiment.store import Store, trial_key
@@ -48,7 +49,7 @@ def sweep_function(
     threshold: float = 0.9,
     solved_score: float | None = None,
     supervised: bool = False,
-) -> dict[str, Any]:
+) -> Group:
     """Run f(d, seed) for every d in `d_grid` and seed (and the baseline), skipping the
     trials the store already holds; returns `estimate_group` of all of them.
 

@@ -13,7 +13,7 @@ Before anything is created, `rlsub.sweep.validate` checks the request, the
 env or dataset files, and every d of the grid against the network's D.
 
 Reliability: the store is a shared work queue. The driver *claims* each trial
-(rlsub.experiment.claims: host, pid, lease, heartbeat) just before it starts
+(rlsub.experiment.queue: host, pid, lease, heartbeat) just before it starts
 and writes its finished record when it ends. Several sweeps of one config on
 one store -- on one machine, or on several sharing the store's folder -- split
 the trials: each takes the next trial nobody holds, waits for those others
@@ -46,7 +46,7 @@ from rlsub.analysis.estimate import config_floor, estimate_group
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.errors import RlsubError
 from rlsub.core.paths import check_can_write_file
-from rlsub.experiment.claims import LEASE_S, Claimant, Heartbeat, running_state
+from rlsub.experiment.queue import LEASE_S, Claimant, Heartbeat, running_state
 from rlsub.experiment.record import TrialRecord
 from rlsub.experiment.store import Store, TrialKey, default_path, trial_key
 from rlsub.sweep import adaptive

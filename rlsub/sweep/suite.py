@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlsub.algos.base import trainer_for
 from rlsub.core.bundled import config_path
 from rlsub.core.config import ExperimentConfig, load_experiment, with_overrides
 from rlsub.core.errors import ConfigError, RlsubError
@@ -55,8 +56,8 @@ class SuiteConfig:
 class Planned:
     cfg: ExperimentConfig
     trials: int
-    unit: str
-    units_per_trial: float
+    unit: str  # "" where the trainer states no budget
+    units_per_trial: float | None
     measured: list[float] = field(default_factory=list)  # seconds per unit, one per record
 
     @property
@@ -66,7 +67,9 @@ class Planned:
     @property
     def hours(self) -> float | None:
         s = self.s_per_unit
-        return None if s is None else s * self.units_per_trial * self.trials / 3600
+        if s is None or self.units_per_trial is None:
+            return None
+        return s * self.units_per_trial * self.trials / 3600
 
 
 def _resolve(path: str, base: Path) -> Path:
@@ -99,29 +102,6 @@ def load_suite(path: str | Path) -> tuple[SuiteConfig, list[ExperimentConfig]]:
     return suite, cfgs
 
 
-def budget(cfg: ExperimentConfig) -> tuple[str, float]:
-    """(unit, units per trial) of cfg's training budget."""
-    t: Any = cfg.train
-    if cfg.algorithm in ("es", "cmaes"):
-        return "generation", float(t.generations)
-    if cfg.algorithm in ("ppo", "a2c", "dqn"):
-        return "env step", float(t.total_timesteps)
-    return "epoch", float(t.epochs)
-
-
-def _record_units(row: dict[str, Any]) -> float | None:
-    """Budget units a finished trial actually used (generations, env steps, epochs)."""
-    algo, info = row["algorithm"], row.get("info") or {}
-    train = (row.get("config") or {}).get("train", {})
-    if algo in ("es", "cmaes"):
-        g = info.get("generations")
-        return float(g) if g else None
-    if algo in ("ppo", "a2c", "dqn"):
-        return float(row["env_steps"]) or None
-    e = info.get("epochs", train.get("epochs"))
-    return float(e) if e else None
-
-
 def plan(cfgs: list[ExperimentConfig], measured: list[str | Path]) -> list[Planned]:
     from rlsub.experiment.store import Store
 
@@ -140,15 +120,16 @@ def plan(cfgs: list[ExperimentConfig], measured: list[str | Path]) -> list[Plann
     for cfg in cfgs:
         sw = cfg.sweep
         trials = (len(sw.d_grid) + (1 if sw.baseline else 0)) * len(sw.seeds)
-        unit, n = budget(cfg)
-        pl = Planned(cfg, trials, unit, n)
+        trainer = trainer_for(cfg.algorithm)
+        b = trainer.budget(cfg)
+        pl = Planned(cfg, trials, b.unit if b else "", b.amount if b else None)
         for r in rows:
             same = (r["task"], r["algorithm"], r["network"]) == (
                 cfg.task,
                 cfg.algorithm,
                 cfg.network.name,
             )
-            units = _record_units(r) if same else None
+            units = trainer.spent(r) if same and b else None  # units the trial used
             if units and r["wall_s"] > 0:
                 pl.measured.append(r["wall_s"] / units)
         out.append(pl)
@@ -175,7 +156,7 @@ def format_plan(suite: SuiteConfig, planned: list[Planned]) -> str:
             cost, per = f"{ch:,.1f}", f"{_fmt_s(s)} ({len(p.measured)})"
         lines.append(
             f"| {p.cfg.name} | {p.cfg.task} | {p.cfg.algorithm} | {p.trials} | "
-            f"{p.units_per_trial:,.0f} {p.unit}s | {per} | {cost} |"
+            f"{_budget_text(p)} | {per} | {cost} |"
         )
     lines += [
         "",
@@ -189,6 +170,12 @@ def format_plan(suite: SuiteConfig, planned: list[Planned]) -> str:
             "given stores): " + ", ".join(missing)
         )
     return "\n".join(lines)
+
+
+def _budget_text(p: Planned) -> str:
+    if p.units_per_trial is None:
+        return "not stated by the trainer"
+    return f"{p.units_per_trial:,.0f} {p.unit}s"
 
 
 def _fmt_s(s: float) -> str:

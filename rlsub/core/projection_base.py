@@ -1,7 +1,9 @@
-"""The projection interface (`Projection`: z (d,) -> P z (D,), Z (N, d) -> (N, D)), the identity
-and the dense Gaussian projection. Kinds and their rules: rlsub.core.projections.
+"""What every random projection shares: the interface (`Projection`: z (d,) -> P z (D,),
+Z (N, d) -> (N, D)), the kinds and their dimension rules (`check_dims`), and the
+identity (P = I, the direct baseline). The kinds live beside it (core.dense,
+core.sparse, core.fastfood); `rlsub.core.projections.make_projection` builds one.
 
-Imports: torch and numpy only (and core.errors).
+Imports: torch only (and core.errors).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ KINDS = ("dense", "sparse", "fastfood", "identity")
 DEFAULT_DENSE_LIMIT_GIB = 2.0
 
 
-def _check_dims(kind: str, D: int, d: int) -> None:
+def check_dims(kind: str, D: int, d: int) -> None:
+    """Refuse (RlsubError) an unknown kind or a d that kind cannot have for D."""
     if kind not in KINDS:
         raise RlsubError(f"unknown projection kind {kind!r}; allowed: {', '.join(KINDS)}")
     if D <= 0:
@@ -37,7 +40,7 @@ class Projection:
     kind: str = ""
 
     def __init__(self, D: int, d: int, seed: int) -> None:
-        _check_dims(self.kind, D, d)
+        check_dims(self.kind, D, d)
         self.D, self.d, self.seed = int(D), int(d), int(seed)
 
     def _generator(self) -> torch.Generator:
@@ -86,30 +89,3 @@ class IdentityProjection(Projection):
 
     def apply(self, Z: Tensor) -> Tensor:
         return Z
-
-
-class DenseProjection(Projection):
-    """Gaussian D x d matrix, columns scaled to unit norm."""
-
-    kind = "dense"
-
-    def __init__(self, D: int, d: int, seed: int, max_gib: float = DEFAULT_DENSE_LIMIT_GIB) -> None:
-        super().__init__(D, d, seed)
-        need_gib = D * d * 4 / 2**30
-        if need_gib > max_gib:
-            raise RlsubError(
-                f"dense projection of D={D} x d={d} needs {need_gib:.2f} GiB, over the "
-                f"limit of {max_gib:g} GiB; use --projection sparse or fastfood "
-                "(or raise the limit with --dense-limit-gib)"
-            )
-        g = self._generator()
-        # (d, D): row j is column j of P, so normalising rows normalises columns.
-        Pt = torch.randn(d, D, generator=g)
-        Pt /= Pt.norm(dim=1, keepdim=True)
-        self.Pt = Pt
-
-    def _tensors(self) -> list[Tensor]:
-        return [self.Pt]
-
-    def apply(self, Z: Tensor) -> Tensor:
-        return Z @ self.Pt

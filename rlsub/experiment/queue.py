@@ -1,4 +1,5 @@
-"""Claims with leases: which process runs a trial of a results store, and whether it still does.
+"""The results store as a work queue: claims with leases say which process runs a trial of
+the store, and whether it still does.
 
 A sweep process claims a trial in one transaction: the trial's row becomes
 ``running`` with its claimant -- host, pid, a token unique to that sweep, its
@@ -35,8 +36,20 @@ from pathlib import Path
 from typing import Any
 
 LEASE_S = 60.0
-NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph",
-              "fuse.sshfs", "9p", "afs")  # fmt: skip
+NETWORK_FS = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "lustre",
+    "gpfs",
+    "beegfs",
+    "ceph",
+    "fuse.sshfs",
+    "9p",
+    "afs",
+)
 TrialKey = tuple[str, int, bool, int]  # (config_hash, d (0: direct), direct, seed)
 
 _LIVE: set[str] = set()  # tokens of this process's claimants whose sweep is running

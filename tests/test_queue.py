@@ -1,4 +1,4 @@
-"""Claims with leases on the results store: who runs a trial, take-overs, heartbeats,
+"""The store as a work queue (rlsub.experiment.queue), claims with leases: who runs a trial, take-overs, heartbeats,
 first finisher wins, schema 1 stores, concurrent creation, the network-filesystem journal."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from test_store import record
 
-import rlsub.experiment.claims as claims
+import rlsub.experiment.queue as queue
 import rlsub.experiment.store as store_module
 from rlsub.core.errors import RlsubError
-from rlsub.experiment.claims import Claimant, Heartbeat, abandoned, running_state
+from rlsub.experiment.queue import Claimant, Heartbeat, abandoned, running_state
 from rlsub.experiment.store import SCHEMA_VERSION, Store, trial_key
 
 KEYS = [trial_key("h1", d, s) for d in ("direct", 1, 2) for s in (0, 1)]
@@ -173,8 +173,8 @@ def test_network_filesystem_uses_the_rollback_journal(
     monkeypatch.setattr(
         Path, "read_text", lambda p, *a, **k: real_read(mounts if str(p) == "/proc/mounts" else p)
     )
-    assert claims.network_filesystem(tmp_path / "a" / "s.sqlite")
-    assert not claims.network_filesystem(Path("/usr/s.sqlite"))
+    assert queue.network_filesystem(tmp_path / "a" / "s.sqlite")
+    assert not queue.network_filesystem(Path("/usr/s.sqlite"))
     path = tmp_path / "s.sqlite"
     a, b = Claimant.here(), Claimant.here()
     with Store(path) as sa, Store(path) as sb, Heartbeat(path, a), Heartbeat(path, b):

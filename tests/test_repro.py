@@ -107,3 +107,23 @@ def test_numba_cache_folder_follows_the_kernel_sources(tmp_path) -> None:  # typ
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")  # the user's own setting wins
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == str(tmp_path / "mine")
+
+
+def test_the_18_trial_cartpole_sweep_reproduces_its_archive() -> None:
+    """docs/bench/sweep18.json: the 18 trials of docs/bench/sweep18.py, archived before and
+    after the ES loops became one (rlsub.algos.es_loop); every restructuring keeps them."""
+    import json
+
+    from rlsub.algos.es import train
+    from rlsub.core.config import load_experiment
+
+    archive = json.loads((ROOT / "docs" / "bench" / "sweep18.json").read_text())
+    assert archive["identical"]
+    cfg = load_experiment("cartpole_es")
+    for d, seed, score, steps, generations in archive["trials"]:
+        r = train(cfg, d if d == "direct" else int(d), seed, progress=False)
+        assert [r.final_eval_mean, r.env_steps, r.info["generations"]] == [
+            score,
+            steps,
+            generations,
+        ], (d, seed)

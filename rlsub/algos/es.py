@@ -104,7 +104,7 @@ class ESConfig:
         default="float32",
     )
     backend: Literal["local", "ray"] = doc(
-        "where the population plays: this process, or Ray actors (rlsub.es_ray)",
+        "where the population plays: this process, or Ray actors (rlsub.algos.es_ray)",
         default="local",
     )
     workers: int = doc("Ray actors sharing the population (backend: ray)", default=2)

@@ -36,7 +36,7 @@ def _kill_after_saves(monkeypatch: pytest.MonkeyPatch, n: int) -> list[int]:
 
     def save(self: Checkpoint, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         real_save(self, meta, tensors)
-        saved.append(meta.get("generation", meta.get("epoch")))
+        saved.append(meta.get("generation", meta.get("epoch", meta.get("episode"))))
         if len(saved) == n:
             raise Killed
 
@@ -219,3 +219,27 @@ def test_killed_supervised_trial_resumes_at_its_epoch(
         resumed.subspace.named_parameters(), whole.subspace.named_parameters(), strict=True
     ):
         assert torch.equal(a, b), k
+
+
+def test_killed_dqn_paper_run_resumes_at_its_episode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The paper's DQN (replay buffer, RMSProp, target net, epsilon, last-100 window) resumes
+    from the end of its last saved episode and ends as the run never killed."""
+    from rlsub.algos.dqn_paper import train as dqn_train
+
+    train = {"max_episodes": 30, "window": 10, "eval_episodes": 2, "buffer_size": 200}
+    cfg = with_overrides(load_experiment("cartpole_v0_dqn_paper"), train=train)
+    whole = dqn_train(cfg, 10, 0)
+    saved = _kill_after_saves(monkeypatch, 12)
+    ck = trial_checkpoint(cfg, 10, 0, tmp_path)
+    with pytest.raises(Killed):
+        dqn_train(cfg, 10, 0, checkpoint=ck)
+    monkeypatch.setattr(Checkpoint, "save", lambda *a: None)
+    resumed = dqn_train(cfg, 10, 0, checkpoint=ck)
+    assert resumed.info.pop("resumed_at_episode") == saved[-1] == 12
+    for k in ("train_wall_s",):
+        resumed.info.pop(k), whole.info.pop(k)
+    assert resumed.info == whole.info and resumed.curve == whole.curve
+    assert resumed.final_eval_mean == whole.final_eval_mean
+    assert torch.equal(resumed.subspace.z, whole.subspace.z)

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from rlsub.algos.base import Budget, Trainer, TrainResult
 from rlsub.algos.sizes import probe_env
+from rlsub.core.checkpoint import Checkpoint
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.registry import build_network, count_parameters
 from rlsub.core.schema import check, doc
@@ -105,14 +106,33 @@ class Replay:
             self.i = (self.i + 1) % self.size
             self.n = min(self.n + 1, self.size)
 
+    def state(self) -> tuple[dict[str, int], dict[str, torch.Tensor]]:
+        """The buffer for a checkpoint: its counters and its arrays."""
+        arrays: dict[str, np.ndarray] = {"s": self.s, "s2": self.s2, "a": self.a, "r": self.r}
+        arrays["done"] = self.done
+        counts = {"offered": self.offered, "n": self.n, "i": self.i}
+        return counts, {f"replay.{k}": torch.from_numpy(v.copy()) for k, v in arrays.items()}
+
+    def load(self, counts: dict[str, int], tensors: dict[str, torch.Tensor]) -> None:
+        for k in ("s", "s2", "a", "r", "done"):
+            getattr(self, k)[...] = tensors[f"replay.{k}"].numpy()
+        self.offered, self.n, self.i = counts["offered"], counts["n"], counts["i"]
+
     def sample(self, k: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         idx = rng.integers(0, self.n, size=k)
         return tuple(torch.from_numpy(x[idx]) for x in (self.s, self.a, self.r, self.s2, self.done))
 
 
 def train(
-    cfg: ExperimentConfig[PaperDQNConfig], d: int | str, seed: int, progress: bool = False
+    cfg: ExperimentConfig[PaperDQNConfig],
+    d: int | str,
+    seed: int,
+    progress: bool = False,
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
+    """One run of the paper's protocol; with a `checkpoint`, resumed from the end of its
+    last saved episode (every episode starts from a seeded reset, so the rest of the run
+    is the one it would have been) and saved after episodes."""
     tc = cfg.train
     spec = load_env_spec(cfg.env or "", cfg.env_variant)
     dims = _dims(cfg)
@@ -136,10 +156,23 @@ def train(
     replay = Replay(tc.buffer_size, dims.obs_dim, tc.store_every)
     history: deque[float] = deque(maxlen=tc.window)
     curve: list[dict[str, float]] = []
-    updates = steps = 0
+    updates = steps = start = 0
+    loaded = checkpoint.load() if checkpoint is not None else None
+    if loaded is not None:
+        meta, tensors = loaded
+        start, updates, steps = meta["episode"], meta["updates"], meta["steps"]
+        history.extend(meta["history"])
+        curve = list(meta["curve"])
+        rng.bit_generator.state = meta["rng"]
+        with torch.no_grad():
+            sub.z.copy_(tensors["z"])
+        z_target.copy_(tensors["z_target"])
+        opt.load_state_dict(_opt_state(opt, tensors))
+        replay.load(meta["replay"], tensors)
     t0 = time.perf_counter()
     bar = tqdm(
         total=tc.max_episodes,
+        initial=start,
         desc=f"{cfg.name} d={d} seed={seed}",
         unit="episode",
         file=sys.stderr,
@@ -147,7 +180,7 @@ def train(
         leave=False,
     )
     with bar:
-        for episode in range(tc.max_episodes):
+        for episode in range(start, tc.max_episodes):
             obs, _ = env.reset(seed=int(seeds["env"]) + episode)
             total, done = 0.0, False
             while not done:
@@ -177,6 +210,11 @@ def train(
             bar.set_postfix(last100=f"{score:.1f}", refresh=False)
             if len(history) == tc.window and score >= spec.solved_score:
                 break
+            if checkpoint is not None and checkpoint.due():
+                counts = {"episode": episode + 1, "updates": updates, "steps": steps}
+                state = {**counts, "history": list(history), "curve": curve}
+                state["rng"] = rng.bit_generator.state
+                _save(checkpoint, state, sub.z, z_target, opt, replay)
     env.close()
     ev_mean, ev_std = _evaluate(sub, spec, tc.eval_episodes, seeds["eval"])
     return TrainResult(
@@ -196,8 +234,30 @@ def train(
             "fresh_eval_mean": ev_mean,
             "fresh_eval_std": ev_std,
             "train_wall_s": time.perf_counter() - t0,
+            **({"resumed_at_episode": start} if start else {}),
         },
     )
+
+
+def _save(
+    checkpoint: Checkpoint,
+    meta: dict[str, Any],
+    z: torch.Tensor,
+    z_target: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    replay: Replay,
+) -> None:
+    tensors = {"z": z.detach().clone(), "z_target": z_target.clone()}
+    for k, v in opt.state_dict()["state"].get(0, {}).items():
+        tensors[f"opt.{k}"] = v.clone() if torch.is_tensor(v) else torch.tensor(v)
+    rmeta, rtensors = replay.state()
+    checkpoint.save({**meta, "replay": rmeta}, {**tensors, **rtensors})
+
+
+def _opt_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    sd = opt.state_dict()
+    sd["state"] = {0: {k[4:]: v for k, v in tensors.items() if k.startswith("opt.")}}
+    return sd
 
 
 def _update(
@@ -265,4 +325,6 @@ def spent(row: Mapping[str, Any]) -> float | None:
     return float(episodes) if episodes else None
 
 
-PAPER_DQN = Trainer(PaperDQNConfig, train, dimension=dimension, budget=budget, spent=spent)
+PAPER_DQN = Trainer(
+    PaperDQNConfig, train, dimension=dimension, budget=budget, spent=spent, checkpoints=True
+)

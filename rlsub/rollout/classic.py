@@ -87,10 +87,11 @@ def _acrobot_consts(b: Any) -> np.ndarray:
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _acrobot_dsdt(theta1, theta2, dtheta1, dtheta2, a, c):
-    """AcrobotEnv._dsdt (the book's dynamics): (dtheta1, dtheta2, ddtheta1, ddtheta2)."""
+def _acrobot_dsdt(theta1, theta2, dtheta1, dtheta2, a, c, cos2, sin2):
+    """AcrobotEnv._dsdt (the book's dynamics) given cos2, sin2 = cos(theta2), sin(theta2)
+    (gymnasium calls them 2 and 3 times: pure, the same values): (dtheta1, dtheta2,
+    ddtheta1, ddtheta2)."""
     two, m2, I1, I2 = c[0], c[1], c[2], c[3]
-    cos2, sin2 = math.cos(theta2), math.sin(theta2)  # each called once (pure: same values)
     d1 = c[10] + m2 * (c[11] + c[12] * cos2) + I1 + I2
     d2 = m2 * (c[13] + c[14] * cos2) + I2
     phi2 = c[15] * math.cos(theta1 + theta2 - c[16])
@@ -122,23 +123,28 @@ def _bound(x, m, M):
     return M if M < x else x
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _acrobot_stage(y0, y1, y2, y3, h, k0, k1, k2, k3, a, c):
+    """_dsdt at y + h k (an RK4 stage)."""
+    t1 = y1 + h * k1
+    return _acrobot_dsdt(
+        y0 + h * k0, t1, y2 + h * k2, y3 + h * k3, a, c, math.cos(t1), math.sin(t1)
+    )
+
+
 @njit(cache=True, error_model="numpy")
 def acrobot_step(state, obs, s, action, c):
-    """AcrobotEnv.step for slot s (state (4, S) float64, obs (S, 6) float32): (reward, terminated)."""
+    """AcrobotEnv.step for slot s (state (6, S) float64: the 4 of gymnasium's, then cos and
+    sin of theta2, which the next step's first stage needs; obs (S, 6) float32):
+    (reward, terminated)."""
     y0, y1, y2, y3 = state[0, s], state[1, s], state[2, s], state[3, s]
     a = c[7 + action]
     dt = c[4]  # rk4's t[1] - t[0] = dt - 0
     dt2 = dt / 2.0
-    k10, k11, k12, k13 = _acrobot_dsdt(y0, y1, y2, y3, a, c)
-    k20, k21, k22, k23 = _acrobot_dsdt(
-        y0 + dt2 * k10, y1 + dt2 * k11, y2 + dt2 * k12, y3 + dt2 * k13, a, c
-    )
-    k30, k31, k32, k33 = _acrobot_dsdt(
-        y0 + dt2 * k20, y1 + dt2 * k21, y2 + dt2 * k22, y3 + dt2 * k23, a, c
-    )
-    k40, k41, k42, k43 = _acrobot_dsdt(
-        y0 + dt * k30, y1 + dt * k31, y2 + dt * k32, y3 + dt * k33, a, c
-    )
+    k10, k11, k12, k13 = _acrobot_dsdt(y0, y1, y2, y3, a, c, state[4, s], state[5, s])
+    k20, k21, k22, k23 = _acrobot_stage(y0, y1, y2, y3, dt2, k10, k11, k12, k13, a, c)
+    k30, k31, k32, k33 = _acrobot_stage(y0, y1, y2, y3, dt2, k20, k21, k22, k23, a, c)
+    k40, k41, k42, k43 = _acrobot_stage(y0, y1, y2, y3, dt, k30, k31, k32, k33, a, c)
     h = dt / 6.0
     n0 = y0 + h * (k10 + 2 * k20 + 2 * k30 + k40)
     n1 = y1 + h * (k11 + 2 * k21 + 2 * k31 + k41)
@@ -153,8 +159,10 @@ def acrobot_step(state, obs, s, action, c):
     terminated = -cos0 - math.cos(n1 + n0) > 1.0
     obs[s, 0] = np.float32(cos0)
     obs[s, 1] = np.float32(math.sin(n0))
-    obs[s, 2] = np.float32(math.cos(n1))
-    obs[s, 3] = np.float32(math.sin(n1))
+    cos1, sin1 = math.cos(n1), math.sin(n1)
+    state[4, s], state[5, s] = cos1, sin1
+    obs[s, 2] = np.float32(cos1)
+    obs[s, 3] = np.float32(sin1)
     obs[s, 4] = np.float32(n2)
     obs[s, 5] = np.float32(n3)
     return (0.0 if terminated else -1.0), terminated
@@ -167,7 +175,8 @@ def _acrobot_start(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         [np.cos(st[0]), np.sin(st[0]), np.cos(st[1]), np.sin(st[1]), st[2], st[3]],
         dtype=np.float32,
     )
-    return st.astype(np.float64), ob
+    theta2 = float(st[1])  # the first step's float64 cos and sin (libm, as numba's)
+    return np.array([*st.astype(np.float64), math.cos(theta2), math.sin(theta2)]), ob
 
 
 def _acrobot_standard(b: Any) -> bool:
@@ -193,18 +202,21 @@ def _clip(x, lo, hi):
 
 @njit(cache=True, error_model="numpy")
 def pendulum_step(state, obs, s, u, c):
-    """PendulumEnv.step for slot s with torque u (float32): (reward, terminated=False)."""
+    """PendulumEnv.step for slot s with torque u (float32): (reward, terminated=False).
+    state (3, S): theta, its velocity, and sin(theta) (computed for the observation, used
+    by the next step)."""
     two, max_speed, dt = c[0], c[1], c[3]
-    th, thdot = state[0, s], state[1, s]
+    th, thdot, sin_th = state[0, s], state[1, s], state[2, s]
     u = _clip(u, np.float32(-c[2]), np.float32(c[2]))
     an = ((th + np.pi) % (2 * np.pi)) - np.pi
     costs = an**two + 0.1 * thdot**two + np.float64(np.float32(0.001) * u ** np.float32(two))
-    newthdot = thdot + (c[4] * math.sin(th) + np.float64(np.float32(c[5]) * u)) * dt
+    newthdot = thdot + (c[4] * sin_th + np.float64(np.float32(c[5]) * u)) * dt
     newthdot = _clip(newthdot, -max_speed, max_speed)
     newth = th + newthdot * dt
-    state[0, s], state[1, s] = newth, newthdot
+    sin_new = math.sin(newth)
+    state[0, s], state[1, s], state[2, s] = newth, newthdot, sin_new
     obs[s, 0] = np.float32(math.cos(newth))
-    obs[s, 1] = np.float32(math.sin(newth))
+    obs[s, 1] = np.float32(sin_new)
     obs[s, 2] = np.float32(newthdot)
     return -costs, False
 
@@ -213,7 +225,8 @@ def _pendulum_start(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """PendulumEnv.reset's draw (no options: +-(pi, 1)) and its first observation."""
     high = np.array([np.pi, 1.0])
     st = rng.uniform(low=-high, high=high)
-    return st, np.array([np.cos(st[0]), np.sin(st[0]), st[1]], dtype=np.float32)
+    ob = np.array([np.cos(st[0]), np.sin(st[0]), st[1]], dtype=np.float32)
+    return np.array([st[0], st[1], math.sin(st[0])]), ob  # + sin(theta) for the first step
 
 
 def _pendulum_standard(b: Any) -> bool:
@@ -279,10 +292,10 @@ class ClassicEnv:
 
 FAST_PATHS: dict[str, ClassicEnv] = {
     "Acrobot-v1": ClassicEnv(
-        ACROBOT, AcrobotEnv, 4, _acrobot_consts, _acrobot_start, _acrobot_standard
+        ACROBOT, AcrobotEnv, 6, _acrobot_consts, _acrobot_start, _acrobot_standard
     ),
     "Pendulum-v1": ClassicEnv(
-        PENDULUM, PendulumEnv, 2, _pendulum_consts, _pendulum_start, _pendulum_standard
+        PENDULUM, PendulumEnv, 3, _pendulum_consts, _pendulum_start, _pendulum_standard
     ),
     "MountainCar-v0": ClassicEnv(
         MOUNTAIN_CAR, MountainCarEnv, 2, _mountain_car_consts, _mountain_car_start,

@@ -154,6 +154,10 @@ def throughput(env_id: str, d: int | str, generations: int, rounds: int) -> dict
         "jax_best": best,
         "ratio": rate["rlsub"] / rate[best],
         "ratio_rounds": [min(per_round), statistics.median(per_round), max(per_round)],
+        "per_round": [
+            {"ratio": x, "mean_length": {k: useful[k][r] / (chunk * SLOTS) for k in sides}}
+            for r, x in enumerate(per_round)
+        ],
     }
 
 

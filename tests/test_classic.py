@@ -143,3 +143,29 @@ def test_an_env_without_a_fast_path_still_runs():
     assert not classic_fused.supported(env)
     res = population_rollout(sub, torch.zeros(N, 5), env, dims, K, 0)
     assert res.env_steps == res.lengths.sum() > 0
+
+
+def test_a_trial_is_the_same_with_and_without_the_fast_path(monkeypatch):
+    """A short ES trial on MountainCar gives the same record through classic_fused as
+    through gymnasium's SyncVectorEnv (score, steps, curve)."""
+    import rlsub
+    from rlsub.core.config import load_experiment
+
+    cfg = load_experiment("cartpole_es").to_dict()
+    cfg = dict(cfg, env="MountainCar-v0", name="es_mountain_car")
+    cfg["train"] = dict(cfg["train"], generations=2, stop_when_solved=False)
+    calls = []
+    rollout = classic_fused.rollout
+    monkeypatch.setattr(classic_fused, "rollout", lambda *a: calls.append(1) or rollout(*a))
+    fast = rlsub.train(cfg, 3, 0)
+    assert len(calls) >= 3  # two generations and an evaluation went through the kernels
+    monkeypatch.setattr(classic_fused, "supported", lambda env: False)
+    n_fast = len(calls)
+    slow = rlsub.train(cfg, 3, 0)
+    assert len(calls) == n_fast  # and none of the second trial
+    assert fast.status == slow.status == "done"
+    assert (fast.final_eval_mean, fast.env_steps, fast.curve) == (
+        slow.final_eval_mean,
+        slow.env_steps,
+        slow.curve,
+    )

@@ -49,6 +49,13 @@ def _lanes() -> Any:
     return lanes
 
 
+def _classic() -> Any:
+    """rlsub.rollout.classic_fused (compiled classic-control rollouts), imported on first use."""
+    from rlsub.rollout import classic_fused
+
+    return classic_fused
+
+
 @torch.no_grad()
 def population_rollout(
     sub: Subspace,
@@ -92,6 +99,13 @@ def population_rollout(
             n_obs = dims.obs_shape[0]
             norms = lanes.LaneNorms([obs_norm], np.zeros(S, np.int64), n_obs, update_norm)
             rets, lens, slot_steps, cut = fused.rollout(
+                sub.module, lanes.lane_weights(sub, Z, K), env, dims, seeds, norms, max_steps
+            )
+            capped = int(cut.sum())
+        elif seeds is not None and _classic().supported(env):  # Acrobot, Pendulum, MountainCar
+            n_obs = dims.obs_shape[0]
+            norms = lanes.LaneNorms([obs_norm], np.zeros(S, np.int64), n_obs, update_norm)
+            rets, lens, slot_steps, cut = _classic().rollout(
                 sub.module, lanes.lane_weights(sub, Z, K), env, dims, seeds, norms, max_steps
             )
             capped = int(cut.sum())

@@ -33,7 +33,7 @@ from rlsub.rollout.classic import (
     seed_envs,
     start_states,
 )
-from rlsub.rollout.lanes import _act, _compact
+from rlsub.rollout.lanes import act_lanes, compact_lanes
 
 
 def supported(env: Any) -> bool:
@@ -49,7 +49,7 @@ def _rollout(kind, state, obs, done, returns, lengths, lanes, w, sizes, tanh, bu
     `state` (n_state, S) and observations `obs` (S, n_obs); returns the slot steps simulated
     (slots cut by max_steps stay not done)."""
     n = lanes.shape[0]
-    _act(obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, discrete, ai, af, low,
+    act_lanes(obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, discrete, ai, af, low,
          high)  # fmt: skip
     slot_steps = 0
     t = 0
@@ -76,8 +76,8 @@ def _rollout(kind, state, obs, done, returns, lengths, lanes, w, sizes, tanh, bu
         if playing == 0 or (max_steps > 0 and t >= max_steps):
             return slot_steps
         if 2 * playing <= n:
-            n = _compact(w, lanes, done, n)
-        _act(obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, discrete, ai, af,
+            n = compact_lanes(w, lanes, done, n)
+        act_lanes(obs, done, lanes, n, w, sizes, tanh, buf, norm, s1, s2, update, discrete, ai, af,
              low, high)  # fmt: skip
 
 

@@ -80,6 +80,18 @@ def versions() -> dict[str, str]:
 
 
 def git_revision() -> str | None:
+    """The checkout's HEAD when this process first asked (the first record it makes), kept
+    for the process: a long sweep's records name the code it loaded, not a later HEAD."""
+    global _REVISION
+    if _REVISION is None:
+        _REVISION = (_read_revision(),)
+    return _REVISION[0]
+
+
+_REVISION: tuple[str | None] | None = None
+
+
+def _read_revision() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         res = subprocess.run(

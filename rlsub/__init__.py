@@ -76,7 +76,13 @@ pin_cpu_dispatch()  # before anything imports torch or numpy
 # inlines functions of another file (rollout.fused uses rollout.lanes) kept stale
 # machine code after that file changed. One cache folder per version of the compiled
 # sources makes any change recompile everything (issue 31).
-_KERNEL_SOURCES = ("rollout/lanes.py", "rollout/fused.py", "core/sparse_ell.py", "nets/frames.py")
+_KERNEL_SOURCES = (
+    "rollout/lanes.py",
+    "rollout/fused.py",
+    "core/sparse_ell.py",
+    "core/fastfood_kernels.py",
+    "nets/frames.py",
+)
 
 
 def numba_cache_dir() -> str | None:

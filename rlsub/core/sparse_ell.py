@@ -1,4 +1,4 @@
-"""theta0 + P z for one z on the CPU, for the sparse projection (numba kernel).
+"""theta0 + P z and P^T g for one z on the CPU, for the sparse projection (numba kernels).
 
 The sparse P of rlsub.projections has D short rows (a few non-zeros each) and
 d long columns, every entry +-1 times its column's scale 1/||column||. For a
@@ -10,12 +10,23 @@ written row by row as gathers from a table of 2d + 1 signed, scaled values
 
 ("ELLPACK" storage: the first W entries of every row, padded with the index of
 the 0; codes are uint16 while 2d + 1 fits). Entries past W in a row (rows of
-the small layers are longer) go through a short list of (row, code) pairs
-added afterwards. One pass reads theta0, W x D codes of 2 bytes and writes
-theta; SciPy's CSC product reads 8 bytes per non-zero and scatters into theta.
-Measured on MNIST FC at d = 750 (D = 199,210, 502,652 non-zeros, W = 4, 81,638
-left over): 0.29 ms for theta0 + P z against 0.53 ms for SciPy's CSC row
-blocks without the theta0 add.
+the small layers are longer) are added afterwards, one after another in the
+order they were drawn. One pass reads theta0, W x D codes of 2 bytes and
+writes theta; SciPy's CSC product reads 8 bytes per non-zero and scatters into
+theta.
+
+Besides the ELL block, every row's codes are kept grouped by (segment, number
+of entries): `rows` lists the non-empty rows, `codes` their codes, and each
+class (segment, k) is a run of rows with k entries each. The segments are the
+layers P was drawn by (their rows stay together). The forward adds a row's
+entries past W from there (a fixed count per class, so the loop does not
+mispredict: 0.09 ms where one list of (row, code) pairs took 0.24 ms, at MNIST
+FC, d = 1,000, 152,764 such entries); the sums are the same, in the same
+order, as before. The transpose P^T g (the backward) walks the classes and adds
+g[i] into acc[code] for every entry of row i (a table of 2d sums in L1), then
+grad z = scale * (acc[:d] - acc[d:]): 0.35 ms there, against 0.44 ms for
+torch's CSR matrix-vector product; the order of the sums differs from
+torch's, so the gradient agrees with it to float rounding.
 
 Duplicated (row, column) draws are kept as separate entries, so they sum to
 the same P as the coalesced CSR matrices that the other paths use; results
@@ -24,6 +35,8 @@ agree with them to float rounding.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,45 +47,71 @@ ELL_WIDTH = 4
 
 @dataclass(frozen=True)
 class EllMatrix:
-    """P in ELLPACK form plus leftovers; see the module docstring. Shapes: ell (W, D)."""
+    """P in ELLPACK form plus its rows by class; see the module docstring."""
 
     D: int
     d: int
     scale: np.ndarray  # (d,) float32: 1 / column norm
     ell: np.ndarray  # (W, D) codes into tab: j (+), d + j (-), 2d (zero padding)
-    rem_rows: np.ndarray  # (R,) int32 rows of the leftover entries (sorted)
-    rem_codes: np.ndarray  # (R,) codes of the leftover entries
+    bounds: np.ndarray  # (S + 1,) int64: segment s holds rows bounds[s] .. bounds[s + 1] - 1
+    rows: np.ndarray  # (R,) int32: the non-empty rows, grouped by class, ascending within one
+    codes: np.ndarray  # (nnz,) every row's codes in draw order, rows in the order of `rows`
+    classes: np.ndarray  # (C + 1, 4) int64: segment, k, first in rows, first in codes; sentinel
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.scale, self.ell, self.rem_rows, self.rem_codes))
+        arrays = (self.scale, self.ell, self.bounds, self.rows, self.codes, self.classes)
+        return sum(a.nbytes for a in arrays)
 
 
 def build(
-    rows: np.ndarray, cols: np.ndarray, negative: np.ndarray, scale: np.ndarray, D: int
+    rows: np.ndarray,
+    cols: np.ndarray,
+    negative: np.ndarray,
+    scale: np.ndarray,
+    D: int,
+    sizes: Sequence[int] | None = None,
 ) -> EllMatrix:
-    """From the entries (row, column, sign) of P, duplicates allowed, and column scales."""
+    """From the entries (row, column, sign) of P in draw order, duplicates allowed, the
+    column scales and the segment sizes (layers; None: one segment of D rows)."""
     d = len(scale)
     dtype = np.uint16 if 2 * d + 1 <= np.iinfo(np.uint16).max else np.int32
     codes = (cols + d * negative.astype(np.int64)).astype(dtype)
     order = np.argsort(rows, kind="stable")
-    rows, codes = rows[order], codes[order]
-    rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    rows, codes = rows[order].astype(np.int64), codes[order]
+    start = np.searchsorted(rows, np.arange(D + 1), side="left")  # row i: start[i] .. start[i+1]
+    rank = np.arange(len(rows)) - start[rows]
     ell = np.full((ELL_WIDTH, D), 2 * d, dtype=dtype)
     first = rank < ELL_WIDTH
     ell[rank[first], rows[first]] = codes[first]
+    bounds = np.cumsum([0, *(sizes if sizes else [D])]).astype(np.int64)
+    count = np.diff(start)
+    seg = np.searchsorted(bounds, np.arange(D), side="right") - 1
+    full = np.nonzero(count)[0]
+    full = full[np.lexsort((full, count[full], seg[full]))]  # by segment, count, row
+    n = count[full]
+    firsts = np.cumsum(n) - n  # where each listed row's codes start
+    take = np.repeat(start[full] - firsts, n) + np.arange(int(n.sum()))
+    new = np.ones(len(full), dtype=bool)
+    new[1:] = (seg[full][1:] != seg[full][:-1]) | (n[1:] != n[:-1])
+    at = np.nonzero(new)[0]
+    classes = np.zeros((len(at) + 1, 4), dtype=np.int64)
+    classes[:-1] = np.stack([seg[full][at], n[at], at, firsts[at]], axis=1)
+    classes[-1] = (len(bounds) - 1, 0, len(full), int(n.sum()))
     return EllMatrix(
         D,
         d,
         np.ascontiguousarray(scale, dtype=np.float32),
         ell,
-        rows[~first].astype(np.int32),
-        np.ascontiguousarray(codes[~first]),
+        bounds,
+        full.astype(np.int32),
+        np.ascontiguousarray(codes[take]),
+        classes,
     )
 
 
-def _affine_py(base, z, scale, ell, rem_rows, rem_codes, out):  # type: ignore[no-untyped-def]
-    """The kernel (compiled by numba on first use: `_kernel`)."""
+def _affine_py(base, z, scale, ell, rows, codes, classes, out):  # type: ignore[no-untyped-def]
+    """The forward kernel (compiled by numba on first use: `_kernel`)."""
     d = z.shape[0]
     tab = np.empty(2 * d + 1, dtype=np.float32)
     for j in range(d):
@@ -88,23 +127,59 @@ def _affine_py(base, z, scale, ell, rem_rows, rem_codes, out):  # type: ignore[n
     else:
         for i in range(D):
             out[i] = (tab[e0[i]] + tab[e1[i]]) + (tab[e2[i]] + tab[e3[i]])
-    for k in range(rem_rows.shape[0]):
-        out[rem_rows[k]] += tab[rem_codes[k]]
+    for q in range(classes.shape[0] - 1):  # entries past the fourth, in draw order
+        k = classes[q, 1]
+        if k <= 4:
+            continue
+        c = classes[q, 3]
+        for a in range(classes[q, 2], classes[q + 1, 2]):
+            i = rows[a]
+            v = out[i]
+            for t in range(4, k):
+                v += tab[codes[c + t]]
+            out[i] = v
+            c += k
     return out
 
 
+def _transpose_py(gs, bounds, rows, codes, classes, acc):  # type: ignore[no-untyped-def]
+    """acc[code] += g[i] for every entry of every row i; gs: one (n_s,) array per segment
+    (an empty one: the segment's g is 0). The backward kernel (`_kernel_t`)."""
+    for q in range(classes.shape[0] - 1):
+        s = classes[q, 0]
+        g = gs[s]
+        if g.shape[0] == 0:
+            continue
+        lo = bounds[s]
+        k = classes[q, 1]
+        c = classes[q, 3]
+        for a in range(classes[q, 2], classes[q + 1, 2]):
+            gi = g[rows[a] - lo]
+            for t in range(k):
+                acc[codes[c + t]] += gi
+            c += k
+
+
 _NO_BASE = np.empty(0, dtype=np.float32)
-_compiled: Any = None
+_compiled: dict[str, Any] = {}
 
 
 def _kernel() -> Any:
     """`_affine_py` compiled (numba is imported here, not with rlsub.projections)."""
-    global _compiled
-    if _compiled is None:
+    if "affine" not in _compiled:
         from numba import njit
 
-        _compiled = njit(cache=True)(_affine_py)  # no fast-math: same bits on any CPU
-    return _compiled
+        _compiled["affine"] = njit(cache=True)(_affine_py)  # no fast-math: same bits on any CPU
+    return _compiled["affine"]
+
+
+def _kernel_t() -> Any:
+    """`_transpose_py` compiled."""
+    if "transpose" not in _compiled:
+        from numba import njit
+
+        _compiled["transpose"] = njit(cache=True)(_transpose_py)
+    return _compiled["transpose"]
 
 
 def affine(m: EllMatrix, z: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
@@ -116,7 +191,27 @@ def affine(m: EllMatrix, z: np.ndarray, base: np.ndarray | None = None) -> np.nd
         np.ascontiguousarray(z, dtype=np.float32),
         m.scale,
         m.ell,
-        m.rem_rows,
-        m.rem_codes,
+        m.rows,
+        m.codes,
+        m.classes,
         out,
     )
+
+
+def transpose(m: EllMatrix, parts: Sequence[tuple[int, np.ndarray]]) -> np.ndarray:
+    """P^T g as a new float32 array (d,); g (D,) given as parts (first row, float32 values of
+    any shape), the rows no part covers being 0. Parts that are exactly the segments go
+    to the kernel as they are; others are first copied into one (D,) array."""
+    bounds = [int(b) for b in m.bounds]
+    segment = {lo: (s, hi - lo) for s, (lo, hi) in enumerate(itertools.pairwise(bounds))}
+    flat = {lo: np.ascontiguousarray(v, dtype=np.float32).reshape(-1) for lo, v in parts}
+    if all(lo in segment and g.shape[0] == segment[lo][1] for lo, g in flat.items()):
+        gs = tuple(flat.get(lo, _NO_BASE) for lo in bounds[:-1])
+    else:
+        whole = np.zeros(m.D, dtype=np.float32)
+        for lo, g in flat.items():
+            whole[lo : lo + g.shape[0]] = g
+        gs = tuple(whole[lo:hi] for lo, hi in itertools.pairwise(bounds))
+    acc = np.zeros(2 * m.d + 1, dtype=np.float32)
+    _kernel_t()(gs, m.bounds, m.rows, m.codes, m.classes, acc)
+    return m.scale * (acc[: m.d] - acc[m.d : 2 * m.d])

@@ -298,7 +298,7 @@ def fit(
                 idx = perm[i : i + bs]
                 xb, yb = _inputs(cfg, ts.x_train[idx]), ts.y_train[idx]
                 opt.zero_grad(set_to_none=True)
-                params = sub.split(sub.theta())  # theta = theta0 + P z, once per step
+                params = sub.params()  # theta = theta0 + P z, once per step
                 loss = loss_fn(sub.call(params, xb), yb)
                 if tc.l2 > 0:
                     loss = loss + tc.l2 * _weights_sq(sub, params)

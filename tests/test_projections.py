@@ -120,7 +120,9 @@ def test_projections_leave_global_rng_alone():
 def test_fastfood_memory_is_order_D():
     D = 200_000
     P = make_projection("fastfood", D, 5000, seed=0)
-    assert P.nbytes < 6 * 4 * 2**18  # a few L = 2^18 floats, never D x d
+    assert (
+        P.nbytes < 8 * 4 * 2**18
+    )  # a few L = 2^18 floats (B, Pi, G, the kernels' scratch), never D x d
 
 
 @pytest.mark.parametrize(

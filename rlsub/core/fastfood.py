@@ -113,6 +113,14 @@ class FastfoodProjection(Projection):
         # fold the output scaling into G: columns then have norm about 1
         self.G = G_t / (math.sqrt(D) * G_t.norm(dim=1, keepdim=True))
         self.hadamards = [_hadamard(n) for n in _factor_sizes(L)]
+        # for the CPU kernels: fold[b] = Pi[b] mod m_b (uint16 when it fits), m_b the power
+        # of two >= block b's share of d, and two float32 buffers of length L
+        self._fold = []
+        for b in range(self.n_blocks):
+            m = 1 << max(0, min(L, d - b * L) - 1).bit_length()
+            dtype = np.uint16 if m <= 2**16 else np.int32
+            self._fold.append((self.Pi[b].numpy() & (m - 1)).astype(dtype))
+        self._scratch = np.empty((2, L), dtype=np.float32)
 
     def _tensors(self) -> list[Tensor]:
         return [self.B, self.Pi, self.Pi_inv, self.G, *self.hadamards]
@@ -127,26 +135,30 @@ class FastfoodProjection(Projection):
         """z float32 on the CPU with P there: the numba kernels' case."""
         return z.device.type == "cpu" and z.dtype == torch.float32 and self.B.device.type == "cpu"
 
-    def _np(self) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(kernels module, B, Pi, Pi_inv, G as numpy views, scratch (2, L)) for the CPU kernels."""
+    def _np(self) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+        """(kernels module, B, Pi_inv, G as numpy views, fold) for the CPU kernels."""
         from rlsub.core import fastfood_kernels as k
 
-        if getattr(self, "_scratch", None) is None:
-            self._scratch = np.empty((2, self.L), dtype=np.float32)
-        return k, self.B.numpy(), self.Pi.numpy(), self.Pi_inv.numpy(), self.G.numpy(), self._scratch  # fmt: skip
+        return k, self.B.numpy(), self.Pi_inv.numpy(), self.G.numpy(), self._fold
+
+    @property
+    def nbytes(self) -> int:
+        """B, Pi, Pi^-1, G and the Hadamard factors, plus the CPU kernels' Pi mod m and scratch."""
+        extra = sum(f.nbytes for f in self._fold) + self._scratch.nbytes
+        return super().nbytes + extra
 
     def forward_np(self, Z: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
         """(base +) P Z for Z: (N, d) float32 -> (N, D) float32, through the numba kernels."""
-        k, B, Pi, _, G, (work, v) = self._np()
+        k, B, _, G, fold = self._np()
+        work, v = self._scratch
         N, L = Z.shape[0], self.L
         out = np.empty((N, self.D), dtype=np.float32)
-        no_base = np.empty(0, dtype=np.float32)
+        base = np.empty(0, dtype=np.float32) if base is None else base
         for r in range(N):
             for b in range(self.n_blocks):
                 zb = Z[r, b * L : min((b + 1) * L, self.d)]
-                k.forward_block(zb, B[b], Pi[b], G[b], work, v)
-                last = b == self.n_blocks - 1
-                k.add_block(out[r], work, no_base if base is None else base, b == 0, last)
+                first, last = b == 0, b == self.n_blocks - 1
+                k.forward(zb, B[b], fold[b], G[b], work, v, base, out[r], first, last)
         return out
 
     def transpose_np(self, Gr: np.ndarray) -> np.ndarray:
@@ -157,16 +169,21 @@ class FastfoodProjection(Projection):
         return z.dim() == 1 and self._kernels_apply(z) and self._kernels_apply(theta0)
 
     def transpose_parts(self, parts: Sequence[tuple[int, np.ndarray]]) -> np.ndarray:
-        k, B, Pi, Pi_inv, G, (work, v) = self._np()
-        work[:] = 0.0
-        for lo, values in parts:
+        k, B, Pi_inv, G, fold = self._np()
+        work, v = self._scratch
+        covered = 0
+        for lo, values in sorted(parts, key=lambda p: p[0]):
+            if lo > covered:
+                work[covered:lo] = 0.0
             work[lo : lo + values.size] = values.reshape(-1)
-        k.wht(work)
+            covered = lo + values.size
+        work[covered:] = 0.0
         L = self.L
         out = np.empty(self.d, dtype=np.float32)
+        k.wht(work)
         for b in range(self.n_blocks):
             lo, hi = b * L, min((b + 1) * L, self.d)
-            k.backward_block(work, B[b], Pi[b], Pi_inv[b], G[b], out[lo:hi], v)
+            k.backward(work, B[b], fold[b], Pi_inv[b], G[b], out[lo:hi], v)
         return out
 
     # ------------------------------------------------------------------ products

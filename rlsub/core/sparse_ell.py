@@ -43,20 +43,22 @@ from typing import Any
 import numpy as np
 
 ELL_WIDTH = 4
+SINKS = 8  # zeros that the ELL padding takes in turn (see the module docstring)
 
 
 @dataclass(frozen=True)
 class EllMatrix:
-    """P in ELLPACK form plus its rows by class; see the module docstring."""
+    """P in ELLPACK form plus the rows' entries past the ELL width; see the module docstring."""
 
     D: int
     d: int
     scale: np.ndarray  # (d,) float32: 1 / column norm
-    ell: np.ndarray  # (W, D) codes into tab: j (+), d + j (-), 2d (zero padding)
+    ell: np.ndarray  # (W, D) codes into tab: j (+), d + j (-), 2d + (i mod SINKS) (padding)
     bounds: np.ndarray  # (S + 1,) int64: segment s holds rows bounds[s] .. bounds[s + 1] - 1
-    rows: np.ndarray  # (R,) int32: the non-empty rows, grouped by class, ascending within one
-    codes: np.ndarray  # (nnz,) every row's codes in draw order, rows in the order of `rows`
-    classes: np.ndarray  # (C + 1, 4) int64: segment, k, first in rows, first in codes; sentinel
+    rows: np.ndarray  # (R,) int32: the rows with more than W entries, grouped by class
+    codes: np.ndarray  # their entries past the W-th in draw order, rows in the order of `rows`
+    classes: np.ndarray  # (C + 1, 4) int64: segment, count past W, first in rows, first in
+    # codes; then a sentinel (S, 0, R, len(codes))
 
     @property
     def nbytes(self) -> int:
@@ -75,36 +77,37 @@ def build(
     """From the entries (row, column, sign) of P in draw order, duplicates allowed, the
     column scales and the segment sizes (layers; None: one segment of D rows)."""
     d = len(scale)
-    dtype = np.uint16 if 2 * d + 1 <= np.iinfo(np.uint16).max else np.int32
+    dtype = np.uint16 if 2 * d + SINKS <= np.iinfo(np.uint16).max else np.int32
     codes = (cols + d * negative.astype(np.int64)).astype(dtype)
     order = np.argsort(rows, kind="stable")
     rows, codes = rows[order].astype(np.int64), codes[order]
     start = np.searchsorted(rows, np.arange(D + 1), side="left")  # row i: start[i] .. start[i+1]
     rank = np.arange(len(rows)) - start[rows]
-    ell = np.full((ELL_WIDTH, D), 2 * d, dtype=dtype)
+    ell = np.empty((ELL_WIDTH, D), dtype=dtype)
+    ell[:] = 2 * d + np.arange(D) % SINKS
     first = rank < ELL_WIDTH
     ell[rank[first], rows[first]] = codes[first]
     bounds = np.cumsum([0, *(sizes if sizes else [D])]).astype(np.int64)
-    count = np.diff(start)
+    count = np.diff(start) - ELL_WIDTH  # entries past the ELL block
     seg = np.searchsorted(bounds, np.arange(D), side="right") - 1
-    full = np.nonzero(count)[0]
-    full = full[np.lexsort((full, count[full], seg[full]))]  # by segment, count, row
-    n = count[full]
+    long = np.nonzero(count > 0)[0]
+    long = long[np.lexsort((long, count[long], seg[long]))]  # by segment, count, row
+    n = count[long]
     firsts = np.cumsum(n) - n  # where each listed row's codes start
-    take = np.repeat(start[full] - firsts, n) + np.arange(int(n.sum()))
-    new = np.ones(len(full), dtype=bool)
-    new[1:] = (seg[full][1:] != seg[full][:-1]) | (n[1:] != n[:-1])
+    take = np.repeat(start[long] + ELL_WIDTH - firsts, n) + np.arange(int(n.sum()))
+    new = np.ones(len(long), dtype=bool)
+    new[1:] = (seg[long][1:] != seg[long][:-1]) | (n[1:] != n[:-1])
     at = np.nonzero(new)[0]
     classes = np.zeros((len(at) + 1, 4), dtype=np.int64)
-    classes[:-1] = np.stack([seg[full][at], n[at], at, firsts[at]], axis=1)
-    classes[-1] = (len(bounds) - 1, 0, len(full), int(n.sum()))
+    classes[:-1] = np.stack([seg[long][at], n[at], at, firsts[at]], axis=1).reshape(-1, 4)
+    classes[-1] = (len(bounds) - 1, 0, len(long), int(n.sum()))
     return EllMatrix(
         D,
         d,
         np.ascontiguousarray(scale, dtype=np.float32),
         ell,
         bounds,
-        full.astype(np.int32),
+        long.astype(np.int32),
         np.ascontiguousarray(codes[take]),
         classes,
     )
@@ -113,12 +116,11 @@ def build(
 def _affine_py(base, z, scale, ell, rows, codes, classes, out):  # type: ignore[no-untyped-def]
     """The forward kernel (compiled by numba on first use: `_kernel`)."""
     d = z.shape[0]
-    tab = np.empty(2 * d + 1, dtype=np.float32)
+    tab = np.zeros(2 * d + SINKS, dtype=np.float32)
     for j in range(d):
         s = z[j] * scale[j]
         tab[j] = s
         tab[d + j] = -s
-    tab[2 * d] = 0.0
     D = out.shape[0]
     e0, e1, e2, e3 = ell[0], ell[1], ell[2], ell[3]
     if base.shape[0] == D:
@@ -129,28 +131,36 @@ def _affine_py(base, z, scale, ell, rows, codes, classes, out):  # type: ignore[
             out[i] = (tab[e0[i]] + tab[e1[i]]) + (tab[e2[i]] + tab[e3[i]])
     for q in range(classes.shape[0] - 1):  # entries past the fourth, in draw order
         k = classes[q, 1]
-        if k <= 4:
-            continue
         c = classes[q, 3]
         for a in range(classes[q, 2], classes[q + 1, 2]):
             i = rows[a]
             v = out[i]
-            for t in range(4, k):
+            for t in range(k):
                 v += tab[codes[c + t]]
             out[i] = v
             c += k
     return out
 
 
-def _transpose_py(gs, bounds, rows, codes, classes, acc):  # type: ignore[no-untyped-def]
+def _transpose_py(gs, bounds, ell, rows, codes, classes, acc):  # type: ignore[no-untyped-def]
     """acc[code] += g[i] for every entry of every row i; gs: one (n_s,) array per segment
     (an empty one: the segment's g is 0). The backward kernel (`_kernel_t`)."""
-    for q in range(classes.shape[0] - 1):
-        s = classes[q, 0]
+    e0, e1, e2, e3 = ell[0], ell[1], ell[2], ell[3]
+    for s in range(bounds.shape[0] - 1):
         g = gs[s]
+        lo = bounds[s]
+        for k in range(g.shape[0]):
+            i = lo + k
+            gi = g[k]
+            acc[e0[i]] += gi
+            acc[e1[i]] += gi
+            acc[e2[i]] += gi
+            acc[e3[i]] += gi
+    for q in range(classes.shape[0] - 1):
+        g = gs[classes[q, 0]]
         if g.shape[0] == 0:
             continue
-        lo = bounds[s]
+        lo = bounds[classes[q, 0]]
         k = classes[q, 1]
         c = classes[q, 3]
         for a in range(classes[q, 2], classes[q + 1, 2]):
@@ -212,6 +222,6 @@ def transpose(m: EllMatrix, parts: Sequence[tuple[int, np.ndarray]]) -> np.ndarr
         for lo, g in flat.items():
             whole[lo : lo + g.shape[0]] = g
         gs = tuple(whole[lo:hi] for lo, hi in itertools.pairwise(bounds))
-    acc = np.zeros(2 * m.d + 1, dtype=np.float32)
-    _kernel_t()(gs, m.bounds, m.rows, m.codes, m.classes, acc)
+    acc = np.zeros(2 * m.d + SINKS, dtype=np.float32)
+    _kernel_t()(gs, m.bounds, m.ell, m.rows, m.codes, m.classes, acc)
     return m.scale * (acc[: m.d] - acc[m.d : 2 * m.d])

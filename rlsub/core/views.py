@@ -31,18 +31,16 @@ class _Views(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # a tensor the loss does not use: no zeros
         ctx.P, ctx.sizes = P, sizes
         theta = P.affine(theta0, z.detach())
-        out, a = [], 0
-        for n, shape in zip(sizes, shapes, strict=True):
-            out.append(theta[a : a + n].view(shape))
-            a += n
-        return tuple(out)
+        return tuple(t.view(s) for t, s in zip(theta.split(sizes), shapes, strict=True))
 
     @staticmethod
     def backward(ctx, *grads: Tensor | None):  # type: ignore[override]
         parts, a = [], 0
         for g, n in zip(grads, ctx.sizes, strict=True):
             if g is not None:
-                parts.append((a, g.detach().to(torch.float32).contiguous().numpy()))
+                if g.dtype != torch.float32 or not g.is_contiguous():
+                    g = g.to(torch.float32).contiguous()
+                parts.append((a, g.detach().numpy()))
             a += n
         return torch.from_numpy(ctx.P.transpose_parts(parts)), None, None, None, None
 

@@ -2,31 +2,31 @@
 
 The sparse P of rlsub.projections has D short rows (a few non-zeros each) and
 d long columns, every entry +-1 times its column's scale 1/||column||. For a
-single z (supervised and policy-gradient steps, ES evaluations) the product is
-written row by row as gathers from a table of 2d + 1 signed, scaled values
+single z (supervised and policy-gradient steps, replayed policies) the product
+is written row by row as gathers from a table of 2d signed, scaled values and
+SINKS zeros
 
-    tab = [z * scale, -z * scale, 0]          (a few KiB: stays in L1)
-    theta[i] = theta0[i] + tab[ell[0, i]] + ... + tab[ell[W - 1, i]]
+    tab = [z * scale, -z * scale, 0, ..., 0]   (a few KiB: stays in L1)
+    theta[i] = theta0[i] + ((tab[ell[0, i]] + tab[ell[1, i]]) + (tab[ell[2, i]] + tab[ell[3, i]]))
 
-("ELLPACK" storage: the first W entries of every row, padded with the index of
-the 0; codes are uint16 while 2d + 1 fits). Entries past W in a row (rows of
-the small layers are longer) are added afterwards, one after another in the
-order they were drawn. One pass reads theta0, W x D codes of 2 bytes and
-writes theta; SciPy's CSC product reads 8 bytes per non-zero and scatters into
-theta.
+("ELLPACK" storage: the first W = 4 entries of every row, in the order they were
+drawn, padded with the index of a zero; codes are uint16 while 2d + SINKS fits).
+A row's entries past the fourth (rows of the small layers are longer) are then
+added one after another in draw order. They are kept by class: `rows` lists the
+rows with more than W entries grouped by (segment, count past W), `codes` their
+entries, and each class is a run of rows with the same count, so the loop over
+a row's entries does not mispredict (0.09 ms where one list of (row, code) pairs
+took 0.24 ms, MNIST FC at d = 1,000: 152,764 such entries). The segments are the
+layers P was drawn by. The sums and their order are those of the first version
+of this kernel, bit for bit (tests/test_projections.py).
 
-Besides the ELL block, every row's codes are kept grouped by (segment, number
-of entries): `rows` lists the non-empty rows, `codes` their codes, and each
-class (segment, k) is a run of rows with k entries each. The segments are the
-layers P was drawn by (their rows stay together). The forward adds a row's
-entries past W from there (a fixed count per class, so the loop does not
-mispredict: 0.09 ms where one list of (row, code) pairs took 0.24 ms, at MNIST
-FC, d = 1,000, 152,764 such entries); the sums are the same, in the same
-order, as before. The transpose P^T g (the backward) walks the classes and adds
-g[i] into acc[code] for every entry of row i (a table of 2d sums in L1), then
-grad z = scale * (acc[:d] - acc[d:]): 0.35 ms there, against 0.44 ms for
-torch's CSR matrix-vector product; the order of the sums differs from
-torch's, so the gradient agrees with it to float rounding.
+The transpose P^T g (the backward) walks the same storage: g[i] is added into
+acc[code] for every entry of row i (a table of 2d + SINKS sums in L1), then
+grad z = scale * (acc[:d] - acc[d:2d]). The padding takes the SINKS zeros in
+turn (row i pads with zero i mod SINKS), so that consecutive rows do not add
+into one sum, a chain of dependent additions that cost 2.4x. The order of the
+sums is not torch's CSR product's, so the gradient agrees with it to float
+rounding. `rlsub bench supervised` measures both kernels inside a training step.
 
 Duplicated (row, column) draws are kept as separate entries, so they sum to
 the same P as the coalesced CSR matrices that the other paths use; results

@@ -182,7 +182,7 @@ def main(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, 
     d = 100 if quick else 1000
     data, source = mnist_or_shapes(2_000 if quick else None)
     print(f"MNIST FC, one epoch at d = {d}, one thread: {source}", file=sys.stderr)
-    epochs = epoch_costs(data, d, KINDS, rounds=1 if quick else 3)
+    epochs = epoch_costs(data, d, KINDS, rounds=1 if quick else 5)
     print("3 seeds as one batched job / one after another ...", file=sys.stderr)
     small = mnist_shaped(2_000 if quick else 60_000, 500 if quick else 10_000)
     batch = batched_ratio("cpu", d, small, rounds=1 if quick else 2)

@@ -4,10 +4,11 @@ time O(L log L).
 On the CPU in float32 the products run through numba kernels
 (rlsub.core.fastfood_kernels: an in-place radix-2 Walsh-Hadamard transform, one of
 length L each way); on a GPU through torch, with the transform as small Kronecker
-matmuls (`fwht`, `apply_torch`). The two sum in different orders,
-so they agree to float rounding, not to the bit. Measured at Pong's D = 1,005,974
-(L = 2^20), one thread: about 12 ms forward and 29 ms forward + backward through
-torch, against the figures of `rlsub bench projection` for the kernels.
+matmuls (`fwht`, `apply_torch`). The two sum in different orders, so they agree
+to float rounding, not to the bit. At Pong's D = 1,005,974 (L = 2^20), one thread,
+CPU time: about 2 ms forward and 4-5 ms forward + backward through the kernels
+(`rlsub bench projection`), 12 and 29 ms through torch's matmuls (and 120 and
+250 ms of wall time on two threads of this busy 2-core machine).
 
 Imports: core.projection, core.fastfood_kernels (numba, on first CPU use).
 """

@@ -196,3 +196,13 @@ def test_call_swaps_theta_in_and_puts_theta0_back_even_on_error():
     with torch.no_grad():
         sub.z.zero_()
     torch.testing.assert_close(sub(x), sub.module(x))
+
+
+@pytest.mark.parametrize("kind", ["sparse", "fastfood"])
+def test_a_second_derivative_through_the_kernels_is_refused(kind):
+    sub = _mlp_sub(kind)
+    (g,) = torch.autograd.grad(
+        sub.call(sub.params(), torch.randn(3, 4)).sum(), sub.z, create_graph=True
+    )
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        g.sum().backward()

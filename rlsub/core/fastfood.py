@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from rlsub.core.projection import Projection
 
@@ -86,6 +87,7 @@ class _FastfoodCPU(torch.autograd.Function):
         return torch.from_numpy(P.forward_np(Z.detach().contiguous().numpy(), base))
 
     @staticmethod
+    @once_differentiable  # the kernels' products are not recorded: no second order
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         g = grad.detach().to(torch.float32).contiguous().numpy()
         return torch.from_numpy(ctx.P.transpose_np(g)), None, None

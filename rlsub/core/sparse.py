@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from rlsub.core import sparse_ell
 from rlsub.core.projection import Projection
@@ -59,6 +60,7 @@ class _SparseAffine(torch.autograd.Function):
         return torch.from_numpy(sparse_ell.affine(ell, z.detach().numpy(), base))
 
     @staticmethod
+    @once_differentiable  # the kernels' products are not recorded: no second order
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         g = grad.detach().to(torch.float32).contiguous().numpy()
         return torch.from_numpy(sparse_ell.transpose(ctx.ell, [(0, g)])), None, None

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 
 class _Views(torch.autograd.Function):
@@ -34,6 +35,7 @@ class _Views(torch.autograd.Function):
         return tuple(t.view(s) for t, s in zip(theta.split(sizes), shapes, strict=True))
 
     @staticmethod
+    @once_differentiable  # the kernels' products are not recorded: no second order
     def backward(ctx, *grads: Tensor | None):  # type: ignore[override]
         parts, a = [], 0
         for g, n in zip(grads, ctx.sizes, strict=True):

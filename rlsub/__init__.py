@@ -82,6 +82,7 @@ _KERNEL_SOURCES = (
     "rollout/classic.py",
     "rollout/classic_fused.py",
     "core/sparse_ell.py",
+    "core/fastfood_kernels.py",
     "nets/frames.py",
 )
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 import rlsub
-from rlsub.core import sparse_ell
+from rlsub.core import fastfood_kernels, sparse_ell
 from rlsub.rollout import fused, lanes
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # InvertedPendulum's policy net (tanh, box action) on 256 lanes through the lane kernel,
-# and base + P z through the sparse (ELL) kernel: the digest of their float32 outputs
+# base + P z and P^T g through the sparse (ELL) kernels, and Fastfood's both ways: the digest
+# of their float32 outputs
 KERNELS = """
 import hashlib, numpy as np, torch
 from rlsub.algos.es_setup import build_setup
@@ -37,7 +38,12 @@ m = sparse_ell.build(rng.integers(0, D, n), rng.integers(0, d, n), rng.random(n)
                      rng.random(d).astype(np.float32), D)
 out = sparse_ell.affine(m, rng.standard_normal(d).astype(np.float32),
                         rng.standard_normal(D).astype(np.float32))
-print(hashlib.sha1(pol.af.tobytes() + out.tobytes()).hexdigest())
+back = sparse_ell.transpose(m, [(0, rng.standard_normal(D).astype(np.float32))])
+from rlsub.core.fastfood import FastfoodProjection
+P = FastfoodProjection(D, d, 0)
+ff = P.forward_np(rng.standard_normal((2, d)).astype(np.float32))
+ff_back = P.transpose_np(rng.standard_normal((2, D)).astype(np.float32))
+print(hashlib.sha1(b"".join(a.tobytes() for a in (pol.af, out, back, ff, ff_back))).hexdigest())
 """
 
 
@@ -47,6 +53,11 @@ def test_kernels_compile_without_fast_math():
     assert len(kernels) >= 5
     assert all(not k.targetoptions.get("fastmath") for k in kernels)
     assert not sparse_ell._kernel().targetoptions.get("fastmath")
+    assert not sparse_ell._kernel_t().targetoptions.get("fastmath")
+    ff = [getattr(fastfood_kernels, n) for n in dir(fastfood_kernels)]
+    ff = [k for k in ff if hasattr(k, "targetoptions")]
+    assert len(ff) >= 8
+    assert all(not k.targetoptions.get("fastmath") for k in ff)
 
 
 def _cpu_flags() -> set[str]:

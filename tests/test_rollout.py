@@ -193,7 +193,10 @@ def test_bench_rollout_quick_reports_both_loops(cli):
     rows = {row["env"]: row for row in r["rows"]}
     assert set(rows) == {"CartPole-v1", "InvertedPendulum-v5"}
     for row in rows.values():
-        assert row["raw_steps_s"] > 0 and row["policy_steps_s"] > 0
+        assert (
+            row["raw_steps_cpu_s"] > 0 and row["policy_steps_cpu_s"] > 0 and row["wall_ratio"] > 0
+        )
+        assert row["clock"].startswith("CPU-seconds")
         assert 0 < row["ratio"] < 5 and 0 < row["torch_loop_ratio"] < 5
         assert row["rounds"] == 2
     cp = rows["CartPole-v1"]

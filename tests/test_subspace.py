@@ -39,6 +39,34 @@ def test_only_z_is_a_parameter_and_gets_gradients(kind):
     assert sub.z.abs().sum() > 0
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_params_equal_split_theta_and_give_the_same_gradient(kind):
+    sub = _mlp_sub(kind, d=12)
+    with torch.no_grad():
+        sub.z.normal_()
+    x = torch.randn(6, 4)
+    views = sub.params()
+    split = sub.split(sub.theta())
+    assert all(torch.equal(views[n], split[n]) for n in sub.names)  # the same bits
+    assert views.keys() == split.keys()
+    # dense has no transpose kernel: its params() is split(theta())
+    assert sub.P.has_transpose_kernel(sub.theta0, sub.z) == (kind != "dense")
+    grads = []
+    for params in (views, split):
+        sub.z.grad = None
+        sub.call(params, x).pow(2).sum().backward()
+        grads.append(sub.z.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+    # tensors the loss does not use give no gradient, and the others still do
+    sub.z.grad = None
+    p = sub.params()
+    (p["0.weight"].sum() + p["4.bias"].sum()).backward()
+    sub.z.grad, expected = None, sub.z.grad.clone()
+    theta = sub.theta()
+    theta.backward(torch.cat([torch.ones(80), torch.zeros(sub.D - 82), torch.ones(2)]))
+    torch.testing.assert_close(expected, sub.z.grad, rtol=1e-5, atol=1e-6)
+
+
 def test_rest_direct_keeps_other_parameters_trainable():
     sub = _mlp_sub(include=["0"], rest="direct")  # first layer in the subspace
     names = sorted(n for n, _ in sub.named_parameters())
@@ -168,3 +196,13 @@ def test_call_swaps_theta_in_and_puts_theta0_back_even_on_error():
     with torch.no_grad():
         sub.z.zero_()
     torch.testing.assert_close(sub(x), sub.module(x))
+
+
+@pytest.mark.parametrize("kind", ["sparse", "fastfood"])
+def test_a_second_derivative_through_the_kernels_is_refused(kind):
+    sub = _mlp_sub(kind)
+    (g,) = torch.autograd.grad(
+        sub.call(sub.params(), torch.randn(3, 4)).sum(), sub.z, create_graph=True
+    )
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        g.sum().backward()

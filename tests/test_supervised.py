@@ -199,8 +199,10 @@ def test_cli_bad_dataset_name(cli, tmp_path):
 def test_cli_bench_quick_json(cli):
     proc = cli("bench", "supervised", "--quick", "--json")
     result = json.loads(proc.stdout)
-    assert [row["kind"] for row in result["steps"]] == ["dense", "sparse", "fastfood"]
-    assert result["D"] == 199_210 and all(row["ratio"] > 0 for row in result["steps"])
-    assert result["batch_gather_ms"] > 0
+    rows = result["epoch"]["rows"]
+    assert [row["kind"] for row in rows] == ["plain", "sparse", "fastfood", "dense"]
+    assert result["D"] == 199_210 and all(row["ratio"] > 0 for row in rows)
+    assert rows[0]["ratio"] == 1.0 and result["threads"] == 1
+    assert "MNIST" in result["data"]  # MNIST's files, or random data of its shapes
     b = result["batched_3_seeds"]
     assert b["seeds"] == 3 and b["ratio"] > 0 and len(b["batched_s"]) == len(b["one_by_one_s"])

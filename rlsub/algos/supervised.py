@@ -251,6 +251,36 @@ def adam(params: Any, tc: SupervisedConfig) -> torch.optim.Adam:
     )
 
 
+def train_epoch(
+    cfg: ExperimentConfig,
+    tc: SupervisedConfig,
+    ts: TrialSetup,
+    opt: torch.optim.Optimizer,
+    perm: Tensor,
+    bar: Any = None,
+) -> Tensor:
+    """One pass over the training set in the order `perm`, one Adam step per minibatch (the
+    last may be smaller); returns the sum over minibatches of loss * size (0-d, on the
+    trial's device). `rlsub bench supervised` times exactly this."""
+    sub = ts.sub
+    loss_fn = nn.CrossEntropyLoss()
+    loss_sum = torch.zeros((), device=ts.device)
+    for i in range(0, len(perm), tc.batch_size):
+        idx = perm[i : i + tc.batch_size]
+        xb, yb = network_inputs(cfg, ts.x_train[idx]), ts.y_train[idx]
+        opt.zero_grad(set_to_none=True)
+        params = sub.params()  # theta = theta0 + P z, once per step
+        loss = loss_fn(sub.call(params, xb), yb)
+        if tc.l2 > 0:
+            loss = loss + tc.l2 * weights_sq(sub, params)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * len(idx)
+        if bar is not None:
+            bar.update(1)
+    return loss_sum
+
+
 def fit(
     cfg: ExperimentConfig,
     tc: SupervisedConfig,
@@ -265,7 +295,6 @@ def fit(
     ts = setup(cfg, tc, d, seed, data)
     sub, device = ts.sub, ts.device
     opt = adam(sub.parameters(), tc)
-    loss_fn = nn.CrossEntropyLoss()
     order = torch.Generator().manual_seed(ts.seeds["data"])
     n, bs = data.n_train, tc.batch_size
     state = EpochState()
@@ -286,21 +315,8 @@ def fit(
     with bar:
         for epoch in range(state.epoch, tc.epochs):
             perm = torch.randperm(n, generator=order).to(device)  # drawn on the CPU
-            loss_sum = torch.zeros((), device=device)
-            for i in range(0, n, bs):
-                idx = perm[i : i + bs]
-                xb, yb = network_inputs(cfg, ts.x_train[idx]), ts.y_train[idx]
-                opt.zero_grad(set_to_none=True)
-                params = sub.split(sub.theta())  # theta = theta0 + P z, once per step
-                loss = loss_fn(sub.call(params, xb), yb)
-                if tc.l2 > 0:
-                    loss = loss + tc.l2 * weights_sq(sub, params)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.detach() * len(idx)
-                samples += len(idx)
-                bar.update(1)
-            loss_mean = float(loss_sum) / n
+            loss_mean = float(train_epoch(cfg, tc, ts, opt, perm, bar)) / n
+            samples += n
             if not math.isfinite(loss_mean):
                 return diverged_result(
                     sub.to("cpu"), samples, curve, f"training loss {loss_mean} at epoch {epoch}"

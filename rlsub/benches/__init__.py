@@ -1,6 +1,9 @@
 """Benchmarks run by `rlsub bench NAME`: each prints ratios measured in one run.
 
-Shared helpers: `timeit` (median of repeats) and `PeakRSS` (peak resident
+Ratios are of CPU-seconds (`time.process_time`) or of rates pinned to one thread, so that a
+loaded machine moves them little; a GPU's work is timed in wall seconds.
+
+Shared helpers: `timeit` (median of repeats, wall or CPU) and `PeakRSS` (peak resident
 memory of this process over a block, Linux only). Each bench's `main(args)` returns
 (result, human formatter); `rlsub bench` prints it.
 
@@ -15,15 +18,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
-    """Median wall seconds of fn() over `repeat` calls after `warmup` calls."""
+def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1, cpu: bool = False) -> float:
+    """Median seconds of fn() over `repeat` calls after `warmup` calls: wall seconds, or with
+    cpu=True CPU-seconds of this process (`time.process_time`, all its threads): what a
+    ratio on a loaded machine should divide (a GPU's work is not in it: wall there)."""
+    clock = time.process_time if cpu else time.perf_counter
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return statistics.median(times)
 
 

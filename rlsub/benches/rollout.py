@@ -1,5 +1,9 @@
-"""`rlsub bench rollout`: useful env steps/s of policy-in-the-loop rollouts over raw env steps/s.
+"""`rlsub bench rollout`: useful env steps per CPU-second of policy-in-the-loop rollouts over
+raw env steps per CPU-second.
 
+Everything runs on one thread (torch's, the numba kernels', MuJoCo's), and every
+rate is per CPU-second of this process (`time.process_time`), so a loaded machine
+moves the ratios little (wall-clock rates, also printed, move with the load).
 For each env, the same vector env (same slot count) is stepped, in interleaved
 rounds whose median ratio is printed,
   (a) with a constant action for T steps (the physical limit of that vector env), and
@@ -13,8 +17,7 @@ playing); the gymnasium vector env steps every slot, finished ones masked, as
 the torch loop (`kernels=False`, printed for comparison) does. MuJoCo's
 SyncVectorEnv steps only the slots still playing in both. One warm-up rollout
 each comes first (numba compiles or loads its cache there). Useful steps per
-CPU-second (process time, all threads) are printed too: on 2 cores they are the
-figure to compare with another stack.
+CPU-second are the figure to compare with another stack.
 """
 
 from __future__ import annotations
@@ -35,13 +38,15 @@ from rlsub.rollout.population import population_rollout
 from rlsub.rollout.slots import RunningNorm
 
 
-def raw_steps_per_s(env: Any, steps: int) -> float:
+def raw_steps_per_s(env: Any, steps: int) -> tuple[float, float]:
+    """Slot steps of a constant action per CPU-second and per wall second."""
     env.reset(seed=0)
     action = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(steps):
         env.step(action)
-    return env.num_envs * steps / (time.perf_counter() - t)
+    n = env.num_envs * steps
+    return n / max(time.process_time() - c, 1e-9), n / (time.perf_counter() - t)
 
 
 class PolicyLoop:
@@ -58,8 +63,9 @@ class PolicyLoop:
         self.slot_steps = self.useful = 0
         self.wall = self.cpu = 0.0  # warm-up (numba compiles or loads its cache here)
 
-    def chunk(self, min_steps: int) -> float:
-        """Useful steps per second over rollouts totalling at least min_steps useful steps."""
+    def chunk(self, min_steps: int) -> tuple[float, float]:
+        """Useful steps per CPU-second and per wall second over rollouts totalling at least
+        min_steps useful steps."""
         done = 0
         t, c = time.perf_counter(), time.process_time()
         while done < min_steps:
@@ -72,10 +78,10 @@ class PolicyLoop:
             self.slot_steps += res.slot_steps
             self.useful += res.env_steps
             self.seed += 1
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
         self.wall += wall
-        self.cpu += time.process_time() - c
-        return done / wall
+        self.cpu += cpu
+        return done / max(cpu, 1e-9), done / wall
 
 
 def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[str, Any]:
@@ -94,18 +100,20 @@ def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[
         PolicyLoop(env, dims, sub, slots, False),
     )
     per = max(1, steps // rounds)
-    raws, pols, tors = [], [], []
+    raws, pols, tors = [], [], []  # (per CPU-second, per wall second) each round
     for _ in range(rounds):
         raws.append(raw_steps_per_s(env, per))
         pols.append(lanes.chunk(per * slots))
         tors.append(torch_loop.chunk(per * slots))
     env.close()
-    raw = float(np.median(raws))
-    pol, pol_torch = float(np.median(pols)), float(np.median(tors))
-    ratio = float(np.median(np.array(pols) / np.array(raws)))
-    ratio_torch = float(np.median(np.array(tors) / np.array(raws)))
+    r_cpu, p_cpu, t_cpu = (np.array([x[0] for x in a]) for a in (raws, pols, tors))
+    raw, pol, pol_torch = (float(np.median(a)) for a in (r_cpu, p_cpu, t_cpu))
+    ratio = float(np.median(p_cpu / r_cpu))
+    ratio_torch = float(np.median(t_cpu / r_cpu))
+    wall_ratio = float(np.median(np.array([x[1] for x in pols]) / np.array([x[1] for x in raws])))
     useful = lanes.useful / lanes.slot_steps
     row = {
+        "clock": "CPU-seconds of this process (time.process_time), one thread",
         "useful_steps_cpu_s": lanes.useful / max(lanes.cpu, 1e-9),
         "slot_steps_s": lanes.slot_steps / max(lanes.wall, 1e-9),
         "torch_loop_useful_fraction": torch_loop.useful / torch_loop.slot_steps,
@@ -113,15 +121,16 @@ def measure(env_name: str, slots: int, d: int, steps: int, rounds: int) -> dict[
         "slots": slots,
         "d": d,
         "rounds": rounds,
-        "raw_steps_s": raw,
-        "policy_steps_s": pol,
+        "raw_steps_cpu_s": raw,
+        "policy_steps_cpu_s": pol,
         "ratio": ratio,
-        "torch_loop_steps_s": pol_torch,
+        "wall_ratio": wall_ratio,
+        "torch_loop_steps_cpu_s": pol_torch,
         "torch_loop_ratio": ratio_torch,
         "useful_fraction": useful,
     }
     print(
-        f"  {spec.id}: raw {raw:,.0f} slot steps/s, policy {pol:,.0f} useful steps/s "
+        f"  {spec.id}: raw {raw:,.0f} slot steps/CPU-s, policy {pol:,.0f} useful steps/CPU-s "
         f"({useful:.0%} of the simulated), ratio {ratio:.2f} (torch loop {ratio_torch:.2f}), "
         f"medians of {rounds} rounds",
         file=sys.stderr,
@@ -143,17 +152,17 @@ def main(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, 
 
     def human(r: dict[str, Any]) -> str:
         lines = [
-            "| env | slots | raw slot steps/s | policy-in-the-loop useful steps/s | ratio "
-            "| target | useful / simulated | useful steps / CPU-s | torch loop ratio "
+            "| env | slots | raw slot steps / CPU-s | policy-in-the-loop useful steps / CPU-s "
+            "| ratio | target | (wall-clock ratio) | useful / simulated | torch loop ratio "
             "| torch loop useful / simulated |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for x in r["rows"]:
             lines.append(
-                f"| {x['env']} | {x['slots']} | {x['raw_steps_s']:,.0f} | {x['policy_steps_s']:,.0f} | "
-                f"{x['ratio']:.2f} | >= {x['target']} | {x['useful_fraction']:.0%} "
-                f"| {x['useful_steps_cpu_s']:,.0f} | {x['torch_loop_ratio']:.2f} "
-                f"| {x['torch_loop_useful_fraction']:.0%} |"
+                f"| {x['env']} | {x['slots']} | {x['raw_steps_cpu_s']:,.0f} "
+                f"| {x['policy_steps_cpu_s']:,.0f} | {x['ratio']:.2f} | >= {x['target']} "
+                f"| {x['wall_ratio']:.2f} | {x['useful_fraction']:.0%} "
+                f"| {x['torch_loop_ratio']:.2f} | {x['torch_loop_useful_fraction']:.0%} |"
             )
         return "\n".join(lines)
 

@@ -8,6 +8,9 @@ Imports: torch only (and core.errors).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -48,11 +51,14 @@ class Projection:
         g.manual_seed(self.seed)
         return g
 
-    def __call__(self, z: Tensor) -> Tensor:
+    def _check_z(self, z: Tensor) -> None:
         if z.shape[-1] != self.d or z.dim() not in (1, 2):
             raise ValueError(
                 f"{self.kind}: z must be (d,) or (N, d) with d={self.d}, got {tuple(z.shape)}"
             )
+
+    def __call__(self, z: Tensor) -> Tensor:
+        self._check_z(z)
         if z.dim() == 1:
             return self.apply(z.unsqueeze(0)).squeeze(0)
         return self.apply(z)
@@ -64,6 +70,15 @@ class Projection:
     def affine(self, theta0: Tensor, z: Tensor) -> Tensor:
         """theta0 + P z: (D,) + (d,) -> (D,), or (D,) + (N, d) -> (N, D)."""
         return theta0 + self(z)
+
+    def has_transpose_kernel(self, theta0: Tensor, z: Tensor) -> bool:
+        """Whether `transpose_parts` serves this (theta0, z) (rlsub.core.views); z: (d,)."""
+        return False
+
+    def transpose_parts(self, parts: Sequence[tuple[int, np.ndarray]]) -> np.ndarray:
+        """P^T g (d,) float32 for g (D,) given as parts (first row, float32 values); rows no
+        part covers are 0. Only where `has_transpose_kernel` says so."""
+        raise NotImplementedError
 
     @property
     def nbytes(self) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from rlsub.core import sparse_ell
 from rlsub.core.projection_base import Projection
@@ -50,17 +51,19 @@ class _SparseMatmul(torch.autograd.Function):
 
 
 class _SparseAffine(torch.autograd.Function):
-    """theta0 + P z for one z on the CPU through rlsub.core.sparse_ell; backward P^T g (torch CSR)."""
+    """theta0 + P z for one z on the CPU through rlsub.core.sparse_ell; backward P^T g there too."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, theta0: Tensor | None, Pt: Tensor, ell: Any) -> Tensor:  # type: ignore[override]
-        ctx.Pt = Pt
+    def forward(ctx, z: Tensor, theta0: Tensor | None, ell: Any) -> Tensor:  # type: ignore[override]
+        ctx.ell = ell
         base = None if theta0 is None else theta0.detach().contiguous().numpy()
         return torch.from_numpy(sparse_ell.affine(ell, z.detach().numpy(), base))
 
     @staticmethod
+    @once_differentiable  # the kernels' products are not recorded: no second order
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return torch.mv(ctx.Pt, grad.contiguous()), None, None, None
+        g = grad.detach().to(torch.float32).contiguous().numpy()
+        return torch.from_numpy(sparse_ell.transpose(ctx.ell, [(0, g)])), None, None
 
 
 CSC_BLOCK_ROWS = 32_768
@@ -152,7 +155,7 @@ class SparseProjection(Projection):
         # the single-z CPU forward (rlsub.core.sparse_ell): the draws as they are, duplicates
         # kept apart, so they sum to the same P as the coalesced matrices below
         self.ell = sparse_ell.build(
-            r.numpy(), c.numpy(), (vals < 0).numpy(), (1 / norms).numpy(), D
+            r.numpy(), c.numpy(), (vals < 0).numpy(), (1 / norms).numpy(), D, sizes
         )
         with (
             warnings.catch_warnings()
@@ -213,13 +216,19 @@ class SparseProjection(Projection):
 
     def __call__(self, z: Tensor) -> Tensor:
         if self._single_on_cpu(z):
-            return _SparseAffine.apply(z, None, self.Pt, self.ell)
+            return _SparseAffine.apply(z, None, self.ell)
         return super().__call__(z)
 
     def affine(self, theta0: Tensor, z: Tensor) -> Tensor:
         if self._single_on_cpu(z) and theta0.dtype == torch.float32:
-            return _SparseAffine.apply(z, theta0, self.Pt, self.ell)
+            return _SparseAffine.apply(z, theta0, self.ell)
         return super().affine(theta0, z)
+
+    def has_transpose_kernel(self, theta0: Tensor, z: Tensor) -> bool:
+        return self._single_on_cpu(z) and theta0.dtype == torch.float32
+
+    def transpose_parts(self, parts: Sequence[tuple[int, np.ndarray]]) -> np.ndarray:
+        return sparse_ell.transpose(self.ell, parts)
 
     def apply(self, Z: Tensor) -> Tensor:
         return _SparseMatmul.apply(Z, self.P, self.Pt, self.csc())

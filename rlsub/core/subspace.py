@@ -46,6 +46,7 @@ from rlsub.core.projection_base import DEFAULT_DENSE_LIMIT_GIB, KINDS
 from rlsub.core.projections import make_projection
 from rlsub.core.registry import build_network
 from rlsub.core.trust import reading
+from rlsub.core.views import views
 
 FORMAT = "rlsub-subspace-v1"
 DIRECT = "direct"  # d value meaning: train all D parameters (identity projection)
@@ -158,6 +159,16 @@ class Subspace(nn.Module):
         """theta0 + P z: (D,) for z: (d,), (N, D) for z: (N, d). Default z: self.z."""
         z = self.z if z is None else z
         return self.P.affine(self.theta0, z)
+
+    def params(self, z: Tensor | None = None) -> dict[str, Tensor]:
+        """split(theta(z)) for one z (d,) (default self.z), the same values; where P has a CPU
+        kernel for its transpose, theta0 + P z and P^T g run as one autograd function
+        (rlsub.core.views): no split and concatenation of (D,) tensors in the step."""
+        z = self.z if z is None else z
+        if z.dim() == 1 and self.P.has_transpose_kernel(self.theta0, z):
+            out = views(z, self.theta0, self.P, self.sizes, self.shapes)
+            return dict(zip(self.names, out, strict=True))
+        return self.split(self.theta(z))
 
     def split(self, theta: Tensor) -> dict[str, Tensor]:
         """Flat theta (D,) or (N, D) -> {name: (shape) or (N, *shape)} views."""

@@ -67,7 +67,11 @@ def _budget(recs: list[TrialRecord], supervised: bool) -> str:
     train = cfg.get("train") or {}
     if supervised:
         return f"{train['epochs']} epochs" if "epochs" in train else "-"
-    for key, unit in (("total_timesteps", "steps"), ("generations", "generations")):
+    for key, unit in (
+        ("total_timesteps", "steps"),
+        ("generations", "generations"),
+        ("max_episodes", "episodes at most"),
+    ):
         if key in train:
             return f"{train[key]:,} {unit}"
     return "-"

@@ -117,9 +117,6 @@ class CMAStrategy:
     def mean(self, state: CMAState) -> torch.Tensor:
         return torch.as_tensor(state.es.mean, dtype=torch.float32)
 
-    def generations_told(self, state: CMAState) -> int:
-        return len(state.told)
-
     def save(self, state: CMAState) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         told = np.stack(state.told) if state.told else np.zeros((0, 0))
         return {}, {"told": torch.from_numpy(told)}

@@ -29,6 +29,7 @@ returns only.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -255,8 +256,8 @@ class OpenAIES:
     def mean(self, state: OpenAIESState) -> torch.Tensor:
         return state.adam.z
 
-    def generations_told(self, state: OpenAIESState) -> int:
-        return state.adam.t
+    def context(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def save(self, state: OpenAIESState) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         a = state.adam

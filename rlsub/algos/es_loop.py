@@ -25,6 +25,7 @@ Imports: algos.base, algos.es_setup, rollout, core.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -63,6 +64,7 @@ class Strategy(Protocol):
     curve_train_mean: bool
 
     def population(self, d: int) -> int: ...
+    def context(self) -> contextlib.AbstractContextManager[None]: ...  # around a trial
     def init(self, d: int, noise_seed: int) -> Any: ...
     def ask(self, state: Any) -> Asked: ...
     def tell(self, state: Any, asked: Asked, fitness: np.ndarray) -> Any: ...
@@ -232,7 +234,7 @@ def run_generations(
             r for r in live if r.generation % tc.eval_every == 0 or r.generation == tc.generations
         ]
         if evaluating:
-            _evaluate_centres(cfg, strategy, evaluating, player, eval_K, progress, bar, t0)
+            _evaluate_centres(strategy, evaluating, player, eval_K, progress, bar, t0)
             stopping = [
                 r for r in evaluating
                 if r.generation == tc.generations
@@ -277,7 +279,6 @@ def _evaluate(strategy: Strategy, runs: list[Run], player: Player) -> list[tuple
 
 
 def _evaluate_centres(
-    cfg: ExperimentConfig,
     strategy: Strategy,
     runs: list[Run],
     player: Player,

@@ -16,7 +16,6 @@ Imports: algos.es_loop, algos.es_ray, rollout, envs, core.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
@@ -53,10 +52,10 @@ class _EvalEnv:
 
 
 class LocalPlayer(_EvalEnv):
-    def __init__(self, cfg: ExperimentConfig, run: Run, slots: int) -> None:
+    def __init__(self, cfg: ExperimentConfig, run: Run, population: int) -> None:
         super().__init__(cfg, run)
         self.K = cfg.train.episodes_per_member
-        self.env = run.setup.make_env(cfg, slots)
+        self.env = run.setup.make_env(cfg, population * self.K)
 
     def play(
         self, runs: list[Run], asked: list[Asked], seeds: list[int | None], cap: int | None
@@ -119,15 +118,14 @@ class RayPlayer(_EvalEnv):
         super().close()
 
 
-def make_player(cfg: ExperimentConfig, run: Run, slots: int) -> Player:
-    """The player `cfg.train` asks for (backend, pipeline), for a population of `slots`
-    env slots (members x episodes per member)."""
+def make_player(cfg: ExperimentConfig, run: Run, population: int) -> Player:
+    """The player `cfg.train` asks for (backend, pipeline), for `population` members."""
     tc: Any = cfg.train
     if getattr(tc, "backend", "local") == "ray":
         return RayPlayer(cfg, run)
     if getattr(tc, "pipeline", False):
-        return PipelinedPlayer(cfg, run, slots // tc.episodes_per_member)
-    return LocalPlayer(cfg, run, slots)
+        return PipelinedPlayer(cfg, run, population)
+    return LocalPlayer(cfg, run, population)
 
 
 def train(
@@ -143,10 +141,9 @@ def train(
     tc: Any = cfg.train
     strategy: Any = tc.strategy()
     torch.set_num_threads(tc.threads)  # run_trial restores the caller's setting
-    with getattr(strategy, "context", contextlib.nullcontext)():
+    with strategy.context():
         run = start_run(cfg, strategy, d, seed, None, checkpoint)
-        population = strategy.population(run.setup.sub.d)
-        player = make_player(cfg, run, population * tc.episodes_per_member)
+        player = make_player(cfg, run, strategy.population(run.setup.sub.d))
         try:
             desc = f"{strategy.label} d={run.setup.sub.d}"
             run_generations(cfg, strategy, [run], player, progress, desc)

@@ -83,6 +83,7 @@ _KERNEL_SOURCES = (
     "rollout/classic_fused.py",
     "core/sparse_ell.py",
     "core/fastfood_kernels.py",
+    "algos/dqn_kernels.py",
     "nets/frames.py",
 )
 

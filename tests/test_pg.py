@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 import yaml
 from stable_baselines3 import PPO
 
+from rlsub.algos.dqn_learners import make_learner
 from rlsub.algos.pg import build_model, compact_subspace, policy_subspace, train
 from rlsub.algos.pg_envs import sb3_env_factory
 from rlsub.algos.pg_policies import subspace_kwargs
@@ -295,7 +297,7 @@ def test_paper_dqn_buffer_schedule_and_score_rule(tmp_path: Path) -> None:
     """rlsub.algos.dqn_paper: the buffer keeps every 5th transition and every terminal
     one; a run is scored by the mean of its last `window` training episodes; the target
     z trails the online z by the soft update."""
-    from rlsub.algos.dqn_paper import Replay, _update
+    from rlsub.algos.dqn_paper import Replay
     from rlsub.algos.dqn_paper import train as train_paper_dqn
 
     buf = Replay(8, 2, every=5)
@@ -325,12 +327,97 @@ def test_paper_dqn_buffer_schedule_and_score_rule(tmp_path: Path) -> None:
         returns.append(c["value"] * n - prev + dropped)
     assert sum(returns) == pytest.approx(r.env_steps)
     assert r.final_eval_mean == pytest.approx(np.mean(returns[-4:]))
-    sub = Subspace.from_spec("mlp", {"in_dim": 4, "out_dim": 2, "hidden": [8]}, 0, 3)
-    z_t = sub.z.detach().clone()
-    with torch.no_grad():
-        sub.z.add_(1.0)
-    opt = torch.optim.RMSprop([sub.z], lr=0.0)
-    s = torch.zeros(4, 4)
-    batch = (s, torch.zeros(4, dtype=torch.int64), torch.ones(4), s, torch.zeros(4))
-    _update(sub, z_t, opt, batch, cfg.train)
-    assert torch.allclose(z_t, torch.full((3,), 0.01))  # moved 1 % of the way
+    s = np.zeros((4, 4), np.float32)
+    batch = (s, np.zeros(4, np.int64), np.ones(4, np.float32), s, np.zeros(4, np.float32))
+    literal = dataclasses.replace(cfg.train, target_update_rate=0.01, l2=0.01, lr=1e-30)
+    for fast in (False, True):
+        sub = Subspace.from_spec("mlp", {"in_dim": 4, "out_dim": 2, "hidden": [8]}, 0, 3)
+        learner = make_learner(sub, literal, fast=fast)
+        ones = {k: torch.ones(3) if k.startswith("z") else v for k, v in learner.state().items()}
+        learner.load({**ones, "z_target": torch.zeros(3)})
+        learner.update(batch)  # lr ~0: z stays at 1, the target moves 1 % of the way
+        assert torch.allclose(learner.state()["z_target"], torch.full((3,), 0.01))
+        # the default is what the paper's code ran: the target is the online z, exactly
+        learner = make_learner(sub, cfg.train, fast=fast)
+        learner.update(batch)
+        st = learner.state()
+        assert torch.equal(st["z_target"], st["z"]) and not torch.equal(st["z"], torch.zeros(3))
+
+
+@pytest.mark.parametrize("d", [5, "direct"])
+@pytest.mark.parametrize("projection", ["dense", "sparse"])
+def test_paper_dqn_numpy_learner_agrees_with_autograd(d: Any, projection: str) -> None:
+    """The hand-written numpy update of a ReLU MLP (forward, backward, P^T g, clipping,
+    TF RMSProp, target) follows the autograd learner step for step to float rounding."""
+    cfg = load_experiment("cartpole_v0_dqn_paper")
+    tc = dataclasses.replace(cfg.train, lr=1e-2, target_update_rate=0.1, l2=0.01)
+    rng = np.random.default_rng(0)
+    kw = {"in_dim": 4, "out_dim": 2, "hidden": [16, 16], "activation": "relu"}
+    learners = []
+    for fast in (False, True):
+        sub = Subspace.from_spec("mlp", {**kw, "init": "he_normal"}, 1, d, projection, 2)
+        learners.append(make_learner(sub, tc, fast=fast))
+    assert [type(x).__name__ for x in learners] == ["TorchLearner", "NumpyMLPLearner"]
+    for _ in range(20):
+        s, s2 = rng.normal(size=(2, 32, 4)).astype(np.float32)
+        a = rng.integers(0, 2, 32)
+        r = np.ones(32, np.float32)
+        done = (rng.random(32) < 0.2).astype(np.float32)
+        for learner in learners:
+            learner.update((s, a, r, s2, done))
+        assert learners[0].act(s[0]) == learners[1].act(s[0])
+    ref, fast_state = learners[0].state(), learners[1].state()
+    for k in ref:
+        assert torch.allclose(ref[k], fast_state[k], rtol=1e-4, atol=1e-6), k
+
+
+def test_paper_dqn_tf_rmsprop_and_per_variable_clipping() -> None:
+    """TF1's RMSProp: the mean square starts at 1 and momentum accumulates the steps; in
+    direct training each weight and bias has its gradient clipped on its own."""
+    from rlsub.algos.dqn_learners import NumpyMLPLearner, TFRMSProp, TorchLearner
+
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = TFRMSProp([p], lr=0.1, momentum=0.5)
+    p.grad = torch.tensor([2.0, -1.0])
+    opt.step()
+    ms1 = 0.9 + 0.1 * p.grad**2  # from 1, not 0
+    step1 = 0.1 * p.grad / ms1.sqrt()
+    assert torch.allclose(p.detach(), -step1)
+    opt.step()
+    ms2 = 0.9 * ms1 + 0.1 * p.grad**2
+    step2 = 0.5 * step1 + 0.1 * p.grad / ms2.sqrt()
+    assert torch.allclose(p.detach(), -step1 - step2)
+
+    # a huge TD error: each clipped variable's step is lr x clipped g / sqrt(0.9 + 0.1 g^2)
+    tc = dataclasses.replace(load_experiment("cartpole_v0_dqn_paper").train, momentum=0.0)
+    kw = {"in_dim": 4, "out_dim": 2, "hidden": [8], "activation": "relu"}
+    s = np.ones((4, 4), np.float32)
+    batch = (s, np.zeros(4, np.int64), np.full(4, 1e6, np.float32), s, np.ones(4, np.float32))
+    for cls in (TorchLearner, NumpyMLPLearner):
+        for d in ("direct", 3):
+            sub = Subspace.from_spec("mlp", kw, 0, d, "dense", 0)
+            learner = cls(sub, tc)
+            learner.update(batch)
+            ms = learner.state()["opt.ms"]
+            g = ((ms - 0.9) / 0.1).sqrt()  # |g| per coordinate, after clipping
+            parts = torch.split(g, sub.sizes) if d == "direct" else [g]
+            assert all(float(part.norm()) == pytest.approx(5.0, rel=1e-4) for part in parts)
+
+
+def test_mlp_he_normal_init_is_the_papers_keras_init() -> None:
+    """init: he_normal: weights truncated at 2 std of sqrt(2 / fan_in), biases 0, seeded."""
+    from rlsub.core.registry import build_network
+
+    kw = {"in_dim": 400, "out_dim": 2, "hidden": [400], "init": "he_normal"}
+    net = build_network("mlp", kw, seed=3)
+    w = net[0].weight.detach()
+    std = (2 / 400) ** 0.5
+    assert float(w.abs().max()) <= 2 * std
+    # a normal truncated at 2 std keeps 0.774 of its variance
+    assert float(w.std()) == pytest.approx(std * 0.774**0.5, rel=0.02)
+    assert all(
+        float(m.bias.detach().abs().max()) == 0 for m in net if isinstance(m, torch.nn.Linear)
+    )
+    assert torch.equal(build_network("mlp", kw, seed=3)[0].weight, net[0].weight)
+    with pytest.raises(RlsubError, match="he_normal"):
+        build_network("mlp", {**kw, "init": "glorot"}, seed=0)

@@ -5,25 +5,29 @@ transition, scored by evaluation episodes). This trainer follows the paper's pub
 code (uber-research/intrinsic-dimension: ``intrinsic_dim/train_dqn.py`` and
 ``intrinsic_dim/rl/neural_q_learner.py``, read for the protocol, not copied):
 
-- one env, one update per env step once the buffer holds a batch; RMSProp (TF's
-  defaults: decay 0.9, epsilon 1e-10) at lr 1e-4; discount 0.95; batch 32;
+- one env, one update per env step once the buffer holds a batch; TF1's RMSProp at
+  lr 1e-4 with the scripts' momentum 0.9 (the parser's default; decay 0.9, epsilon 1e-10
+  inside the root, the mean square starting at 1: `dqn_learners.TFRMSProp`); discount
+  0.95; batch 32;
 - a replay buffer of 10,000 that keeps every 5th transition and every terminal one;
 - epsilon-greedy, epsilon 0.5 -> 0.1 linearly over the first 10,000 updates;
-- loss: the mean squared TD error plus ``l2`` (0.01) x the sum of squares of the
-  trained variables (z; theta for the direct baseline), each gradient clipped to norm 5;
-- a target network (its own z) moved towards the online one by ``target_update_rate``
-  (0.01) after every update;
+- loss: the mean squared TD error, each variable's gradient clipped to norm 5;
 - a run stops when the mean return of its last 100 training episodes reaches the
   solved score (195) or after ``max_episodes`` (10,000 in the paper), and is scored
   by that mean (`final_eval_mean`): the paper's rule, not an evaluation on fresh
   episodes. A deterministic evaluation on ``eval_episodes`` fresh episodes is kept
-  beside it in the record's info.
+  beside it in the record's info;
+- the network: Keras' he_normal init (the config's ``init: he_normal``), biases 0.
 
-Not verified against the paper's runs: in its code the Q-network is one Keras model
-called under two variable scopes, which may share one set of weights between the
-online and target networks and leave the scoped L2 sum empty; this trainer takes the
-hyperparameters as the code states them (``target_update_rate: 1.0`` and ``l2: 0``
-give that other reading).
+What the code ran, not what its arguments name: the learner is given a target-update
+rate (0.01) and an L2 penalty (0.01), but its Q-network is one Keras model, built
+before the learner, called again under a "target_network" variable scope. A Keras
+model called twice shares its weights, so the "target" is the online network (behind
+a stop-gradient), and both scoped collections are empty: the soft update is a no-op
+and the L2 sum is 0. The defaults here are that effective protocol
+(``target_update_rate: 1.0``: the target is the online z; ``l2: 0``);
+``target_update_rate: 0.01`` and ``l2: 0.01`` give the literal reading (a separate
+target z and a penalty on z), which is what this trainer ran before (docs/RESULTS.md).
 
 Imports: algos.base, algos.sizes, envs, core.
 """
@@ -34,7 +38,7 @@ import math
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +47,7 @@ import torch
 from tqdm import tqdm
 
 from rlsub.algos.base import Budget, Trainer, TrainResult
+from rlsub.algos.dqn_learners import make_learner
 from rlsub.algos.sizes import probe_env
 from rlsub.core.checkpoint import Checkpoint
 from rlsub.core.config import ExperimentConfig
@@ -65,9 +70,14 @@ class PaperDQNConfig:
     eps_start: float = doc("initial exploration probability", default=0.5)
     eps_end: float = doc("final exploration probability", default=0.1)
     eps_anneal_updates: int = doc("updates over which epsilon falls linearly", default=10_000)
-    target_update_rate: float = doc("soft target update after every update", default=0.01)
-    l2: float = doc("penalty x sum of squares of the trained variables", default=0.01)
-    max_grad_norm: float = doc("each gradient clipped to this norm", default=5.0)
+    momentum: float = doc("RMSProp momentum (the paper's scripts: the parser's 0.9)", default=0.9)
+    target_update_rate: float = doc(
+        "soft target update after every update (1: the target is the online network, as "
+        "the paper's code ran)",
+        default=1.0,
+    )
+    l2: float = doc("penalty x sum of squares of the trained variables", default=0.0)
+    max_grad_norm: float = doc("each variable's gradient clipped to this norm", default=5.0)
     window: int = doc("training episodes averaged for the score and the stop", default=100)
     eval_episodes: int = doc("fresh deterministic episodes evaluated at the end", default=20)
 
@@ -82,6 +92,7 @@ class PaperDQNConfig:
         check(self.eps_anneal_updates > 0, "eps_anneal_updates must be > 0")
         check(0 < self.target_update_rate <= 1, "target_update_rate must be in (0, 1]")
         check(self.l2 >= 0 and self.max_grad_norm > 0, "need l2 >= 0 and max_grad_norm > 0")
+        check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.window >= 1 and self.eval_episodes >= 0, "need window >= 1, eval_episodes >= 0")
 
 
@@ -118,9 +129,9 @@ class Replay:
             getattr(self, k)[...] = tensors[f"replay.{k}"].numpy()
         self.offered, self.n, self.i = counts["offered"], counts["n"], counts["i"]
 
-    def sample(self, k: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+    def sample(self, k: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         idx = rng.integers(0, self.n, size=k)
-        return tuple(torch.from_numpy(x[idx]) for x in (self.s, self.a, self.r, self.s2, self.done))
+        return tuple(x[idx] for x in (self.s, self.a, self.r, self.s2, self.done))
 
 
 def train(
@@ -148,8 +159,7 @@ def train(
         rest="frozen",
         dense_limit_gib=cfg.subspace.dense_limit_gib,
     )
-    z_target = sub.z.detach().clone()
-    opt = torch.optim.RMSprop([sub.z], lr=tc.lr, alpha=0.9, eps=1e-10)
+    learner = make_learner(sub, tc)
     rng = np.random.default_rng(seeds["sb3"])
     torch.manual_seed(seeds["sb3"])
     env = make_env(spec)
@@ -164,10 +174,7 @@ def train(
         history.extend(meta["history"])
         curve = list(meta["curve"])
         rng.bit_generator.state = meta["rng"]
-        with torch.no_grad():
-            sub.z.copy_(tensors["z"])
-        z_target.copy_(tensors["z_target"])
-        opt.load_state_dict(_opt_state(opt, tensors))
+        learner.load(tensors)
         replay.load(meta["replay"], tensors)
     t0 = time.perf_counter()
     bar = tqdm(
@@ -190,9 +197,7 @@ def train(
                 if rng.random() < eps:
                     action = int(rng.integers(dims.n_actions))
                 else:
-                    with torch.no_grad():
-                        q = sub(torch.as_tensor(obs, dtype=torch.float32)[None])
-                    action = int(q.argmax(dim=1)[0])
+                    action = learner.act(obs)
                 obs2, reward, term, trunc, _ = env.step(action)
                 done = bool(term or trunc)
                 # the paper's "done" masks the bootstrap on every episode end, time limit too
@@ -201,7 +206,7 @@ def train(
                 obs = obs2
                 steps += 1
                 if replay.n >= tc.batch_size:
-                    _update(sub, z_target, opt, replay.sample(tc.batch_size, rng), tc)
+                    learner.update(replay.sample(tc.batch_size, rng))
                     updates += 1
             history.append(total)
             score = float(np.mean(history))
@@ -214,9 +219,11 @@ def train(
                 counts = {"episode": episode + 1, "updates": updates, "steps": steps}
                 state = {**counts, "history": list(history), "curve": curve}
                 state["rng"] = rng.bit_generator.state
-                _save(checkpoint, state, sub.z, z_target, opt, replay)
+                rmeta, rtensors = replay.state()
+                checkpoint.save({**state, "replay": rmeta}, {**learner.state(), **rtensors})
     env.close()
-    ev_mean, ev_std = _evaluate(sub, spec, tc.eval_episodes, seeds["eval"])
+    learner.finish()
+    ev_mean, ev_std = _evaluate(learner.act, spec, tc.eval_episodes, seeds["eval"])
     return TrainResult(
         final_eval_mean=score,
         final_eval_std=float(np.std(history)),
@@ -239,50 +246,11 @@ def train(
     )
 
 
-def _save(
-    checkpoint: Checkpoint,
-    meta: dict[str, Any],
-    z: torch.Tensor,
-    z_target: torch.Tensor,
-    opt: torch.optim.Optimizer,
-    replay: Replay,
-) -> None:
-    tensors = {"z": z.detach().clone(), "z_target": z_target.clone()}
-    for k, v in opt.state_dict()["state"].get(0, {}).items():
-        tensors[f"opt.{k}"] = v.clone() if torch.is_tensor(v) else torch.tensor(v)
-    rmeta, rtensors = replay.state()
-    checkpoint.save({**meta, "replay": rmeta}, {**tensors, **rtensors})
-
-
-def _opt_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    sd = opt.state_dict()
-    sd["state"] = {0: {k[4:]: v for k, v in tensors.items() if k.startswith("opt.")}}
-    return sd
-
-
-def _update(
-    sub: Subspace,
-    z_target: torch.Tensor,
-    opt: torch.optim.Optimizer,
-    batch: tuple[torch.Tensor, ...],
-    tc: PaperDQNConfig,
-) -> None:
-    s, a, r, s2, done = batch
-    with torch.no_grad():
-        target_q = sub.call(sub.split(sub.theta(z_target)), s2).max(dim=1).values
-        y = r + tc.gamma * target_q * (1.0 - done)
-    q = sub(s).gather(1, a[:, None])[:, 0]
-    loss = ((q - y) ** 2).mean() + tc.l2 * (sub.z**2).sum()
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_([sub.z], tc.max_grad_norm)
-    opt.step()
-    with torch.no_grad():
-        z_target.add_(tc.target_update_rate * (sub.z.detach() - z_target))
-
-
-def _evaluate(sub: Subspace, spec: Any, episodes: int, seed: int) -> tuple[float, float]:
-    """Greedy returns on `episodes` fresh episodes (reported beside the paper's score)."""
+def _evaluate(
+    act: Callable[[Any], int], spec: Any, episodes: int, seed: int
+) -> tuple[float, float]:
+    """Greedy returns (`act`: the learner's) on `episodes` fresh episodes (reported beside
+    the paper's score)."""
     if episodes == 0:
         return float("nan"), float("nan")
     env = make_env(spec)
@@ -291,9 +259,7 @@ def _evaluate(sub: Subspace, spec: Any, episodes: int, seed: int) -> tuple[float
         obs, _ = env.reset(seed=seed + k)
         total, done = 0.0, False
         while not done:
-            with torch.no_grad():
-                action = int(sub(torch.as_tensor(obs, dtype=torch.float32)[None]).argmax(1)[0])
-            obs, reward, term, trunc, _ = env.step(action)
+            obs, reward, term, trunc, _ = env.step(act(obs))
             total, done = total + float(reward), bool(term or trunc)
         returns.append(total)
     env.close()

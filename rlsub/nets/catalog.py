@@ -31,20 +31,45 @@ Imports: nets.mlp, nets.convnet (torch only). Knows nothing of subspaces.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
+from rlsub.core.errors import RlsubError
 from rlsub.nets.convnet import lenet
 from rlsub.nets.mlp import MLP
 
 
 def mlp(
-    in_dim: int, out_dim: int, hidden: Sequence[int] = (20, 20), activation: str = "tanh"
+    in_dim: int,
+    out_dim: int,
+    hidden: Sequence[int] = (20, 20),
+    activation: str = "tanh",
+    init: str = "torch",
 ) -> nn.Module:
-    """`MLP(sizes, activation)` from in_dim, hidden, out_dim (RL: sizes come from the env)."""
-    return MLP([in_dim, *hidden, out_dim], activation=activation)
+    """`MLP(sizes, activation)` from in_dim, hidden, out_dim (RL: sizes come from the env).
+
+    init: "torch" (PyTorch's Linear default) or "he_normal" (the original paper's Keras
+    layers: weights from a normal of std sqrt(2 / fan_in) truncated at 2 std, biases 0)."""
+    net = MLP([in_dim, *hidden, out_dim], activation=activation)
+    if init == "he_normal":
+        he_normal_(net)
+    elif init != "torch":
+        raise RlsubError(f"mlp init must be 'torch' or 'he_normal', got {init!r}")
+    return net
+
+
+def he_normal_(net: nn.Module) -> None:
+    """Keras 2.0's he_normal in place on every Linear: truncated normal, std sqrt(2/fan_in)."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Linear):
+                std = math.sqrt(2.0 / m.in_features)
+                nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+                nn.init.zeros_(m.bias)
 
 
 def fc_mnist() -> nn.Module:

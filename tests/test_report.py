@@ -115,17 +115,16 @@ def test_reference_task_paper_values_and_comparisons(stores: list[Path]) -> None
     # CartPole-v1 ES is not the paper's CartPole-v0 DQN row: no paper value beside it
     assert rows[1]["paper_d_int"] is None
     v0 = {"task": "cartpole-v0", "network": "mlp", "algorithm": "dqn_paper"}
-    pv = paper.match(v0, {"hidden": [20, 20], "activation": "relu"})
+    he = {"activation": "relu", "init": "he_normal"}
+    pv = paper.match(v0, {"hidden": [20, 20], **he})
     # SB3's DQN is another protocol: the paper's value sits only beside dqn_paper rows
-    assert (
-        paper.match({**v0, "algorithm": "dqn"}, {"hidden": [20, 20], "activation": "relu"}) is None
-    )
+    assert paper.match({**v0, "algorithm": "dqn"}, {"hidden": [20, 20], **he}) is None
     assert pv is not None and pv.value == 25 and paper.paper_target(pv, None) == 0.9 * 195
-    assert paper.match(v0, {"hidden": [64, 64], "activation": "relu"}) is None  # other net
-    assert paper.match(v0, {"hidden": [400, 400], "activation": "relu"}).value == 40  # width 400
-    assert (
-        paper.match({**v0, "task": "cartpole"}, {"hidden": [20, 20], "activation": "relu"}) is None
-    )
+    assert paper.match(v0, {"hidden": [64, 64], **he}) is None  # other net
+    # the paper's init is part of its protocol: PyTorch's default init is another row
+    assert paper.match(v0, {"hidden": [20, 20], "activation": "relu"}) is None
+    assert paper.match(v0, {"hidden": [400, 400], **he}).value == 40  # width 400
+    assert paper.match({**v0, "task": "cartpole"}, {"hidden": [20, 20], **he}) is None
     fc = paper.match({"task": "mnist", "network": "fc_mnist", "algorithm": "adam"}, {})
     assert fc is not None and fc.value == 750 and fc.line == "fixed"
     cifar = paper.match({"task": "cifar10", "network": "lenet_cifar", "algorithm": "adam"}, {})
@@ -143,7 +142,10 @@ def test_paper_value_sits_beside_its_row_with_ours_under_its_line(stores: list[P
         if r.config_hash == g["config_hash"]:
             r.config = {
                 **r.config,
-                "network": {"name": "mlp", "kwargs": {"hidden": [20, 20], "activation": "relu"}},
+                "network": {
+                    "name": "mlp",
+                    "kwargs": {"hidden": [20, 20], "activation": "relu", "init": "he_normal"},
+                },
             }
     rows, _ = build_rows(records, [g])
     assert rows[0]["paper_d_int"] == 25 and "0.9 x 195" in rows[0]["paper_rule"]

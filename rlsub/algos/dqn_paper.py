@@ -98,7 +98,7 @@ class PaperDQNConfig:
 
 class Replay:
     """The paper's buffer: a ring of `size` transitions, each kept only when it is the
-    `every`-th offered or terminal."""
+    `every`-th offered or terminal; a batch is drawn without replacement."""
 
     def __init__(self, size: int, obs_dim: int, every: int) -> None:
         self.s = np.zeros((size, obs_dim), np.float32)
@@ -130,7 +130,7 @@ class Replay:
         self.offered, self.n, self.i = counts["offered"], counts["n"], counts["i"]
 
     def sample(self, k: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        idx = rng.integers(0, self.n, size=k)
+        idx = rng.choice(self.n, size=k, replace=False)  # random.sample, as the paper's
         return tuple(x[idx] for x in (self.s, self.a, self.r, self.s2, self.done))
 
 

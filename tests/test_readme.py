@@ -4,17 +4,13 @@ estimator and compared line by line; the README's Python examples run as written
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from rlsub.analysis.estimate import estimate_all
-from rlsub.analysis.report import load_records
-from rlsub.analysis.rows import build_rows, paper_rows
-from rlsub.analysis.tables import markdown_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,11 +26,14 @@ def _block(text: str, tag: str) -> tuple[list[str], list[str], bool]:
 
 
 def _table(stores: list[str], with_paper: bool = False) -> list[str]:
-    paths = sorted(p for s in stores for p in ROOT.glob(s))
-    assert paths, f"no stores match {stores}"
-    records = load_records(paths)
-    rows, _ = build_rows(records, estimate_all(records))
-    return markdown_rows(rows + (paper_rows(rows) if with_paper else []))
+    """The table docs/update_tables.py writes for these stores (the tracked ones)."""
+    spec = importlib.util.spec_from_file_location(
+        "update_tables", ROOT / "docs" / "update_tables.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.table(stores, with_paper)
 
 
 @pytest.mark.parametrize(

@@ -201,7 +201,8 @@ NOT_HERE: tuple[tuple[str, str, str, int, float, str, str], ...] = (
         "dqn_paper",
         163_202,
         40,
-        "not yet swept (width 400: a run that does not solve is ~40 min on one core)",
+        "not yet swept (width 400: a run that does not solve plays 10,000 episodes, over an "
+        "hour on one core)",
         "rlsub sweep cartpole_v0_dqn_paper_w400",
     ),
     (

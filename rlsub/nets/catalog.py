@@ -7,7 +7,8 @@ original paper (docs/REFERENCE.md) where it states them:
 =====================  =========  ==============================================
 name                   D          notes
 =====================  =========  ==============================================
-mlp                    varies     obs -> hidden... -> out; 4-20-20-2 ReLU is 562
+mlp                    varies     obs -> hidden... -> out; 4-20-20-2 ReLU is 562;
+                                  init: torch (default) or he_normal (the paper's)
 fc_mnist               199,210    784-200-200-10 ReLU
 fc_cifar               656,810    3072-200-200-10 ReLU
 lenet_mnist            44,426     6c5-pool-16c5-pool-120-84-10 on 1x28x28
@@ -26,7 +27,7 @@ reference batch). es_pong and nature_cnn are `ConvNet`s: besides the ordinary
 forward they evaluate a whole population of parameter sets in one call
 (grouped convolutions, batched matmuls), which ES rollouts use every step.
 
-Imports: nets.mlp, nets.convnet (torch only). Knows nothing of subspaces.
+Imports: nets.mlp, nets.convnet, core.errors (torch only). Knows nothing of subspaces.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ from rlsub.algos.pg_networks import own_policy_kwargs
 from rlsub.algos.pg_policies import SubspaceActorCriticPolicy, SubspaceDQNPolicy, subspace_kwargs
 from rlsub.algos.sb3_file import SB3PolicyFile
 from rlsub.algos.sizes import mlp_parameters, probe_env
+from rlsub.algos.step_size import scale_at
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.device import resolve as resolve_device
 from rlsub.core.errors import RlsubError
@@ -137,7 +138,7 @@ def build_model(
         rest=cfg.subspace.rest,
         dense_limit_gib=cfg.subspace.dense_limit_gib,
         # the direct baseline trains theta itself at the algorithm's own learning rate
-        z_lr_scale=1.0 if d == "direct" else pgc.z_lr_scale,
+        z_lr_scale=1.0 if d == "direct" else scale_at(pgc.z_lr_scale, d),
     )
     policy_kwargs.update(kwargs.pop("policy_kwargs", {}))
     policy_kwargs["subspace"] = sub

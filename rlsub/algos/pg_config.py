@@ -19,7 +19,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from rlsub.algos.base import Budget
-from rlsub.algos.step_size import resolve_z_lr_scale
+from rlsub.algos.step_size import check_scale, describe_scale
 from rlsub.core.config import ExperimentConfig
 from rlsub.core.device import ALLOWED as DEVICES
 from rlsub.core.device import valid as device_valid
@@ -56,11 +56,12 @@ class PGConfig:
     critic_hidden: list[int] | None = doc(
         "hidden sizes of the actor-critic value network (null: the actor's)", default=None
     )
-    z_lr_scale: float | str = doc(
+    z_lr_scale: float | str | dict[int, float | str] = doc(
         "z's learning rate = the algorithm's learning_rate x this: a number, or "
         "'K*sqrt(D/d)' (D: parameters in the subspace) so that every d moves theta as far "
         "per step as direct training, times K (direct parts, and the direct baseline "
-        "d = 'direct': x 1)",
+        "d = 'direct': x 1), or a mapping {d: either} per d (what `rlsub tune` writes; a d "
+        "between mapped ones takes the nearest in log d)",
         default=1.0,
     )
     parts: Literal["actor", "all"] = doc(
@@ -87,7 +88,7 @@ class PGConfig:
         check(self.total_timesteps > 0, f"total_timesteps must be > 0, got {self.total_timesteps}")
         check(0 < self.n_envs <= MAX_ENVS, f"n_envs must be in 1..{MAX_ENVS:,}, got {self.n_envs}")
         try:
-            resolve_z_lr_scale(self.z_lr_scale, 1, 1)
+            check_scale(self.z_lr_scale)
         except ValueError as exc:
             check(False, str(exc))
         check(self.eval_freq >= 0, f"eval_freq must be >= 0, got {self.eval_freq}")
@@ -178,8 +179,7 @@ def describe(train: Mapping[str, Any], actor_critic: bool = True) -> list[str]:
     step-size rule where the config sets one (the step-size protocol)."""
     out = [f"parts: {train.get('parts', 'actor')}"] if actor_critic else []
     if "z_lr_scale" in train:
-        scale = train["z_lr_scale"]
-        out.append(f"z lr {scale}" if isinstance(scale, str) else f"z lr x{scale:g}")
+        out.append(describe_scale(train["z_lr_scale"]))
     return out
 
 

@@ -225,6 +225,23 @@ def cli_sweep(args: argparse.Namespace) -> None:
     emit(args, result, format_summary)
 
 
+def cli_tune(args: argparse.Namespace) -> None:
+    """`rlsub tune CONFIG --k K... --seeds S... --store S --out YAML`."""
+    from rlsub.core.paths import check_can_write_file
+    from rlsub.sweep.tune import format_tune, tune, tuned_config_text
+
+    cfg = load_experiment(args.config)
+    out = Path(args.out)
+    check_can_write_file(out, "tuned config")
+    result = tune(cfg, list(args.k), list(args.seeds), args.store, progress=not args.json)
+    text = tuned_config_text(cfg, result, command_line())
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    result["out"] = str(out)
+    emit(args, result, lambda r: format_tune(r) + f"\nwrote {r['out']}")
+
+
 def cli_suite(args: argparse.Namespace) -> None:
     """`rlsub suite FILE [--plan] [--measured ...] [sweep options]`."""
     from rlsub.cli.commands import format_summary

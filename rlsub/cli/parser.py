@@ -275,6 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default=None, help=DEVICE_HELP)
     _json(s)
 
+    s = _command(sub, "tune", "rlsub.cli.commands:cli_tune",
+                 "tune z's step size per d for a policy-gradient CONFIG",
+                 "Tries every K of 'K*sqrt(D/d)' at every d of the config's grid on tuning "
+                 "seeds that are not its reported seeds, keeps the best K per d, and writes "
+                 "a config (--out) whose train.z_lr_scale maps each d to its K; sweep that "
+                 "config for the row. The tuning trials stay in --store; it resumes.",
+                 "rlsub tune cartpole_ppo_sqrt --k 1 3 10 --seeds 100 101 \\\n"
+                 "    --store runs/tune_ppo.sqlite --out runs/cartpole_ppo_tuned.yaml")  # fmt: skip
+    s.add_argument("config", help=CONFIG_HELP)
+    s.add_argument("--k", type=float, nargs="+", required=True, help="the K to try")
+    s.add_argument("--seeds", type=int, nargs="+", required=True, help="tuning seeds")
+    s.add_argument("--store", required=True, help="SQLite store of the tuning trials")
+    s.add_argument("--out", required=True, help="where to write the tuned config (YAML)")
+    _json(s)
+
     s = _command(sub, "suite", "rlsub.cli.commands:cli_suite",
                  "the full benchmark: sweep every config of a suite file",
                  "With --plan it prints the trials and their estimated cost (from the "

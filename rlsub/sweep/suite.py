@@ -33,6 +33,7 @@ from rlsub.core.bundled import config_path
 from rlsub.core.config import ExperimentConfig, load_experiment, with_overrides
 from rlsub.core.errors import ConfigError, RlsubError
 from rlsub.core.schema import check, doc, from_mapping, read_yaml
+from rlsub.sweep.validate import network_D
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,17 @@ def plan(cfgs: list[ExperimentConfig], measured: list[str | Path]) -> list[Plann
         trainer = trainer_for(cfg.algorithm)
         b = trainer.budget(cfg)
         pl = Planned(cfg, trials, b.unit if b else "", b.amount if b else None)
+        D = network_D(cfg, data=False)
         for r in rows:
             same = (r["task"], r["algorithm"], r["network"]) == (
                 cfg.task,
                 cfg.algorithm,
                 cfg.network.name,
             )
+            # a net of another size (one "mlp" at widths 20 and 400) costs otherwise: only
+            # trials of this D count, where both the record and the config tell it
+            size = r.get("D_full") or r.get("D")
+            same = same and (D is None or not size or int(size) == D)
             units = trainer.spent(r) if same and b else None  # units the trial used
             if units and r["wall_s"] > 0:
                 pl.measured.append(r["wall_s"] / units)
@@ -166,8 +172,8 @@ def format_plan(suite: SuiteConfig, planned: list[Planned]) -> str:
     ]
     if missing:
         lines.append(
-            "not measured here (no finished trial of that task/algorithm/network in the "
-            "given stores): " + ", ".join(missing)
+            "not measured here (no finished trial of that task/algorithm/network and D in "
+            "the given stores): " + ", ".join(missing)
         )
     return "\n".join(lines)
 

@@ -29,7 +29,7 @@ and the L2 sum is 0. The defaults here are that effective protocol
 ``target_update_rate: 0.01`` and ``l2: 0.01`` give the literal reading (a separate
 target z and a penalty on z), which is what this trainer ran before (docs/RESULTS.md).
 
-Imports: algos.base, algos.sizes, envs, core.
+Imports: algos.base, algos.dqn_learners, algos.sizes, envs, core.
 """
 
 from __future__ import annotations

@@ -161,6 +161,14 @@ def test_width_figure_from_groups_at_several_sizes(stores: list[Path], tmp_path:
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and "D" in ax.get_xlabel() and ax.get_legend() is not None
     assert set(width_series(wide)) == {f"{groups[0]['task']}_{groups[0]['algorithm']}_dense"}
+    # two networks of one task (MNIST FC and LeNet) are not one network at two widths
+    other = {**groups[0], "D": groups[0]["D"] * 4, "network": "other_net", "config_hash": "o"}
+    assert width_series([other, groups[0]]) == {}
+    # where two networks each have widths, the file names tell them apart
+    both = [*wide, other, {**other, "D": other["D"] * 2, "config_hash": "o2"}]
+    stem = f"{groups[0]['task']}_{groups[0]['algorithm']}"
+    net = groups[0]["network"]
+    assert set(width_series(both)) == {f"{stem}_{net}_dense", f"{stem}_other_net_dense"}
 
 
 def test_cli_report_json(stores: list[Path], tmp_path: Path, capsys: Any) -> None:

@@ -211,16 +211,20 @@ def budget_table(series: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def width_series(groups: list[Group]) -> dict[str, list[Group]]:
-    """Groups of one task, algorithm and projection at several sizes D (width variants),
-    keyed by a file-name stem; only series with at least two sizes."""
-    by: dict[tuple[str, str, str], list[Group]] = {}
+    """Groups of one task, algorithm, projection and network at several sizes D (width
+    variants of one network, not two networks: MNIST FC and LeNet are no series), keyed
+    by a file-name stem (task_algorithm_projection, with the network's name inserted
+    where two networks of one such triple each form a series); only series with at
+    least two sizes."""
+    by: dict[tuple[str, str, str, str], list[Group]] = {}
     for g in groups:
-        by.setdefault((g["task"], g["algorithm"], g["projection"]), []).append(g)
+        by.setdefault((g["task"], g["algorithm"], g["projection"], g["network"]), []).append(g)
+    series = {k: gs for k, gs in sorted(by.items()) if len({g["D"] for g in gs}) >= 2}
     out = {}
-    for (task, algo, proj), gs in sorted(by.items()):
-        if len({g["D"] for g in gs}) >= 2:
-            stem = "_".join(s.replace(":", "-").replace("/", "-") for s in (task, algo, proj))
-            out[stem] = gs
+    for (task, algo, proj, net), gs in series.items():
+        shared = sum(1 for k in series if k[:3] == (task, algo, proj)) > 1
+        parts = (task, algo, net, proj) if shared else (task, algo, proj)
+        out["_".join(s.replace(":", "-").replace("/", "-") for s in parts)] = gs
     return out
 
 

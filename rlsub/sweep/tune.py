@@ -80,10 +80,11 @@ def tune(
     scores: dict[int, dict[float, float]] = {d: {} for d in cfg.sweep.d_grid}
     with Store(Path(store_path)) as store:
         for k, ck in zip(ks, configs, strict=True):
+            records = store.records(ck.hash)  # read once per K, not once per d
             for d in cfg.sweep.d_grid:
                 got = [
                     r.final_eval_mean if r.status == "done" else -math.inf
-                    for r in store.records(ck.hash)
+                    for r in records
                     if not r.direct and r.d == d
                 ]
                 scores[d][k] = float(np.mean(got)) if got else -math.inf

@@ -25,6 +25,14 @@ from rlsub.algos.dqn_kernels import q_values, td_grad
 from rlsub.core.subspace import Subspace
 from rlsub.nets.mlp import MLP
 
+RMSPROP_DECAY = 0.9  # TF1 RMSPropOptimizer's defaults, as the paper's code left them
+RMSPROP_EPS = 1e-10
+
+
+def clip_scale(norm: float, max_norm: float) -> float | None:
+    """tf.clip_by_norm's factor for a gradient of this norm, or None where it is kept."""
+    return max_norm / norm if norm > max_norm else None
+
 
 class TFRMSProp(torch.optim.Optimizer):
     """TF1's ``tf.train.RMSPropOptimizer`` (the paper's optimiser), which differs from
@@ -33,7 +41,12 @@ class TFRMSProp(torch.optim.Optimizer):
     mom = momentum mom + lr g / sqrt(ms + eps); p -= mom."""
 
     def __init__(
-        self, params: Any, lr: float, decay: float = 0.9, momentum: float = 0.0, eps: float = 1e-10
+        self,
+        params: Any,
+        lr: float,
+        decay: float = RMSPROP_DECAY,
+        momentum: float = 0.0,
+        eps: float = RMSPROP_EPS,
     ) -> None:
         super().__init__(params, {"lr": lr, "decay": decay, "momentum": momentum, "eps": eps})
 
@@ -102,9 +115,9 @@ class TorchLearner:
         grads = torch.split(sub.z.grad, sub.sizes) if _direct(sub) else [sub.z.grad]
         with torch.no_grad():
             for g in grads:
-                norm = float(g.norm())
-                if norm > tc.max_grad_norm:
-                    g.mul_(tc.max_grad_norm / norm)
+                factor = clip_scale(float(g.norm()), tc.max_grad_norm)
+                if factor is not None:
+                    g.mul_(factor)
         self.opt.step()
         with torch.no_grad():
             if tc.target_update_rate == 1.0:  # the target is the online network, exactly
@@ -208,9 +221,9 @@ class NumpyMLPLearner:
         if tc.l2:
             g_z = g_z + np.float32(2 * tc.l2) * self.z
         self._clip(g_z)
-        self.ms = np.float32(0.9) * self.ms + np.float32(0.1) * g_z * g_z
+        self.ms = np.float32(RMSPROP_DECAY) * self.ms + np.float32(1 - RMSPROP_DECAY) * g_z * g_z
         self.mom = np.float32(tc.momentum) * self.mom + np.float32(tc.lr) * g_z / np.sqrt(
-            self.ms + np.float32(1e-10)
+            self.ms + np.float32(RMSPROP_EPS)
         )
         self.z = self.z - self.mom
         self.theta = self._theta(self.z)
@@ -228,9 +241,9 @@ class NumpyMLPLearner:
         a = 0
         for n in sizes:
             part = g_z[a : a + n]
-            norm = math.sqrt(float(np.dot(part, part)))
-            if norm > self.tc.max_grad_norm:
-                part *= np.float32(self.tc.max_grad_norm / norm)
+            factor = clip_scale(math.sqrt(float(np.dot(part, part))), self.tc.max_grad_norm)
+            if factor is not None:
+                part *= np.float32(factor)
             a += n
 
     def state(self) -> dict[str, torch.Tensor]:

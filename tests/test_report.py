@@ -151,6 +151,9 @@ def test_paper_value_sits_beside_its_row_with_ours_under_its_line(stores: list[P
     assert rows[0]["paper_d_int"] == 25 and "0.9 x 195" in rows[0]["paper_rule"]
     # the fake task's scores rise to 100, so the paper's fixed line (175.5) is never reached
     assert rows[0]["paper_rule_ours"] is None
+    # ... and the row says that the paper's 25, inside the d swept (to 64), is below ours
+    note = "the paper's value 25 lies inside the d swept (up to 64)"
+    assert any(n.startswith(note) and "ours is above" in n for n in rows[0]["notes"])
 
 
 def test_width_figure_from_groups_at_several_sizes(stores: list[Path], tmp_path: Path) -> None:

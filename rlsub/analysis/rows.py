@@ -146,6 +146,12 @@ def _paper_cells(g: Group, recs: list[TrialRecord], row: dict[str, Any]) -> None
             f"the paper's value {pv.value:,g} lies {where} our 90 % interval under its line "
             f"[{'-' if lo is None else f'{lo:.3g}'}, {'beyond the grid' if hi is None else f'{hi:.3g}'}]"
         )
+    top = max((p.d for p in points), default=None)
+    if e.headline_side == "beyond" and top is not None and pv.value <= top:
+        row.setdefault("notes", []).append(  # no interval to put it in, but still a verdict
+            f"the paper's value {pv.value:,g} lies inside the d swept (up to {top:,}), where "
+            "our mean score stays under its line: ours is above the paper's"
+        )
 
 
 def build_rows(records: list[TrialRecord], groups: list[Group]) -> tuple[list[dict[str, Any]], str]:

@@ -308,3 +308,37 @@ def test_ratios_come_from_the_two_rows_posterior_draws() -> None:
     r = ratio(draws, posterior_draws(easy, "d_int90", draws=2000))
     assert r["lo"] is not None and r["hi"] is not None
     assert r["lo"] < 2.0 < r["hi"] and 1.5 < r["median"] < 2.7
+
+
+def test_supervised_ratios_carry_the_papers_own_ratio() -> None:
+    """Between two supervised rows that each carry a paper value (MNIST FC 750, LeNet 290)
+    the paper column is the ratio of the two; an RL row without a paper claim gets none."""
+    from rlsub.analysis.ratios import difficulty_ratios
+
+    def group(cross: float, key: str, task: str) -> dict:
+        recs = [rec("direct", s, 100.0 + s) for s in range(3)]
+        recs += [rec(d, s, 100 / (1 + (cross / d) ** 3) + (s - 1)) for d in GRID for s in range(3)]
+        return {**estimate_group(recs, draws=500), "config_hash": key, "task": task}
+
+    groups = [group(8.0, "fc", "mnist"), group(4.0, "lenet", "mnist"), group(2.0, "rl", "x")]
+    rows = [
+        {
+            "config_hash": "fc",
+            "task": "mnist",
+            "label": "FC",
+            "supervised": True,
+            "paper_d_int": 750,
+        },
+        {
+            "config_hash": "lenet",
+            "task": "mnist",
+            "label": "LeNet",
+            "supervised": True,
+            "paper_d_int": 290,
+        },
+        {"config_hash": "rl", "task": "x", "label": "RL", "supervised": False, "paper_d_int": 25},
+    ]
+    out = {(r["row"], r["kind"]): r for r in difficulty_ratios(groups, rows, "fc")}
+    assert out[("LeNet", "d_int90")]["paper"] == pytest.approx(750 / 290)
+    assert out[("RL", "d_int90")]["paper"] is None
+    assert 1.5 < out[("LeNet", "d_int90")]["median"] < 2.7  # FC's crossing is twice LeNet's

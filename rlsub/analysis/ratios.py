@@ -99,6 +99,8 @@ def difficulty_ratios(
             paper = None
             if claim is not None and claim[2] == kind:
                 paper = claim[1] / claim[3]
+            elif kind == "d_int90" and _supervised_pair(ref_row, row):
+                paper = ref_row["paper_d_int"] / row["paper_d_int"]  # both the paper's d_int90
             out.append(
                 {
                     "reference": ref_row["label"],
@@ -109,6 +111,12 @@ def difficulty_ratios(
                 }
             )
     return out
+
+
+def _supervised_pair(ref_row: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Both rows supervised with a paper value of their own (the paper's d_int90 of that
+    dataset, network and variant): the paper's ratio is the ratio of its two values."""
+    return all(r.get("paper_d_int") and r.get("supervised") for r in (ref_row, row))
 
 
 def ratios_markdown(ratios: list[dict[str, Any]]) -> list[str]:

@@ -167,6 +167,9 @@ def test_width_figure_from_groups_at_several_sizes(stores: list[Path], tmp_path:
     # two networks of one task (MNIST FC and LeNet) are not one network at two widths
     other = {**groups[0], "D": groups[0]["D"] * 4, "network": "other_net", "config_hash": "o"}
     assert width_series([other, groups[0]]) == {}
+    # a size with no d_int90 to draw (no baseline yet) makes no one-point series
+    bare = {**groups[0], "D": groups[0]["D"] * 4, "config_hash": "b", "d_int90": None}
+    assert width_series([bare, groups[0]]) == {}
     # where two networks each have widths, the file names tell them apart
     both = [*wide, other, {**other, "D": other["D"] * 2, "config_hash": "o2"}]
     stem = f"{groups[0]['task']}_{groups[0]['algorithm']}"

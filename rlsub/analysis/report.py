@@ -216,9 +216,13 @@ def width_series(groups: list[Group]) -> dict[str, list[Group]]:
     variants of one network, not two networks: MNIST FC and LeNet are no series), keyed
     by a file-name stem (task_algorithm_projection, with the network's name inserted
     where two networks of one such triple each form a series); only series with at
-    least two sizes."""
+    least two sizes that have a d_int90 to draw (a size without one, as a sweep with no
+    baseline yet, would leave a one-point "series" that hides the other width)."""
     by: dict[tuple[str, str, str, str], list[Group]] = {}
     for g in groups:
+        e = g.get("d_int90")
+        if not e or e.get("headline") is None or e.get("headline_side") != "in":
+            continue
         by.setdefault((g["task"], g["algorithm"], g["projection"], g["network"]), []).append(g)
     series = {k: gs for k, gs in sorted(by.items()) if len({g["D"] for g in gs}) >= 2}
     out = {}

@@ -291,17 +291,19 @@ def test_the_budget_curve_reads_each_trials_accuracy_after_k_epochs() -> None:
     assert pts[-1]["headline"] == pytest.approx(full["headline"])
 
 
+def rising_group(cross: float, draws: int) -> dict:
+    """An estimate group whose scores rise to 100 around d = `cross` (3 seeds)."""
+    recs = [rec("direct", s, 100.0 + s) for s in range(3)]
+    recs += [rec(d, s, 100 / (1 + (cross / d) ** 3) + (s - 1)) for d in GRID for s in range(3)]
+    return estimate_group(recs, draws=draws)
+
+
 def test_ratios_come_from_the_two_rows_posterior_draws() -> None:
     """posterior_draws gives back the draws behind a headline (same median); the ratio of
     two rows is the ratio of their draws: a row twice as hard reads about 2 [lo, hi]."""
     from rlsub.analysis.ratios import posterior_draws, ratio
 
-    def group(cross: float) -> dict:
-        recs = [rec("direct", s, 100.0 + s) for s in range(3)]
-        recs += [rec(d, s, 100 / (1 + (cross / d) ** 3) + (s - 1)) for d in GRID for s in range(3)]
-        return estimate_group(recs, draws=2000)
-
-    easy, hard = group(4.0), group(8.0)
+    easy, hard = rising_group(4.0, 2000), rising_group(8.0, 2000)
     draws = posterior_draws(hard, "d_int90", draws=2000)
     assert draws is not None
     assert float(np.median(draws)) == pytest.approx(hard["d_int90"]["headline"])
@@ -316,9 +318,7 @@ def test_supervised_ratios_carry_the_papers_own_ratio() -> None:
     from rlsub.analysis.ratios import difficulty_ratios
 
     def group(cross: float, key: str, task: str) -> dict:
-        recs = [rec("direct", s, 100.0 + s) for s in range(3)]
-        recs += [rec(d, s, 100 / (1 + (cross / d) ** 3) + (s - 1)) for d in GRID for s in range(3)]
-        return {**estimate_group(recs, draws=500), "config_hash": key, "task": task}
+        return {**rising_group(cross, 500), "config_hash": key, "task": task}
 
     groups = [group(8.0, "fc", "mnist"), group(4.0, "lenet", "mnist"), group(2.0, "rl", "x")]
     rows = [

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,8 +31,8 @@ from rlsub.envs.spec import policy_network_kwargs
 STEP = 1e-3
 
 
-def sensitivity(name: str, d: int, seed: int, states: torch.Tensor) -> float:
-    cfg = load_experiment(name)
+def sensitivity(cfg: Any, d: int, seed: int, state_sets: list[torch.Tensor]) -> list[float]:
+    """The rms change of Q per unit step in z, over each set of states, from one subspace."""
     seeds = trial_seeds(seed)
     kwargs = policy_network_kwargs(cfg.network.name, dict(cfg.network.kwargs), _dims(cfg))
     sub = Subspace.from_spec(
@@ -46,34 +47,44 @@ def sensitivity(name: str, d: int, seed: int, states: torch.Tensor) -> float:
     u = torch.randn(d, generator=torch.Generator().manual_seed(seed))
     u /= u.norm()
     with torch.no_grad():
-        q0 = sub(states)
+        q0 = [sub(x) for x in state_sets]
         sub.z.add_(STEP * u)
-        q1 = sub(states)
-    return float((q1 - q0).pow(2).mean().sqrt() / STEP)
+        q1 = [sub(x) for x in state_sets]
+    return [float((b - a).pow(2).mean().sqrt() / STEP) for a, b in zip(q0, q1, strict=True)]
 
 
 def main() -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    out: dict[str, object] = {"machine": platform.machine(), "step": STEP, "runs": []}
-    for scale in (0.05, 0.5):
-        states = torch.as_tensor(rng.uniform(-scale, scale, (1000, 4)), dtype=torch.float32)
+    scales = (0.05, 0.5)
+    state_sets = [
+        torch.as_tensor(rng.uniform(-sc, sc, (1000, 4)), dtype=torch.float32) for sc in scales
+    ]
+    names = ("cartpole_v0_dqn_paper", "cartpole_v0_dqn_paper_w400")
+    ds = (25, 40, 100)
+    per_seed = {  # (name, d) -> per seed -> per state set
+        (name, d): [sensitivity(cfg, d, s, state_sets) for s in range(5)]
+        for name, cfg in ((n, load_experiment(n)) for n in names)
+        for d in ds
+    }
+    out: dict[str, Any] = {"machine": platform.machine(), "step": STEP, "runs": []}
+    for i, scale in enumerate(scales):
         med = {}
-        for name in ("cartpole_v0_dqn_paper", "cartpole_v0_dqn_paper_w400"):
-            for d in (25, 40, 100):
-                per_seed = [sensitivity(name, d, s, states) for s in range(5)]
-                med[(name, d)] = float(np.median(per_seed))
-                out["runs"].append(  # type: ignore[attr-defined]
+        for name in names:
+            for d in ds:
+                values = [v[i] for v in per_seed[(name, d)]]
+                med[(name, d)] = float(np.median(values))
+                out["runs"].append(
                     {
                         "config": name,
                         "d": d,
                         "states": f"uniform +-{scale}",
-                        "dQ_per_unit_z": per_seed,
+                        "dQ_per_unit_z": values,
                         "median": med[(name, d)],
                     }
                 )
-        for d in (25, 40, 100):
-            ratio = med[("cartpole_v0_dqn_paper", d)] / med[("cartpole_v0_dqn_paper_w400", d)]
+        for d in ds:
+            ratio = med[(names[0], d)] / med[(names[1], d)]
             out[f"ratio_w20_over_w400_d{d}_states{scale}"] = ratio
             print(f"d={d} states +-{scale}: width 20 moves Q {ratio:.1f}x as far", file=sys.stderr)
     json.dump(out, sys.stdout, indent=1)

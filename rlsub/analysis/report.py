@@ -220,8 +220,8 @@ def width_series(groups: list[Group]) -> dict[str, list[Group]]:
     baseline yet, would leave a one-point "series" that hides the other width)."""
     by: dict[tuple[str, str, str, str], list[Group]] = {}
     for g in groups:
-        e = g.get("d_int90")
-        if not e or e.get("headline") is None or e.get("headline_side") != "in":
+        e = g["d_int90"]
+        if e is None or e["headline_side"] != "in":  # the table gives it no number to draw
             continue
         by.setdefault((g["task"], g["algorithm"], g["projection"], g["network"]), []).append(g)
     series = {k: gs for k, gs in sorted(by.items()) if len({g["D"] for g in gs}) >= 2}

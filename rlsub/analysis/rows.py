@@ -138,6 +138,7 @@ def _paper_cells(g: Group, recs: list[TrialRecord], row: dict[str, Any]) -> None
     row.update(paper_rule_ours=ours["d"], paper_rule_ours_lo=ours["lo"])
     row.update(paper_rule_ours_hi=ours["hi"], paper_rule_ours_est=ours["est"])
     lo, hi = ours["lo"], ours["hi"]
+    top = max((p.d for p in points), default=None)
     if e.interpolated_interval is not None and (
         (lo is not None and pv.value < lo) or (hi is not None and pv.value > hi)
     ):  # a disagreement beyond our interval is said in the row's notes, not left to the eye
@@ -146,8 +147,7 @@ def _paper_cells(g: Group, recs: list[TrialRecord], row: dict[str, Any]) -> None
             f"the paper's value {pv.value:,g} lies {where} our 90 % interval under its line "
             f"[{'-' if lo is None else f'{lo:.3g}'}, {'beyond the grid' if hi is None else f'{hi:.3g}'}]"
         )
-    top = max((p.d for p in points), default=None)
-    if e.headline_side == "beyond" and top is not None and pv.value <= top:
+    elif e.headline_side == "beyond" and top is not None and pv.value <= top:
         row.setdefault("notes", []).append(  # no interval to put it in, but still a verdict
             f"the paper's value {pv.value:,g} lies inside the d swept (up to {top:,}), where "
             "our mean score stays under its line: ours is above the paper's"

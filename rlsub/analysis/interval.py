@@ -85,7 +85,7 @@ def _log_likelihood(mu: np.ndarray, asym: np.ndarray, u: np.ndarray, seen: np.nd
     )  # (tau, G, D, n)
     log_b = np.where(seen, per_seed, 0.0).sum(axis=(-2, -1))
     every = np.concatenate([log_g, log_b], axis=0)  # (noise, G)
-    peak = every.max()
+    peak = every.max(axis=0)  # per curve: a curve far below the best keeps a finite value
     return np.log(np.exp(every - peak).sum(axis=0)) + peak
 
 

@@ -18,6 +18,7 @@ from rlsub.analysis.estimate import estimate_all
 from rlsub.analysis.figures import comparisons, curves_figure, difficulty_figure, width_figure
 from rlsub.analysis.report import load_records, report, width_series
 from rlsub.analysis.rows import COLUMNS, build_rows
+from rlsub.analysis.tables import display_rows
 from rlsub.cli.main import main
 from rlsub.core.config import experiment_from_dict
 from rlsub.core.errors import RlsubError
@@ -280,3 +281,25 @@ def test_one_config_in_two_stores_gives_two_rows_unless_pooled(fake: None, tmp_p
     rows, _ = build_rows(pooled, estimate_all(pooled, draws=200))
     (row,) = rows
     assert row["trials"] == len(pooled) and any("pooled" in n for n in row["notes"])
+
+
+def test_difficulty_markers_say_only_what_was_estimated(stores: list[Path]) -> None:
+    """A row with no d_int90 estimate (no baseline) shows no grid value and no 'not
+    reached' marker; a row whose mean never reaches the paper's line gets a marker for
+    that on the paper's line, and one below the grid a '<' at the smallest d."""
+    records = load_records(stores)
+    rows, _ = build_rows(records, estimate_all(records, draws=100))
+    unset = dict.fromkeys(("d_int90", "d_int90_lo", "d_int90_hi", "d_int90_grid", "d_int90_est"))
+    no_base = {**rows[0], **unset, "paper_d_int": None}
+    _, cells = display_rows([no_base])
+    assert cells[0][4] == "-" and cells[0][5] == "-", cells[0]
+
+    def legend(rs: list[dict[str, Any]]) -> list[str]:
+        fig = difficulty_figure(rs)
+        return [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+
+    assert not any("not reached" in t or "<" in t for t in legend([no_base]))
+    beyond = {**no_base, "paper_d_int": 40, "paper_rule_ours_est": {"headline_side": "beyond"}}
+    assert any("paper's line: not reached" in t for t in legend([beyond]))
+    below = {**no_base, "d_int90_est": {"headline_side": "below"}}
+    assert any("< smallest d" in t for t in legend([below]))

@@ -130,6 +130,11 @@ def curves_figure(
     return fig
 
 
+def _side(est: Any) -> str:
+    """Where an estimate's headline lies ('in', 'beyond', ...); 'none' without one."""
+    return str(est["headline_side"]) if est else "none"
+
+
 def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
     """Every row's d_int90 (posterior median, 90 % interval bars) on one log-d axis, with
     d_int100 and its interval; the paper's value hollow, only on the row it belongs to,
@@ -157,9 +162,12 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
         if r["d_int90"]:
             bar(r["d_int90"], r["d_int90_lo"], r["d_int90_hi"], y, r["d_max"], fmt="o", color=color)
             drawn["sup" if r["supervised"] else "rl"] = True
-        elif r["d_max"]:
+        elif r["d_max"] and _side(r["d_int90_est"]) == "beyond":  # estimated, never crossed
             ax.plot(r["d_max"], y, ">", color="gray")
             drawn["none"] = True
+        elif r["d_min"] and _side(r["d_int90_est"]) == "below":  # crossed at the first d
+            ax.plot(r["d_min"], y, "<", color="gray")
+            drawn["below"] = True
         if r["d_int100"]:
             bar(
                 r["d_int100"],
@@ -178,6 +186,9 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
             if r["paper_rule_ours"]:
                 ax.plot(r["paper_rule_ours"], y + 0.22, "D", color="k", ms=4)
                 drawn["ours_paper"] = True
+            elif r["d_max"] and _side(r["paper_rule_ours_est"]) == "beyond":
+                ax.plot(r["d_max"], y + 0.22, ">", color="k", ms=5)
+                drawn["ours_paper_none"] = True
     legend: dict[str, tuple[str, dict[str, Any], str]] = {
         "sup": (
             "o",
@@ -200,7 +211,13 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
             "Li et al. 2018, by the paper's line (matching rows only)",
         ),
         "ours_paper": ("D", {"color": "k", "ms": 4}, "ours by the paper's line"),
-        "none": (">", {"color": "gray"}, "not reached: > largest d swept"),
+        "ours_paper_none": (
+            ">",
+            {"color": "k", "ms": 5},
+            "ours by the paper's line: not reached, > largest d swept",
+        ),
+        "none": (">", {"color": "gray"}, "ours, d_int90: not reached, > largest d swept"),
+        "below": ("<", {"color": "gray"}, "ours, d_int90: < smallest d swept"),
     }
     handles = []
     for key, (marker, kw, text) in legend.items():

@@ -68,9 +68,9 @@ def display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
                 _n(r["trained_directly"]),
                 f"{r['seeds']} ({r['failed']})",
                 headline(r["d_int90_est"], r["d_min"], r["d_max"]),
-                _interval(
-                    r["d_int90_grid"], r["d_int90_grid_lo"], r["d_int90_grid_hi"], r["d_max"]
-                ),
+                _interval(r["d_int90_grid"], r["d_int90_grid_lo"], r["d_int90_grid_hi"], r["d_max"])
+                if r["d_int90_est"]  # no estimate (no baseline): no grid value either
+                else "-",
                 headline(r["d_int100_est"], r["d_min"], r["d_max"]) if has100 else "-",
                 _interval(
                     r["d_int100_grid"], r["d_int100_grid_lo"], r["d_int100_grid_hi"], r["d_max"]

@@ -298,8 +298,10 @@ def test_difficulty_markers_say_only_what_was_estimated(stores: list[Path]) -> N
         fig = difficulty_figure(rs)
         return [t.get_text() for leg in fig.legends for t in leg.get_texts()]
 
-    assert not any("not reached" in t or "<" in t for t in legend([no_base]))
+    assert not any("largest d" in t or "smallest d" in t for t in legend([no_base]))
     beyond = {**no_base, "paper_d_int": 40, "paper_rule_ours_est": {"headline_side": "beyond"}}
-    assert any("paper's line: not reached" in t for t in legend([beyond]))
+    assert any("paper's line: > largest d" in t for t in legend([beyond]))
+    unsolved = {**no_base, "d_int100": None, "d_int100_est": {"headline_side": "beyond"}}
+    assert any("d_int100 > largest d" in t for t in legend([unsolved]))
     below = {**no_base, "d_int90_est": {"headline_side": "below"}}
     assert any("< smallest d" in t for t in legend([below]))

@@ -180,6 +180,9 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
                 ms=6,
             )
             drawn["solved"] = True
+        elif r["d_max"] and _side(r["d_int100_est"]) == "beyond":
+            ax.plot(r["d_max"], y - 0.22, ">", color="tab:green")
+            drawn["solved_none"] = True
         if r["paper_d_int"]:
             ax.plot(r["paper_d_int"], y + 0.22, "s", mfc="none", mec="k", ms=8)
             drawn["paper"] = True
@@ -187,7 +190,8 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
                 ax.plot(r["paper_rule_ours"], y + 0.22, "D", color="k", ms=4)
                 drawn["ours_paper"] = True
             elif r["d_max"] and _side(r["paper_rule_ours_est"]) == "beyond":
-                ax.plot(r["d_max"], y + 0.22, ">", color="k", ms=5)
+                # just past the largest d, so a paper value there is not hidden under it
+                ax.plot(r["d_max"] * 1.2, y + 0.22, ">", color="k")
                 drawn["ours_paper_none"] = True
     legend: dict[str, tuple[str, dict[str, Any], str]] = {
         "sup": (
@@ -205,18 +209,15 @@ def difficulty_figure(rows: list[dict[str, Any]]) -> Any:
             {"color": "tab:green"},
             "ours, RL: d_int100, line = the env's solved score (90 % CI)",
         ),
+        "solved_none": (">", {"color": "tab:green"}, "ours, RL: d_int100 > largest d swept"),
         "paper": (
             "s",
             {"mfc": "none", "mec": "k"},
             "Li et al. 2018, by the paper's line (matching rows only)",
         ),
         "ours_paper": ("D", {"color": "k", "ms": 4}, "ours by the paper's line"),
-        "ours_paper_none": (
-            ">",
-            {"color": "k", "ms": 5},
-            "ours by the paper's line: not reached, > largest d swept",
-        ),
-        "none": (">", {"color": "gray"}, "ours, d_int90: not reached, > largest d swept"),
+        "ours_paper_none": (">", {"color": "k"}, "ours by the paper's line: > largest d swept"),
+        "none": (">", {"color": "gray"}, "ours, d_int90: > largest d swept (not reached)"),
         "below": ("<", {"color": "gray"}, "ours, d_int90: < smallest d swept"),
     }
     handles = []

@@ -305,3 +305,15 @@ def test_difficulty_markers_say_only_what_was_estimated(stores: list[Path]) -> N
     assert any("d_int100 > largest d" in t for t in legend([unsolved]))
     below = {**no_base, "d_int90_est": {"headline_side": "below"}}
     assert any("< smallest d" in t for t in legend([below]))
+
+
+def test_report_files_are_the_same_bytes_for_the_same_stores(
+    stores: list[Path], tmp_path: Path
+) -> None:
+    """No creation date in the PDFs: a fresh clone regenerates identical figures."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    report(stores, a, "rlsub report")
+    report(stores, b, "rlsub report")
+    pdfs = sorted(p.name for p in a.glob("*.pdf"))
+    assert pdfs and all((a / n).read_bytes() == (b / n).read_bytes() for n in pdfs), pdfs
+    assert not any(b"/CreationDate" in (a / n).read_bytes() for n in pdfs)

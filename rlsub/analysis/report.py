@@ -147,7 +147,8 @@ def build_report(
     for stem, fig in figs:
         for ext in FORMATS:
             path = out / f"{stem}.{ext}"
-            fig.savefig(path, dpi=120)
+            # no creation date in a PDF: the same stores give the same bytes
+            fig.savefig(path, dpi=120, metadata={"CreationDate": None} if ext == "pdf" else None)
             figures.append(str(path))
         plt.close(fig)
     (out / "COMMANDS.md").write_text(

@@ -353,7 +353,8 @@ def cli_curves(args: argparse.Namespace) -> None:
     paths = []
     for ext in FORMATS:
         path = out.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=120)
+        # no creation date in a PDF: the same stores give the same bytes
+        fig.savefig(path, dpi=120, metadata={"CreationDate": None} if ext == "pdf" else None)
         paths.append(str(path))
     plt.close(fig)
     result = {

@@ -155,6 +155,15 @@ def test_paper_value_sits_beside_its_row_with_ours_under_its_line(stores: list[P
     # ... and the row says that the paper's 25, inside the d swept (to 64), is below ours
     note = "the paper's value 25 lies inside the d swept (up to 64)"
     assert any(n.startswith(note) and "ours is above" in n for n in rows[0]["notes"])
+    # the same task and network trained at another lr is another protocol: no paper value
+    for r in records:
+        if r.config_hash == g["config_hash"]:
+            r.config = {**r.config, "train": {**(r.config.get("train") or {}), "lr": 1e-3}}
+    rows, _ = build_rows(records, [g])
+    assert rows[0]["paper_d_int"] is None and rows[0]["paper_rule_ours"] is None
+    assert any(
+        "not the paper's protocol (lr 0.001 (the paper: 0.0001))" in n for n in rows[0]["notes"]
+    )
 
 
 def test_width_figure_from_groups_at_several_sizes(stores: list[Path], tmp_path: Path) -> None:

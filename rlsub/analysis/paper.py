@@ -14,6 +14,7 @@ Imports: analysis.estimate, core.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,28 @@ class PaperValue:
     level: float  # the absolute target, or the fraction of the baseline mean
     text: str  # the paper's rule in words, with its uncertainty where published
     net_kwargs: dict[str, Any] = field(default_factory=dict)  # must match these kwargs
+    # training settings the paper fixed (the budget aside: a row says its own): a row
+    # trained otherwise is another protocol and gets no paper value beside it
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+# The paper's Adam for MNIST (its scripts: lr 1e-3, beta2 0.99, batch 128) and the DQN its
+# code ran (rlsub.algos.dqn_paper's defaults, each one read from that code)
+_ADAM = {"lr": 1e-3, "beta2": 0.99, "batch_size": 128}
+_DQN = {
+    "lr": 1e-4,
+    "gamma": 0.95,
+    "batch_size": 32,
+    "buffer_size": 10_000,
+    "store_every": 5,
+    "eps_start": 0.5,
+    "eps_end": 0.1,
+    "eps_anneal_updates": 10_000,
+    "momentum": 0.9,
+    "target_update_rate": 1.0,
+    "l2": 0.0,
+    "max_grad_norm": 5.0,
+}
 
 
 PAPER: tuple[PaperValue, ...] = (
@@ -39,8 +62,18 @@ PAPER: tuple[PaperValue, ...] = (
         "fixed",
         0.9,
         "90 % of 100 % test accuracy; bootstrap 786 +- 66, 3 runs per d",
+        train=_ADAM,
     ),
-    PaperValue("mnist", "lenet_mnist", "adam", 290, "fixed", 0.9, "90 % of 100 % test accuracy"),
+    PaperValue(
+        "mnist",
+        "lenet_mnist",
+        "adam",
+        290,
+        "fixed",
+        0.9,
+        "90 % of 100 % test accuracy",
+        train=_ADAM,
+    ),
     PaperValue(
         "mnist-shuffled_pixels",
         "fc_mnist",
@@ -49,6 +82,7 @@ PAPER: tuple[PaperValue, ...] = (
         "fixed",
         0.9,
         "90 % of 100 % test accuracy",
+        train=_ADAM,
     ),
     PaperValue(
         "mnist-shuffled_pixels",
@@ -58,6 +92,7 @@ PAPER: tuple[PaperValue, ...] = (
         "fixed",
         0.9,
         "90 % of 100 % test accuracy",
+        train=_ADAM,
     ),
     PaperValue(
         "cifar10",
@@ -87,6 +122,7 @@ PAPER: tuple[PaperValue, ...] = (
         "mean of 5 runs > 0.9 x 195 (CartPole-v0's solved score); a run's score: the mean "
         "of its last 100 training episodes",
         {"hidden": [20, 20], "activation": "relu", "init": "he_normal"},
+        _DQN,
     ),
     PaperValue(
         "cartpole-v0",
@@ -98,6 +134,7 @@ PAPER: tuple[PaperValue, ...] = (
         "width 400; mean of 5 runs > 0.9 x 195; a run's score: the mean of its last 100 "
         "training episodes",
         {"hidden": [400, 400], "activation": "relu", "init": "he_normal"},
+        _DQN,
     ),
     PaperValue(
         "inverted_pendulum",
@@ -260,6 +297,24 @@ def match(row: dict[str, Any], net_kwargs: dict[str, Any] | None) -> PaperValue 
         if all(kw.get(k) == v for k, v in pv.net_kwargs.items()):
             return pv
     return None
+
+
+def protocol_differences(pv: PaperValue, train: dict[str, Any] | None) -> list[str]:
+    """The training settings of a row that differ from the paper's ('lr 0.001 (the
+    paper: 0.0001)'); a setting the record does not carry is not counted against it."""
+    out = []
+    for key, want in pv.train.items():
+        got = (train or {}).get(key)
+        if got is None:
+            continue
+        same = math.isclose(float(got), float(want), rel_tol=1e-9) if _num(got) else got == want
+        if not same:
+            out.append(f"{key} {got:g} (the paper: {want:g})" if _num(got) else f"{key} {got}")
+    return out
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def paper_target(pv: PaperValue, baseline_mean: float | None) -> float | None:

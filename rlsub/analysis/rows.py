@@ -127,6 +127,13 @@ def _paper_cells(g: Group, recs: list[TrialRecord], row: dict[str, Any]) -> None
     row.update(paper_rule_ours_lo=None, paper_rule_ours_hi=None, paper_rule_ours_est=None)
     if pv is None:
         return
+    differs = paper.protocol_differences(pv, cfg.get("train"))
+    if differs:  # the paper's task and network, trained otherwise: not its row
+        row.setdefault("notes", []).append(
+            f"not the paper's protocol ({', '.join(differs)}): its value {pv.value:,g} is "
+            "not set beside this row"
+        )
+        return
     row.update(paper_d_int=pv.value, paper_rule=pv.text)
     target = paper.paper_target(pv, g["baseline"]["mean"])
     if target is None:

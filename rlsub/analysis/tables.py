@@ -119,7 +119,8 @@ def footnotes(rows: list[dict[str, Any]], ref_text: str) -> list[str]:
         "directly and are labelled so). 'baseline' in the lines is the same network trained "
         "directly, all D parameters, same budget.",
         "paper d_int: Li et al. 2018 (ICLR), set only beside a row of the same task version, "
-        "network and algorithm; in brackets our estimate under the paper's own line. "
+        "network and algorithm, trained with the paper's settings (the budget aside: each "
+        "row gives its own); in brackets our estimate under the paper's own line. "
         "No row here matches: " + "; ".join(paper.UNMATCHED) + ".",
         f"Budget and seeds per row are in its label; total trial wall time {total:.4g} s.",
     ]

@@ -155,6 +155,8 @@ def test_paper_value_sits_beside_its_row_with_ours_under_its_line(stores: list[P
     # ... and the row says that the paper's 25, inside the d swept (to 64), is below ours
     note = "the paper's value 25 lies inside the d swept (up to 64)"
     assert any(n.startswith(note) and "ours is above" in n for n in rows[0]["notes"])
+    # the fake baseline (about 100) is itself under the paper's line (175.5): said
+    assert any("itself under the paper's line (175.5)" in n for n in rows[0]["notes"])
     # the same task and network trained at another lr is another protocol: no paper value
     for r in records:
         if r.config_hash == g["config_hash"]:

@@ -138,6 +138,12 @@ def _paper_cells(g: Group, recs: list[TrialRecord], row: dict[str, Any]) -> None
     target = paper.paper_target(pv, g["baseline"]["mean"])
     if target is None:
         return
+    base_mean = g["baseline"]["mean"]
+    if pv.line == "fixed" and base_mean is not None and base_mean < target:
+        row.setdefault("notes", []).append(  # then no d is expected to reach it either
+            f"our directly trained network's mean ({base_mean:.4g}) is itself under the "
+            f"paper's line ({target:.4g})"
+        )
     points = [CurvePoint(**c) for c in g["curve"]]
     base = g["baseline_scores"] if pv.line == "baseline" else None
     e = estimate(points, target, "paper", g["rule"], base, pv.level if base else None)

@@ -28,12 +28,12 @@ from typing import Any
 
 from rlsub.analysis.budget import budget_curve, budget_figure
 from rlsub.analysis.figures import (
-    FORMATS,
     compare_figure,
     comparisons,
     curves_figure,
     difficulty_figure,
     pyplot,
+    save_figure,
     width_figure,
 )
 from rlsub.analysis.group import Group
@@ -145,11 +145,7 @@ def build_report(
         figs.append(("budget", budget_figure(budgets)))
     figures = []
     for stem, fig in figs:
-        for ext in FORMATS:
-            path = out / f"{stem}.{ext}"
-            # no creation date in a PDF: the same stores give the same bytes
-            fig.savefig(path, dpi=120, metadata={"CreationDate": None} if ext == "pdf" else None)
-            figures.append(str(path))
+        figures += save_figure(fig, out / stem)
         plt.close(fig)
     (out / "COMMANDS.md").write_text(
         "# How these files were made\n\n```\n"

@@ -13,7 +13,7 @@ from typing import Any
 
 from rlsub.algos.evaluate import evaluate_policy_file, random_score
 from rlsub.analysis.estimate import estimate_all
-from rlsub.analysis.figures import FORMATS, learning_curves_figure, pyplot
+from rlsub.analysis.figures import learning_curves_figure, pyplot, save_figure
 from rlsub.analysis.report import command_line, format_report, load_record_file, report
 from rlsub.analysis.text import format_group
 from rlsub.cli.emit import emit
@@ -350,12 +350,7 @@ def cli_curves(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     plt = pyplot()
     fig, xlabel = learning_curves_figure(records)
-    paths = []
-    for ext in FORMATS:
-        path = out.with_suffix(f".{ext}")
-        # no creation date in a PDF: the same stores give the same bytes
-        fig.savefig(path, dpi=120, metadata={"CreationDate": None} if ext == "pdf" else None)
-        paths.append(str(path))
+    paths = save_figure(fig, out.with_suffix(""))
     plt.close(fig)
     result = {
         "records": [str(p) for p in args.records],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import textwrap
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 from rlsub.algos.base import known_trainer
@@ -27,17 +26,6 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def save_figure(fig: Any, base: Path) -> list[str]:
-    """`fig` as base.png and base.pdf (FORMATS: the extension appended to base's name);
-    the PDF without a creation date, so the same stores give the same bytes. The paths."""
-    paths = []
-    for ext in FORMATS:
-        path = base.parent / f"{base.name}.{ext}"
-        fig.savefig(path, dpi=120, metadata={"CreationDate": None} if ext == "pdf" else None)
-        paths.append(str(path))
-    return paths
 
 
 def _label(g: Group) -> str:

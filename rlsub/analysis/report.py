@@ -28,12 +28,12 @@ from typing import Any
 
 from rlsub.analysis.budget import budget_curve, budget_figure
 from rlsub.analysis.figures import (
+    FORMATS,
     compare_figure,
     comparisons,
     curves_figure,
     difficulty_figure,
     pyplot,
-    save_figure,
     width_figure,
 )
 from rlsub.analysis.group import Group
@@ -45,6 +45,17 @@ from rlsub.experiment.record import TrialRecord
 
 
 # ------------------------------------------------------------------- inputs
+def save_figure(fig: Any, base: Path) -> list[str]:
+    """`fig` as base.png and base.pdf (FORMATS: the extension appended to base's name);
+    the PDF without a creation date, so the same stores give the same bytes. The paths."""
+    paths = []
+    for ext in FORMATS:
+        path = base.parent / f"{base.name}.{ext}"
+        fig.savefig(path, dpi=120, metadata={"CreationDate": None} if ext == "pdf" else None)
+        paths.append(str(path))
+    return paths
+
+
 def load_records(stores: Sequence[str | Path], pool: bool = False) -> list[TrialRecord]:
     """Finished records of every store; one `RlsubError` for a missing or empty one.
 

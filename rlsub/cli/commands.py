@@ -13,8 +13,14 @@ from typing import Any
 
 from rlsub.algos.evaluate import evaluate_policy_file, random_score
 from rlsub.analysis.estimate import estimate_all
-from rlsub.analysis.figures import learning_curves_figure, pyplot, save_figure
-from rlsub.analysis.report import command_line, format_report, load_record_file, report
+from rlsub.analysis.figures import learning_curves_figure, pyplot
+from rlsub.analysis.report import (
+    command_line,
+    format_report,
+    load_record_file,
+    report,
+    save_figure,
+)
 from rlsub.analysis.text import format_group
 from rlsub.cli.emit import emit
 from rlsub.core.config import (

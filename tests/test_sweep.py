@@ -24,6 +24,7 @@ import rlsub.algos.es
 import rlsub.experiment.trial
 from rlsub.analysis.estimate import estimate_group
 from rlsub.benches.sweep import compare, grid_steps_apart
+from rlsub.cli.commands import format_summary
 from rlsub.cli.main import main
 from rlsub.core.config import ExperimentConfig, experiment_from_dict
 from rlsub.core.errors import RlsubError
@@ -564,6 +565,10 @@ def test_adaptive_refines_to_the_stated_precision(fake: None, tmp_path: Path) ->
     )
     out = run_sweep(tight, tmp_path / "b.sqlite", mode="adaptive")
     assert out["refinement"]["d_int90"].startswith("trial budget of 3 spent")
+    # the printed summary says why the sweep ran no more (a rerun that runs 0 trials too)
+    assert "adaptive refinement of d_int90 stopped: trial budget of 3 spent" in (
+        format_summary(out)
+    )
 
 
 def test_a_gymnasium_id_without_a_spec_gets_a_measured_random_score(tmp_path: Path) -> None:

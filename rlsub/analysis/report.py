@@ -45,17 +45,6 @@ from rlsub.experiment.record import TrialRecord
 
 
 # ------------------------------------------------------------------- inputs
-def save_figure(fig: Any, base: Path) -> list[str]:
-    """`fig` as base.png and base.pdf (FORMATS: the extension appended to base's name);
-    the PDF without a creation date, so the same stores give the same bytes. The paths."""
-    paths = []
-    for ext in FORMATS:
-        path = base.parent / f"{base.name}.{ext}"
-        fig.savefig(path, dpi=120, metadata={"CreationDate": None} if ext == "pdf" else None)
-        paths.append(str(path))
-    return paths
-
-
 def load_records(stores: Sequence[str | Path], pool: bool = False) -> list[TrialRecord]:
     """Finished records of every store; one `RlsubError` for a missing or empty one.
 
@@ -92,6 +81,17 @@ def load_records(stores: Sequence[str | Path], pool: bool = False) -> list[Trial
 
 
 # ------------------------------------------------------------------- output
+def save_figure(fig: Any, base: Path) -> list[str]:
+    """`fig` as base.png and base.pdf (FORMATS: the extension appended to base's name);
+    the PDF without a creation date, so the same stores give the same bytes. The paths."""
+    paths = []
+    for ext in FORMATS:
+        path = base.parent / f"{base.name}.{ext}"
+        fig.savefig(path, dpi=120, metadata={"CreationDate": None} if ext == "pdf" else None)
+        paths.append(str(path))
+    return paths
+
+
 def command_line(argv: Sequence[str] | None = None) -> str:
     """The command as typed: `rlsub ARGS` when run through the rlsub entry point."""
     argv = list(sys.argv if argv is None else argv)

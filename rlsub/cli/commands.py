@@ -202,6 +202,8 @@ def format_summary(r: dict[str, Any]) -> str:
         )
     if t.get("abandoned"):
         lines.append(_abandoned_line(t["abandoned"]))
+    for kind, why in (r.get("refinement") or {}).items():  # adaptive: why it ran no more
+        lines.append(f"adaptive refinement of {kind} stopped: {why}")
     if r["estimate"] is not None:
         lines.append(format_group(r["estimate"]))
     return "\n".join(lines)
@@ -209,8 +211,8 @@ def format_summary(r: dict[str, Any]) -> str:
 
 def _abandoned_line(n: int) -> str:
     return (
-        f"{n} trial(s) abandoned: left 'running' by a sweep that is gone; rerunning "
-        "the sweep runs them"
+        f"{n} trial(s) abandoned: left 'running' by a sweep that is gone; a grid sweep "
+        "of the config runs them again (an adaptive one only where its search needs them)"
     )
 
 

@@ -168,6 +168,25 @@ def test_paper_value_sits_beside_its_row_with_ours_under_its_line(stores: list[P
     )
 
 
+def test_ours_under_the_papers_line_is_our_own_estimate_where_the_lines_agree() -> None:
+    """InvertedPendulum ES: the paper's line is the solved score, which is our d_int100
+    line too, so the paper column's number and interval are the d_int100 column's (the
+    same draws on the same scale: failed trials at the group's floor)."""
+    store = (
+        Path(__file__).resolve().parents[1] / "docs/stores/paper/inverted_pendulum_openai_es.sqlite"
+    )
+    records = load_records([store])
+    groups = estimate_all(records)
+    rows, _ = build_rows(records, groups)
+    (row,) = rows
+    assert row["paper_d_int"] == 4
+    ours = groups[0]["d_int100"]
+    assert row["paper_rule_ours"] == pytest.approx(ours["headline"])
+    assert (row["paper_rule_ours_lo"], row["paper_rule_ours_hi"]) == pytest.approx(
+        tuple(ours["interpolated_interval"])
+    )
+
+
 def test_width_figure_from_groups_at_several_sizes(stores: list[Path], tmp_path: Path) -> None:
     records = load_records(stores)
     groups = estimate_all(records, draws=100)

@@ -146,7 +146,11 @@ def _paper_cells(g: Group, recs: list[TrialRecord], row: dict[str, Any]) -> None
         )
     points = [CurvePoint(**c) for c in g["curve"]]
     base = g["baseline_scores"] if pv.line == "baseline" else None
-    e = estimate(points, target, "paper", g["rule"], base, pv.level if base else None)
+    # the paper's line has no random-score floor; the scale is ours (failed trials at
+    # the group's floor), so where its line is ours (a solved score) the cells agree
+    floor = float(g.get("floor") or 0.0)
+    level = pv.level if base else None
+    e = estimate(points, target, "paper", g["rule"], base, level, floor=0.0, score_floor=floor)
     ours = _est(as_dict(e))
     row.update(paper_rule_ours=ours["d"], paper_rule_ours_lo=ours["lo"])
     row.update(paper_rule_ours_hi=ours["hi"], paper_rule_ours_est=ours["est"])

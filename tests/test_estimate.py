@@ -150,7 +150,13 @@ def test_d_int100_from_solved_score_and_no_baseline() -> None:
     means = {p["d"]: p["mean"] for p in g["curve"]}
     expected = min(d for d in GRID if means[d] >= 95.0)
     assert g["d_int100"]["d_int"] == expected and g["d_int100"]["target"] == 95.0
-    assert "d_int100" in format_group(g)
+    text = format_group(g)
+    assert "d_int100" in text and "failed  solved" in text
+    for pt in g["curve"]:  # each d says how many of its seeds reach the solved score
+        k = sum(x >= 95.0 for x in pt["scores"])
+        (line,) = [ln for ln in text.splitlines() if ln.split()[:1] == [str(pt["d"])]]
+        assert line.split()[-1] == f"{k}/{pt['n']}"
+    assert {ln.split()[-1] for ln in text.splitlines()} >= {"0/3", "3/3"}
 
 
 def test_groups_by_config_hash() -> None:

@@ -74,17 +74,20 @@ def format_estimate(
 def format_group(g: Group) -> str:
     """Human-readable summary of one `estimate_group` result."""
     b = g["baseline"]
+    solved = g["solved_score"]
     lines = [
         f"{g['name']} [{g['config_hash']}]: {g['task']} / {g['network']} / {g['algorithm']} / "
         f"{g['projection']}  D={g['D']:,}  rule={g['rule']}",
         f"  baseline {_fmt(b['mean'])} +- {_fmt(b['std'], 3)} (n={b['n']}, failed {b['failed']})"
         + (f"   solved score {g['solved_score']:g}" if g["solved_score"] is not None else ""),
-        "  d        mean       std    n  failed",
+        "  d        mean       std    n  failed" + ("  solved" if solved is not None else ""),
     ]
     for p in g["curve"]:
-        lines.append(
-            f"  {p['d']:<8d} {_fmt(p['mean']):>9} {_fmt(p['std'], 3):>9} {p['n']:>4} {p['failed']:>7}"
-        )
+        row = f"  {p['d']:<8d} {_fmt(p['mean']):>9} {_fmt(p['std'], 3):>9} {p['n']:>4} {p['failed']:>7}"
+        if solved is not None:  # seeds at or above the solved score: the mean hides them
+            k = sum(1 for x in p.get("scores", []) if x >= solved)
+            row += f"  {k:>3}/{p['n']}"
+        lines.append(row)
     e90 = g["d_int90"]
     line90 = (e90["line"] if e90 else "") or f"{g['threshold']:g} x baseline"
     ds = [p["d"] for p in g["curve"] if p["n"] > 0]

@@ -168,6 +168,29 @@ def test_mnist_networks_on_generated_files(tmp_path, monkeypatch, network):
     assert 0 <= rec.final_eval_mean <= 1 and rec.info["n_eval"] == N_TEST
 
 
+@pytest.mark.parametrize("network", ["fc_mnist", "lenet_mnist", "fc_cifar", "lenet_cifar"])
+def test_image_networks_take_the_papers_he_normal_init(network):
+    """init he_normal (the paper's Keras init): every kernel, convolutions included, is a
+    normal of std sqrt(2 / fan_in) truncated at 2 std, every bias 0; the default is
+    PyTorch's own init, so configs without the option keep their networks (and theta0)."""
+    he = build_network(network, {"init": "he_normal"}, seed=3)
+    layers = [m for m in he.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
+    assert any(isinstance(m, torch.nn.Conv2d) for m in layers) == ("lenet" in network)
+    for m in layers:
+        w, fan_in = m.weight.detach(), m.weight[0].numel()
+        std = (2 / fan_in) ** 0.5
+        assert float(w.abs().max()) <= 2 * std
+        if w.numel() >= 1000:  # a normal truncated at 2 std keeps 0.774 of its variance
+            assert float(w.std()) == pytest.approx(std * 0.774**0.5, rel=0.05)
+        assert float(m.bias.detach().abs().max()) == 0
+    default = build_network(network, {}, seed=3)
+    torch_init = build_network(network, {"init": "torch"}, seed=3)
+    assert torch.equal(next(default.parameters()), next(torch_init.parameters()))
+    assert not torch.equal(next(default.parameters()), next(he.parameters()))
+    with pytest.raises(RlsubError, match=f"{network} init must be 'torch' or 'he_normal'"):
+        build_network(network, {"init": "glorot"}, seed=0)
+
+
 # --------------------------------------------------------------------- CLI
 def test_cli_train_prints_one_json_object(cli, tmp_path):
     proc = cli("train", str(DIGITS), "--d", "20", "--seed", "0", "--json", "--out", str(tmp_path))

@@ -9,7 +9,7 @@ name                   D          notes
 =====================  =========  ==============================================
 mlp                    varies     obs -> hidden... -> out; 4-20-20-2 ReLU is 562;
                                   init: torch (default) or he_normal (the paper's)
-fc_mnist               199,210    784-200-200-10 ReLU
+fc_mnist               199,210    784-200-200-10 ReLU          (these four: init as mlp's)
 fc_cifar               656,810    3072-200-200-10 ReLU
 lenet_mnist            44,426     6c5-pool-16c5-pool-120-84-10 on 1x28x28
 lenet_cifar            62,006     the same on 3x32x32
@@ -56,37 +56,49 @@ def mlp(
     init: "torch" (PyTorch's Linear default) or "he_normal" (the original paper's Keras
     layers: weights from a normal of std sqrt(2 / fan_in) truncated at 2 std, biases 0)."""
     net = MLP([in_dim, *hidden, out_dim], activation=activation)
-    if init == "he_normal":
-        he_normal_(net)
-    elif init != "torch":
-        raise RlsubError(f"mlp init must be 'torch' or 'he_normal', got {init!r}")
+    _init(net, init, "mlp")
     return net
 
 
 def he_normal_(net: nn.Module) -> None:
-    """Keras 2.0's he_normal in place on every Linear: truncated normal, std sqrt(2/fan_in)."""
+    """Keras 2.0's he_normal in place on every Linear and Conv2d: a normal of std
+    sqrt(2 / fan_in) truncated at 2 std (fan_in: inputs, times the kernel's area for a
+    convolution), biases 0."""
     with torch.no_grad():
         for m in net.modules():
-            if isinstance(m, nn.Linear):
-                std = math.sqrt(2.0 / m.in_features)
+            if isinstance(m, nn.Linear | nn.Conv2d):
+                fan_in = m.weight[0].numel()  # in_features, or in_channels x kh x kw
+                std = math.sqrt(2.0 / fan_in)
                 nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
 
-def fc_mnist() -> nn.Module:
-    return MLP([784, 200, 200, 10], "relu", flatten=True)
+def _init(net: nn.Module, init: str, name: str) -> nn.Module:
+    """`init`: "torch" (PyTorch's defaults, as built) or "he_normal" (the paper's Keras)."""
+    if init == "he_normal":
+        he_normal_(net)
+    elif init != "torch":
+        raise RlsubError(f"{name} init must be 'torch' or 'he_normal', got {init!r}")
+    return net
 
 
-def fc_cifar() -> nn.Module:
-    return MLP([3072, 200, 200, 10], "relu", flatten=True)
+# The paper's image networks; init="he_normal" is its Keras init (its model_builders.py
+# gives every kernel he_normal and every bias 0), "torch" PyTorch's default
+def fc_mnist(init: str = "torch") -> nn.Module:
+    return _init(MLP([784, 200, 200, 10], "relu", flatten=True), init, "fc_mnist")
 
 
-def lenet_mnist() -> nn.Module:
-    return lenet(1, 28)
+def fc_cifar(init: str = "torch") -> nn.Module:
+    return _init(MLP([3072, 200, 200, 10], "relu", flatten=True), init, "fc_cifar")
 
 
-def lenet_cifar() -> nn.Module:
-    return lenet(3, 32)
+def lenet_mnist(init: str = "torch") -> nn.Module:
+    return _init(lenet(1, 28), init, "lenet_mnist")
+
+
+def lenet_cifar(init: str = "torch") -> nn.Module:
+    return _init(lenet(3, 32), init, "lenet_cifar")
 
 
 # Default keyword arguments so that `rlsub info --network NAME` works by name alone.

@@ -168,6 +168,56 @@ def test_paper_value_sits_beside_its_row_with_ours_under_its_line(stores: list[P
     )
 
 
+def test_mnist_rows_are_the_papers_only_with_its_init_and_l2() -> None:
+    """The paper's MNIST networks drew theta0 from Keras' he_normal and its LeNet script
+    adds L2 1e-4: a row without them is named another protocol, with what differs."""
+    lenet = paper.match({"task": "mnist", "network": "lenet_mnist", "algorithm": "adam"}, {})
+    assert lenet is not None and lenet.value == 290
+    adam = {"lr": 1e-3, "beta2": 0.99, "batch_size": 128}
+    assert paper.protocol_differences(lenet, {**adam, "l2": 0.0}, {}) == [
+        "l2 0 (the paper: 0.0001)",
+        "init torch (the paper: he_normal)",
+    ]
+    assert paper.protocol_differences(lenet, {**adam, "l2": 1e-4}, {"init": "he_normal"}) == []
+    fc = paper.match({"task": "mnist", "network": "fc_mnist", "algorithm": "adam"}, {})
+    assert fc is not None  # its scripts differ on L2, so either sits beside its 750
+    for l2 in (0.0, 1e-4):
+        assert paper.protocol_differences(fc, {**adam, "l2": l2}, {"init": "he_normal"}) == []
+
+
+def test_the_reference_row_is_the_mnist_fc_row_at_the_papers_protocol() -> None:
+    """Of several MNIST FC rows, claims are measured against the one at the paper's
+    protocol (he_normal init), whatever the order; labels tell the rows apart."""
+    from rlsub.analysis.rows import reference_group, row_label
+    from rlsub.experiment.record import TrialRecord
+
+    train = {"lr": 1e-3, "beta2": 0.99, "batch_size": 128, "epochs": 100}
+    variants = {"torch": ({}, train), "he": ({"init": "he_normal"}, {**train, "l2": 1e-4})}
+    records, groups = [], []
+    for h, (kwargs, tr) in variants.items():
+        cfg = {"network": {"name": "fc_mnist", "kwargs": kwargs}, "train": tr, "dataset": {}}
+        for d, acc in ((300, 0.8), (1000, 0.95), ("direct", 0.98)):
+            records.append(
+                TrialRecord(
+                    config_hash=h, name=h, task="mnist", algorithm="adam", network="fc_mnist",
+                    projection="identity" if d == "direct" else "sparse",
+                    d=199_210 if d == "direct" else int(d), direct=d == "direct", seed=0,
+                    status="done", D=199_210, final_eval_mean=acc, best_eval_mean=acc,
+                    config=cfg,
+                )
+            )  # fmt: skip
+    groups = estimate_all(records, draws=100)
+    for order in (groups, groups[::-1]):
+        ref = reference_group(order, records)
+        assert ref is not None and ref["config_hash"] == "he"
+    labels = {
+        g["config_hash"]: row_label([r for r in records if r.config_hash == g["config_hash"]], g)
+        for g in groups
+    }
+    assert "fc_mnist init he_normal / l2 0.0001 /" in labels["he"]
+    assert "init" not in labels["torch"] and "l2" not in labels["torch"]
+
+
 def test_ours_under_the_papers_line_is_our_own_estimate_where_the_lines_agree() -> None:
     """InvertedPendulum ES: the paper's line is the solved score, which is our d_int100
     line too, so the paper column's number and interval are the d_int100 column's (the

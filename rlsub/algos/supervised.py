@@ -18,14 +18,13 @@ One trial, top to bottom (`train`):
    the other networks (fc_mnist, lenet_mnist, fc_cifar, lenet_cifar) take the
    images as they are, and a network that does not fit the data is refused
    with one clear error;
-4. every epoch: a fresh `torch.randperm` order from a dedicated
-   `torch.Generator` (no DataLoader, no workers: indexing in-memory tensors
-   costs far less than a step), one Adam step per minibatch (the last one may
-   be smaller), then an evaluation pass;
-5. result: final-epoch accuracy (`final_eval_mean`), its binomial standard
-   error sqrt(p (1 - p) / n) over the n evaluated examples
-   (`final_eval_std`), the best epoch's accuracy, and the curve
-   [{"step": training samples seen, "value": accuracy}] per epoch.
+4. every epoch: a fresh `torch.randperm` order from a dedicated `torch.Generator` (no
+   DataLoader: indexing in-memory tensors costs far less than a step), one Adam step
+   per minibatch (the last may be smaller; `train.l2` adds the paper's kernel L2 to the
+   loss), then an evaluation pass;
+5. result: final-epoch accuracy (`final_eval_mean`), its binomial standard error
+   sqrt(p (1 - p) / n) over the n evaluated examples (`final_eval_std`), the best
+   epoch's accuracy, and the curve [{"step": samples seen, "value": accuracy}] per epoch.
 
 The evaluation split is the test set, except for the ``shuffled_labels``
 variant, where the original measured memorisation: there it is the training
@@ -380,9 +379,14 @@ def spent(row: Mapping[str, Any]) -> float | None:
     return float(epochs) if epochs else None
 
 
+def describe(train: Mapping[str, Any]) -> list[str]:  # penalties tell rows apart
+    return [f"{k} {train[k]:g}" for k in ("l2", "weight_decay") if train.get(k)]
+
+
 ADAM = Trainer(
     SupervisedConfig,
     train,
+    describe=describe,
     supervised=True,
     family="supervised",
     check=check_config,

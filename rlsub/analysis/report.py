@@ -123,7 +123,7 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     md = markdown_table(rows, ref_text)
-    ref = reference_group(groups)
+    ref = reference_group(groups, records)
     ratios = difficulty_ratios(groups, rows, ref["config_hash"] if ref else None)
     if ratios:
         md += (

@@ -78,13 +78,15 @@ def _budget(recs: list[TrialRecord], supervised: bool) -> str:
 
 
 def row_label(recs: list[TrialRecord], g: Group) -> str:
-    """What distinguishes the row: task (variant included), algorithm, network, what its
-    trainer says tells its rows apart (`Trainer.describe`: for PG, which parts are in the
-    subspace), and the budget."""
+    """What distinguishes the row: task (variant included), algorithm, network (its init
+    where not PyTorch's), what its trainer says tells its rows apart (`Trainer.describe`:
+    for PG, which parts are in the subspace; supervised, an L2 penalty), and the budget."""
     cfg = next((r.config for r in recs if r.config), {}) or {}
     train = cfg.get("train") or {}
-    hidden = ((cfg.get("network") or {}).get("kwargs") or {}).get("hidden")
+    kwargs = (cfg.get("network") or {}).get("kwargs") or {}
+    hidden, init = kwargs.get("hidden"), kwargs.get("init", paper.NET_DEFAULTS["init"])
     net = g["network"] + (" " + "-".join(map(str, hidden)) if hidden else "")
+    net += f" init {init}" if init != paper.NET_DEFAULTS["init"] else ""  # theta0's draw
     bits = [g["task"], g["algorithm"], net]
     trainer = known_trainer(g["algorithm"])  # a store names code: only registered names
     if trainer is not None:
@@ -109,25 +111,42 @@ def _est(e: EstimateDict | None) -> dict[str, Any]:
     return out
 
 
-def reference_group(groups: list[Group]) -> Group | None:
-    """MNIST FC when measured (d_int90 found), else digits, else None."""
+def reference_group(groups: list[Group], records: Iterable[TrialRecord] = ()) -> Group | None:
+    """MNIST FC when measured (d_int90 found), else digits, else None; of several MNIST FC
+    rows, the one at the paper's protocol (`records` give the configs), else the first."""
+    configs = {r.config_hash: r.config or {} for r in records}
     for task, net in (("mnist", "fc_mnist"), ("digits", None)):
-        for g in groups:
-            e = g["d_int90"]
-            if g["task"] == task and net in (None, g["network"]) and e and e["d_int"]:
-                return g
+        found = [
+            g
+            for g in groups
+            if g["task"] == task
+            and net in (None, g["network"])
+            and g["d_int90"]
+            and g["d_int90"]["d_int"]
+        ]
+        if found:
+            return next((g for g in found if _papers(g, configs.get(g["config_hash"]))), found[0])
     return None
+
+
+def _papers(g: Group, cfg: dict[str, Any] | None) -> bool:
+    """Is this row at the paper's protocol (its value would sit beside it)?"""
+    cfg = cfg or {}
+    kwargs = (cfg.get("network") or {}).get("kwargs")
+    pv = paper.match(dict(g), kwargs)
+    return pv is not None and not paper.protocol_differences(pv, cfg.get("train"), kwargs)
 
 
 def _paper_cells(g: Group, recs: list[TrialRecord], row: dict[str, Any]) -> None:
     """The paper's value for this row (only a matching row), and ours under its line."""
     cfg = next((r.config for r in recs if r.config), {}) or {}
-    pv = paper.match(row, (cfg.get("network") or {}).get("kwargs"))
+    net_kwargs = (cfg.get("network") or {}).get("kwargs")
+    pv = paper.match(row, net_kwargs)
     row.update(paper_d_int=None, paper_rule="", paper_rule_ours=None)
     row.update(paper_rule_ours_lo=None, paper_rule_ours_hi=None, paper_rule_ours_est=None)
     if pv is None:
         return
-    differs = paper.protocol_differences(pv, cfg.get("train"))
+    differs = paper.protocol_differences(pv, cfg.get("train"), net_kwargs)
     if differs:  # the paper's task and network, trained otherwise: not its row
         row.setdefault("notes", []).append(
             f"not the paper's protocol ({', '.join(differs)}): its value {pv.value:,g} is "
@@ -176,11 +195,12 @@ def build_rows(records: list[TrialRecord], groups: list[Group]) -> tuple[list[di
     by_hash: dict[str, list[TrialRecord]] = defaultdict(list)
     for r in records:
         by_hash[r.config_hash].append(r)
-    ref = reference_group(groups)
+    ref = reference_group(groups, records)
     ref_e = _est(ref["d_int90"]) if ref else None
     ref_d = ref_e["d"] if ref_e else None
     ref_text = (
-        f"difficulty = d_int90 / d_int90 of {ref['task']} {ref['network']} ({ref_d:.4g})"
+        f"difficulty = d_int90 / d_int90 of {row_label(by_hash[ref['config_hash']], ref)} "
+        f"({ref_d:.4g})"
         if ref and ref_d
         else "difficulty: no reference task (MNIST FC or digits) with a d_int90 in these stores"
     )

@@ -183,8 +183,8 @@ NOT_HERE: tuple[tuple[str, str, str, int, float, str, str], ...] = (
         "adam",
         199_210,
         750,
-        "not yet swept to 100 epochs",
-        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_fc_paper",
+        "not yet swept at its protocol (he_normal init, L2 1e-4, 100 epochs)",
+        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_fc_paper_he",
     ),
     (
         "mnist",
@@ -192,8 +192,8 @@ NOT_HERE: tuple[tuple[str, str, str, int, float, str, str], ...] = (
         "adam",
         44_426,
         290,
-        "not yet swept to 100 epochs",
-        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_lenet_paper",
+        "not yet swept at its protocol (he_normal init, L2 1e-4, 100 epochs)",
+        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_lenet_paper_he",
     ),
     (
         "mnist-shuffled_pixels",
@@ -201,8 +201,8 @@ NOT_HERE: tuple[tuple[str, str, str, int, float, str, str], ...] = (
         "adam",
         199_210,
         750,
-        "not yet swept",
-        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_fc_shuffled_paper",
+        "not yet swept at its protocol (he_normal init; a PyTorch-init row is above)",
+        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_fc_shuffled_paper_he",
     ),
     (
         "mnist-shuffled_pixels",
@@ -210,8 +210,8 @@ NOT_HERE: tuple[tuple[str, str, str, int, float, str, str], ...] = (
         "adam",
         44_426,
         1400,
-        "not yet swept",
-        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_lenet_shuffled_paper",
+        "not yet swept at its protocol (he_normal init; a PyTorch-init row is above)",
+        "RLSUB_DATA_DIR=DIR rlsub sweep mnist_lenet_shuffled_paper_he",
     ),
     (
         "inverted_pendulum",

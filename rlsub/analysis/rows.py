@@ -131,22 +131,28 @@ def reference_group(groups: list[Group], records: Iterable[TrialRecord] = ()) ->
 
 def _papers(g: Group, cfg: dict[str, Any] | None) -> bool:
     """Is this row at the paper's protocol (its value would sit beside it)?"""
-    cfg = cfg or {}
+    pv, differs = _paper_value(dict(g), cfg or {})
+    return pv is not None and not differs
+
+
+def _paper_value(
+    row: dict[str, Any], cfg: dict[str, Any]
+) -> tuple[paper.PaperValue | None, list[str]]:
+    """The paper's value matching a row's task and network, and how the row's config
+    differs from the paper's protocol ([] where it does not, or where no value matches)."""
     kwargs = (cfg.get("network") or {}).get("kwargs")
-    pv = paper.match(dict(g), kwargs)
-    return pv is not None and not paper.protocol_differences(pv, cfg.get("train"), kwargs)
+    pv = paper.match(row, kwargs)
+    return pv, [] if pv is None else paper.protocol_differences(pv, cfg.get("train"), kwargs)
 
 
 def _paper_cells(g: Group, recs: list[TrialRecord], row: dict[str, Any]) -> None:
     """The paper's value for this row (only a matching row), and ours under its line."""
     cfg = next((r.config for r in recs if r.config), {}) or {}
-    net_kwargs = (cfg.get("network") or {}).get("kwargs")
-    pv = paper.match(row, net_kwargs)
+    pv, differs = _paper_value(row, cfg)
     row.update(paper_d_int=None, paper_rule="", paper_rule_ours=None)
     row.update(paper_rule_ours_lo=None, paper_rule_ours_hi=None, paper_rule_ours_est=None)
     if pv is None:
         return
-    differs = paper.protocol_differences(pv, cfg.get("train"), net_kwargs)
     if differs:  # the paper's task and network, trained otherwise: not its row
         row.setdefault("notes", []).append(
             f"not the paper's protocol ({', '.join(differs)}): its value {pv.value:,g} is "

@@ -348,3 +348,56 @@ def test_supervised_ratios_carry_the_papers_own_ratio() -> None:
     assert out[("LeNet", "d_int90")]["paper"] == pytest.approx(750 / 290)
     assert out[("RL", "d_int90")]["paper"] is None
     assert 1.5 < out[("LeNet", "d_int90")]["median"] < 2.7  # FC's crossing is twice LeNet's
+
+
+def test_a_claim_is_also_tested_under_the_papers_own_lines() -> None:
+    """Where both rows carry an estimate under the paper's line (`paper_rule_ours_est`),
+    one more ratio comes from those estimates' draws, not from the rows' own lines; a
+    row without one (not at the paper's protocol) gets no such ratio."""
+    from rlsub.analysis.estimate import CurvePoint, as_dict, estimate
+    from rlsub.analysis.ratios import difficulty_ratios
+
+    def group(cross: float, key: str, task: str) -> dict:
+        return {**rising_group(cross, 500), "config_hash": key, "task": task}
+
+    def at(g: dict, target: float) -> dict:  # an estimate of g's curve under a fixed line
+        pts = [CurvePoint(**c) for c in g["curve"]]
+        return as_dict(estimate(pts, target, "paper", g["rule"], draws=500))
+
+    fc, lenet, other = (
+        group(8.0, "fc", "mnist"),
+        group(4.0, "lenet", "mnist"),
+        group(2.0, "o", "mnist"),
+    )
+    rows = [
+        {
+            "config_hash": "fc",
+            "task": "mnist",
+            "label": "FC",
+            "supervised": True,
+            "paper_d_int": 750,
+            "paper_rule_ours_est": at(fc, 50.0),
+        },  # crosses 50 at d = 8
+        {
+            "config_hash": "lenet",
+            "task": "mnist",
+            "label": "LeNet",
+            "supervised": True,
+            "paper_d_int": 290,
+            "paper_rule_ours_est": at(lenet, 90.0),
+        },  # 90 near d = 8.3
+        {
+            "config_hash": "o",
+            "task": "mnist",
+            "label": "O",
+            "supervised": True,
+            "paper_d_int": 100,
+            "paper_rule_ours_est": None,
+        },
+    ]
+    out = {(r["row"], r["kind"]): r for r in difficulty_ratios([fc, lenet, other], rows, "fc")}
+    own, papers = out[("LeNet", "d_int90")], out[("LeNet", "d_int90, the paper's lines")]
+    assert 1.5 < own["median"] < 2.7  # the rows' own lines: FC twice as hard
+    assert 0.75 < papers["median"] < 1.15  # the paper's lines here put them level
+    assert papers["paper"] == pytest.approx(750 / 290)
+    assert ("O", "d_int90, the paper's lines") not in out and ("O", "d_int90") in out

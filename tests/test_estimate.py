@@ -318,36 +318,37 @@ def test_ratios_come_from_the_two_rows_posterior_draws() -> None:
     assert r["lo"] < 2.0 < r["hi"] and 1.5 < r["median"] < 2.7
 
 
+def named_group(cross: float, key: str, task: str) -> dict:
+    """`rising_group` with the config hash and task a table row refers to."""
+    return {**rising_group(cross, 500), "config_hash": key, "task": task}
+
+
+def sup_row(key: str, paper_d_int: float, est: dict | None = None) -> dict:
+    """A supervised MNIST table row (label = key) with a paper value and, optionally, its
+    estimate under the paper's line."""
+    return {
+        "config_hash": key,
+        "task": "mnist",
+        "label": key,
+        "supervised": True,
+        "paper_d_int": paper_d_int,
+        "paper_rule_ours_est": est,
+    }
+
+
 def test_supervised_ratios_carry_the_papers_own_ratio() -> None:
     """Between two supervised rows that each carry a paper value (MNIST FC 750, LeNet 290)
     the paper column is the ratio of the two; an RL row without a paper claim gets none."""
     from rlsub.analysis.ratios import difficulty_ratios
 
-    def group(cross: float, key: str, task: str) -> dict:
-        return {**rising_group(cross, 500), "config_hash": key, "task": task}
-
-    groups = [group(8.0, "fc", "mnist"), group(4.0, "lenet", "mnist"), group(2.0, "rl", "x")]
-    rows = [
-        {
-            "config_hash": "fc",
-            "task": "mnist",
-            "label": "FC",
-            "supervised": True,
-            "paper_d_int": 750,
-        },
-        {
-            "config_hash": "lenet",
-            "task": "mnist",
-            "label": "LeNet",
-            "supervised": True,
-            "paper_d_int": 290,
-        },
-        {"config_hash": "rl", "task": "x", "label": "RL", "supervised": False, "paper_d_int": 25},
-    ]
+    groups = [named_group(8.0, "fc", "mnist"), named_group(4.0, "lenet", "mnist")]
+    groups.append(named_group(2.0, "rl", "x"))
+    rl = {"config_hash": "rl", "task": "x", "label": "RL", "supervised": False, "paper_d_int": 25}
+    rows = [sup_row("fc", 750), sup_row("lenet", 290), rl]
     out = {(r["row"], r["kind"]): r for r in difficulty_ratios(groups, rows, "fc")}
-    assert out[("LeNet", "d_int90")]["paper"] == pytest.approx(750 / 290)
+    assert out[("lenet", "d_int90")]["paper"] == pytest.approx(750 / 290)
     assert out[("RL", "d_int90")]["paper"] is None
-    assert 1.5 < out[("LeNet", "d_int90")]["median"] < 2.7  # FC's crossing is twice LeNet's
+    assert 1.5 < out[("lenet", "d_int90")]["median"] < 2.7  # FC's crossing is twice LeNet's
 
 
 def test_a_claim_is_also_tested_under_the_papers_own_lines() -> None:
@@ -357,47 +358,18 @@ def test_a_claim_is_also_tested_under_the_papers_own_lines() -> None:
     from rlsub.analysis.estimate import CurvePoint, as_dict, estimate
     from rlsub.analysis.ratios import difficulty_ratios
 
-    def group(cross: float, key: str, task: str) -> dict:
-        return {**rising_group(cross, 500), "config_hash": key, "task": task}
-
     def at(g: dict, target: float) -> dict:  # an estimate of g's curve under a fixed line
         pts = [CurvePoint(**c) for c in g["curve"]]
         return as_dict(estimate(pts, target, "paper", g["rule"], draws=500))
 
-    fc, lenet, other = (
-        group(8.0, "fc", "mnist"),
-        group(4.0, "lenet", "mnist"),
-        group(2.0, "o", "mnist"),
-    )
-    rows = [
-        {
-            "config_hash": "fc",
-            "task": "mnist",
-            "label": "FC",
-            "supervised": True,
-            "paper_d_int": 750,
-            "paper_rule_ours_est": at(fc, 50.0),
-        },  # crosses 50 at d = 8
-        {
-            "config_hash": "lenet",
-            "task": "mnist",
-            "label": "LeNet",
-            "supervised": True,
-            "paper_d_int": 290,
-            "paper_rule_ours_est": at(lenet, 90.0),
-        },  # 90 near d = 8.3
-        {
-            "config_hash": "o",
-            "task": "mnist",
-            "label": "O",
-            "supervised": True,
-            "paper_d_int": 100,
-            "paper_rule_ours_est": None,
-        },
-    ]
+    fc, lenet = named_group(8.0, "fc", "mnist"), named_group(4.0, "lenet", "mnist")
+    other = named_group(2.0, "o", "mnist")
+    # FC crosses 50 at d = 8, LeNet crosses 90 near d = 8.3: level under these lines
+    rows = [sup_row("fc", 750, at(fc, 50.0)), sup_row("lenet", 290, at(lenet, 90.0))]
+    rows.append(sup_row("o", 100))
     out = {(r["row"], r["kind"]): r for r in difficulty_ratios([fc, lenet, other], rows, "fc")}
-    own, papers = out[("LeNet", "d_int90")], out[("LeNet", "d_int90, the paper's lines")]
+    own, papers = out[("lenet", "d_int90")], out[("lenet", "d_int90, the paper's lines")]
     assert 1.5 < own["median"] < 2.7  # the rows' own lines: FC twice as hard
     assert 0.75 < papers["median"] < 1.15  # the paper's lines here put them level
     assert papers["paper"] == pytest.approx(750 / 290)
-    assert ("O", "d_int90, the paper's lines") not in out and ("O", "d_int90") in out
+    assert ("o", "d_int90, the paper's lines") not in out and ("o", "d_int90") in out

@@ -33,14 +33,16 @@ PAPER_CLAIMS: dict[tuple[str, str], tuple[str, float, str, float]] = {
 }
 
 
-def posterior_draws(
-    g: Group, kind: str, draws: int = DRAWS, est: EstimateDict | None = None
-) -> np.ndarray | None:
+def posterior_draws(g: Group, kind: str, draws: int = DRAWS) -> np.ndarray | None:
     """The posterior draws behind `g[kind]`'s headline and interval (an `estimate_group`
     result), drawn again from its curve: the crossing d of every draw, inf where the
-    curve never crosses within the grid's reach. None where there is no estimate.
-    `est`: another estimate on the same curve (the row's under the paper's line)."""
-    e = est if est is not None else estimate_of(g, kind)
+    curve never crosses within the grid's reach. None where there is no estimate."""
+    return estimate_draws(g, estimate_of(g, kind), draws)
+
+
+def estimate_draws(g: Group, e: EstimateDict | None, draws: int = DRAWS) -> np.ndarray | None:
+    """The posterior draws behind estimate `e` of `g`'s curve (one of `g`'s own, or the
+    row's under the paper's line); None where `e` has no interval."""
     if not e or e["interpolated_interval"] is None:
         return None
     pts = [c for c in g["curve"] if c["n"] > 0 and c["d"] != e["collapse"]]
@@ -80,7 +82,8 @@ def difficulty_ratios(
     groups: list[Group], rows: list[dict[str, Any]], ref_hash: str | None
 ) -> list[dict[str, Any]]:
     """For every row but the reference: reference d_int90 / row d_int (90, and 100 where
-    the row has it), with the paper's ratio where it made the same claim."""
+    the row has it), with the paper's ratio where it made the same claim, and that claim
+    once more under the paper's own lines where both rows are at its protocol."""
     by_hash = {g["config_hash"]: g for g in groups}
     ref = by_hash.get(ref_hash or "")
     if ref is None:
@@ -89,11 +92,13 @@ def difficulty_ratios(
     ref_draws = posterior_draws(ref, "d_int90")
     if ref_draws is None:
         return []
+    ref_papers_draws = _papers_line_draws(ref, ref_row)
     out = []
     for row in rows:
         if row["config_hash"] == ref_hash or row.get("not_measured"):
             continue
         g = by_hash[row["config_hash"]]
+        compared = _papers_comparison(ref, ref_row, row)
         for kind in KINDS:
             e = estimate_of(g, kind)
             if e is None or e["headline_side"] != "in":
@@ -101,55 +106,43 @@ def difficulty_ratios(
             draws = posterior_draws(g, kind)
             if draws is None:
                 continue
-            claim = PAPER_CLAIMS.get((ref["task"], row["task"]))
-            paper = None
-            if claim is not None and claim[2] == kind:
-                paper = claim[1] / claim[3]
-            elif kind == "d_int90" and _supervised_pair(ref_row, row):
-                paper = ref_row["paper_d_int"] / row["paper_d_int"]  # both the paper's d_int90
-            out.append(
-                {
-                    "reference": ref_row["label"],
-                    "row": row["label"],
-                    "kind": kind,
-                    **ratio(ref_draws, draws),
-                    "paper": paper,
-                }
-            )
-        by_papers = _under_papers_lines(ref, ref_row, g, row)
-        if by_papers is not None:
-            out.append(by_papers)
+            paper = compared[1] if compared and compared[0] == kind else None
+            out.append(_ratio_row(ref_row, row, kind, ratio(ref_draws, draws), paper))
+        if compared is None or ref_papers_draws is None:
+            continue
+        draws = _papers_line_draws(g, row)
+        if draws is not None:
+            by = f"{compared[0]}, the paper's lines"
+            out.append(_ratio_row(ref_row, row, by, ratio(ref_papers_draws, draws), compared[1]))
     return out
 
 
-def _under_papers_lines(
-    ref: Group, ref_row: dict[str, Any], g: Group, row: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The ratio under the paper's own lines (each row's `paper_rule_ours_est`, set only
-    where the row is at the paper's protocol), where the paper made this comparison and
-    both rows' estimates fall inside their grids; else None."""
+def _ratio_row(
+    ref_row: dict[str, Any], row: dict[str, Any], kind: str, r: dict[str, Any], paper: float | None
+) -> dict[str, Any]:
+    return {"reference": ref_row["label"], "row": row["label"], "kind": kind, **r, "paper": paper}
+
+
+def _papers_comparison(
+    ref: Group, ref_row: dict[str, Any], row: dict[str, Any]
+) -> tuple[str, float] | None:
+    """The comparison the paper made between the reference and this row: the kind of
+    d_int it took for the row and its ratio; None where it made none."""
     claim = PAPER_CLAIMS.get((ref["task"], row["task"]))
-    if claim is None and not _supervised_pair(ref_row, row):
-        return None
-    ests = [r.get("paper_rule_ours_est") for r in (ref_row, row)]
-    if any(e is None or e["headline_side"] != "in" for e in ests):
-        return None
-    num = posterior_draws(ref, "", est=ests[0])
-    den = posterior_draws(g, "", est=ests[1])
-    if num is None or den is None:
-        return None
-    kind, paper = "d_int90", None
     if claim is not None:
-        kind, paper = claim[2], claim[1] / claim[3]
-    else:
-        paper = ref_row["paper_d_int"] / row["paper_d_int"]
-    return {
-        "reference": ref_row["label"],
-        "row": row["label"],
-        "kind": f"{kind}, the paper's lines",
-        **ratio(num, den),
-        "paper": paper,
-    }
+        return claim[2], claim[1] / claim[3]
+    if _supervised_pair(ref_row, row):  # both the paper's d_int90
+        return "d_int90", ref_row["paper_d_int"] / row["paper_d_int"]
+    return None
+
+
+def _papers_line_draws(g: Group, row: dict[str, Any]) -> np.ndarray | None:
+    """The draws of the row's estimate under the paper's line (`paper_rule_ours_est`, set
+    only where the row is at the paper's protocol); None where it has none inside its grid."""
+    e = row.get("paper_rule_ours_est")
+    if e is None or e["headline_side"] != "in":
+        return None
+    return estimate_draws(g, e)
 
 
 def _supervised_pair(ref_row: dict[str, Any], row: dict[str, Any]) -> bool:
